@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_CONTENT_TYPE, METRICS_THROUGH_PROXY } from '../../src/modules/metrics/metrics.routes.js';
@@ -230,6 +233,89 @@ describe('GET /metrics', () => {
     });
     const text = (await request(app).get('/metrics').expect(200)).text;
     expect(text).not.toMatch(/^slurm_ingest_file_modified_timestamp_seconds/m);
+  });
+
+  it('exports whether the fallbacks the newest run did not need would work, as its notes say; no series where unchecked', async () => {
+    // While slurmrestd answered, an sacct fallback that would fail (an SACCT_PATH that cannot be run) showed
+    // only in the runs' notes, and was found in the outage it was there for.
+    await db.pool.query('TRUNCATE ingestion_runs RESTART IDENTITY');
+    const app = buildTestApp(db, { env: { INGEST_ENABLED: 'false' } });
+    const scrape = async () => (await request(app).get('/metrics').expect(200)).text;
+    expect(await scrape()).not.toMatch(/^slurm_ingest_fallback_setup_ok/m);
+    const run = (notes: Record<string, string>, finishedAt: string) =>
+      db.prisma.ingestionRun.create({
+        data: {
+          trigger: 'schedule',
+          outcome: 'success',
+          source: 'slurmrestd',
+          sourceNotes: { slurmrestd: 'answered', ...notes },
+          windowStart: new Date('2026-12-02T00:00:00Z'),
+          windowEnd: new Date(finishedAt),
+          startedAt: new Date(finishedAt),
+          finishedAt: new Date(finishedAt),
+        },
+      });
+    await run(
+      {
+        sacct: 'not tried (slurmrestd answered), but would fail: SACCT_PATH /usr/bin/sacctt cannot be run (ENOENT)',
+        file: 'not tried (slurmrestd answered), set-up checked: no problem found',
+      },
+      '2026-12-03T01:00:00Z',
+    );
+    const broken = await scrape();
+    expect(sampleOf(broken, 'slurm_ingest_fallback_setup_ok{source="sacct"}')).toBe(0);
+    expect(sampleOf(broken, 'slurm_ingest_fallback_setup_ok{source="file"}')).toBe(1);
+    // Fixed, and a file no longer configured: sacct 1, no file series.
+    await run(
+      {
+        sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
+        file: 'not configured (FALLBACK_CSV unset)',
+      },
+      '2026-12-03T01:15:00Z',
+    );
+    const fixed = await scrape();
+    expect(sampleOf(fixed, 'slurm_ingest_fallback_setup_ok{source="sacct"}')).toBe(1);
+    expect(fixed).not.toMatch(/^slurm_ingest_fallback_setup_ok\{source="file"\}/m);
+    // A check that could not be made says nothing either way.
+    await run({ sacct: 'not tried (slurmrestd answered), set-up not checked: EMFILE' }, '2026-12-03T01:30:00Z');
+    expect(await scrape()).not.toMatch(/^slurm_ingest_fallback_setup_ok/m);
+  });
+
+  it("exports when slurmrestd's JWT expires, read from SLURMRESTD_TOKEN or the token file at start; no series for a token that is no JWT or has no exp", async () => {
+    // Nothing warned before the token expired: ingestion then failed (error 1007) and IngestionStale paged.
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const jwt = (claims: Record<string, unknown>) => `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}.sig`;
+    const exp = Date.parse('2027-03-01T10:00:00Z') / 1000;
+    const series = 'slurm_ingest_token_expiry_timestamp_seconds{source="slurmrestd"}';
+    const scrape = async (env: Record<string, string>) => {
+      const app = buildTestApp(db, {
+        env: { SLURMRESTD_URL: 'http://127.0.0.1:9', SLURMRESTD_USER: 'billing', ...env },
+      });
+      // The file is read once at start, asynchronously: the first scrapes may come before it.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const text = (await request(app).get('/metrics').expect(200)).text;
+        if (sampleOf(text, series) !== undefined || attempt === 49) return text;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return '';
+    };
+    expect(sampleOf(await scrape({ SLURMRESTD_TOKEN: jwt({ exp, sun: 'billing' }) }), series)).toBe(exp);
+    expect(sampleOf(await scrape({ SLURMRESTD_TOKEN: `SLURM_JWT=${jwt({ exp: exp + 60 })}` }), series)).toBe(exp + 60);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'token-expiry-'));
+    const tokenFile = path.join(dir, 'slurm-jwt');
+    writeFileSync(tokenFile, `SLURM_JWT=${jwt({ exp: exp + 120, sun: 'billing' })}\n`);
+    expect(sampleOf(await scrape({ SLURMRESTD_TOKEN_FILE: tokenFile }), series)).toBe(exp + 120);
+    rmSync(dir, { recursive: true });
+    const noSeries: Record<string, string>[] = [
+      { SLURMRESTD_TOKEN: 'not-a-jwt' },
+      { SLURMRESTD_TOKEN: jwt({ sun: 'billing' }) },
+      { SLURMRESTD_TOKEN_FILE: '/nonexistent/slurm-jwt' },
+      // A process that does not run ingestion never re-reads the file: its reading would go stale.
+      { SLURMRESTD_TOKEN: jwt({ exp }), INGEST_ENABLED: 'false' },
+    ];
+    for (const env of noSeries) {
+      expect(await scrape(env), JSON.stringify(env)).not.toMatch(/^slurm_ingest_token_expiry_timestamp_seconds/m);
+    }
   });
 
   it('labels requests by route template, puts every unknown path under one value, and does not count itself', async () => {

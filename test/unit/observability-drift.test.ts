@@ -508,6 +508,8 @@ describe('the alert rules and the code agree', () => {
         'SchemaAheadOfCode',
         'AppNotScraped',
         'AuditChainUnverified',
+        'SlurmrestdTokenExpiring',
+        'IngestionFallbackBroken',
       ]),
     );
   });

@@ -7,13 +7,16 @@ import { createIngestionService, type IngestionService } from './ingestion.servi
 import type { JobSource } from './job-source.js';
 import { createSacctSource } from './sacct.source.js';
 import { createSacctFileSource } from './sacct-file.source.js';
-import { createSlurmRestSource } from './slurm-rest.source.js';
+import { createSlurmRestSource, readSlurmrestdToken, tokenExpiryOf } from './slurm-rest.source.js';
 
 // Records without a cluster (rare: files without a Cluster column) get this name.
 const FALLBACK_CLUSTER_NAME = 'default';
 
 /** The configured sources in order slurmrestd -> sacct -> file, and why the others are absent. */
-export function buildSources(config: AppConfig): { sources: JobSource[]; unconfigured: Record<string, string> } {
+export function buildSources(
+  config: AppConfig,
+  hooks: { onTokenRead?: (jwt: string) => void } = {},
+): { sources: JobSource[]; unconfigured: Record<string, string> } {
   const ingestion = config.ingestion;
   const defaultCluster = ingestion.cluster ?? FALLBACK_CLUSTER_NAME;
   const sources: JobSource[] = [];
@@ -29,6 +32,7 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
         retryBaseMs: 500,
         // Warn when SLURMRESTD_USER is no operator: under PrivateData=jobs it reads its own jobs alone.
         checksUserLevel: true,
+        onTokenRead: hooks.onTokenRead,
       }),
     );
   } else unconfigured.slurmrestd = 'not configured (SLURMRESTD_URL unset)';
@@ -71,6 +75,16 @@ export function buildSources(config: AppConfig): { sources: JobSource[]; unconfi
   return { sources, unconfigured };
 }
 
+/**
+ * Whether this process exports when slurmrestd's JWT expires (slurm_ingest_token_expiry_timestamp_seconds):
+ * only where it runs ingestion (INGEST_ENABLED), whose runs re-read SLURMRESTD_TOKEN_FILE. A process that
+ * never runs one (`npm run ingest` from cron does) would keep the token it read at start after the file
+ * was rotated, and warn of its expiry for nothing.
+ */
+function watchesTokenExpiry(config: AppConfig): boolean {
+  return config.ingestion.isEnabled && config.ingestion.slurmrestd !== undefined;
+}
+
 /** The ingestion service wired from configuration. */
 export function buildIngestionService(deps: {
   config: AppConfig;
@@ -79,7 +93,16 @@ export function buildIngestionService(deps: {
   metrics: Metrics;
   now?: () => Date;
 }): IngestionService {
-  const { sources, unconfigured } = buildSources(deps.config);
+  const observeToken = watchesTokenExpiry(deps.config)
+    ? (jwt: string) => deps.metrics.observeIngestTokenExpiry(tokenExpiryOf(jwt))
+    : undefined;
+  const { sources, unconfigured } = buildSources(deps.config, { onTokenRead: observeToken });
+  const slurmrestd = deps.config.ingestion.slurmrestd;
+  if (observeToken && slurmrestd) {
+    // Read once at start, so the gauge is there before the first run; a token that cannot be read leaves
+    // none (the run says why). Then each run that re-reads the file sets it again.
+    void readSlurmrestdToken(slurmrestd).then(observeToken, () => undefined);
+  }
   return createIngestionService({
     db: deps.db,
     sources,

@@ -631,19 +631,39 @@ export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
 export async function findLastSuccessfulFinishWithin(
   pool: pg.Pool,
   timeoutMs: number,
-): Promise<{ finishedAt: Date; source: string | null; fileFingerprint: string | null } | null> {
-  const { rows } = await queryWithin<{ finished_at: Date; source: string | null; file_fingerprint: string | null }>(
+): Promise<{
+  finishedAt: Date;
+  source: string | null;
+  fileFingerprint: string | null;
+  fallbackNotes: { sacct: string | null; file: string | null };
+} | null> {
+  const { rows } = await queryWithin<{
+    finished_at: Date;
+    source: string | null;
+    file_fingerprint: string | null;
+    sacct_note: string | null;
+    file_note: string | null;
+  }>(
     pool,
     {
-      // The same row says which source answered it and, for the file, the fingerprint it read.
-      text: `SELECT finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint FROM ingestion_runs
+      // The same row says which source answered it and, for the file, the fingerprint it read; and what
+      // the set-up checks of the fallbacks it did not need found (slurmrestd is never a fallback).
+      text: `SELECT finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint,
+                    source_notes->>'sacct' AS sacct_note, source_notes->>'file' AS file_note FROM ingestion_runs
              WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
              ORDER BY id DESC LIMIT 1`,
     },
     timeoutMs,
   );
   const row = rows[0];
-  return row ? { finishedAt: row.finished_at, source: row.source, fileFingerprint: row.file_fingerprint } : null;
+  return row
+    ? {
+        finishedAt: row.finished_at,
+        source: row.source,
+        fileFingerprint: row.file_fingerprint,
+        fallbackNotes: { sacct: row.sacct_note, file: row.file_note },
+      }
+    : null;
 }
 
 /**

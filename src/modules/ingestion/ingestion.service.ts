@@ -531,7 +531,7 @@ export function createIngestionService(deps: IngestionDeps) {
   async function noteFallbacks(answeredSource: string, notes: Record<string, string>) {
     const untried = deps.sources.slice(deps.sources.findIndex((source) => source.name === answeredSource) + 1);
     for (const source of untried) {
-      notes[source.name] = `not tried (${answeredSource} answered)${await fallbackSetupText(source)}`;
+      notes[source.name] = `${NOT_TRIED}${answeredSource} answered)${await fallbackSetupText(source)}`;
     }
   }
 
@@ -540,7 +540,7 @@ export function createIngestionService(deps: IngestionDeps) {
     if (!source.findSetupProblem) return ', set-up not checked';
     try {
       const problem = await source.findSetupProblem();
-      return problem ? `, but would fail: ${problem}` : ', set-up checked: no problem found';
+      return problem ? `${WOULD_FAIL}${problem}` : SETUP_OK;
     } catch (error) {
       return `, set-up not checked: ${error instanceof Error ? error.message : String(error)}`;
     }
@@ -946,6 +946,21 @@ export function isBackfillWindowDone(db: Database, window: IngestWindow): Promis
   return ingestionRepository.isBackfillWindowDone(db.prisma, window);
 }
 
+/** How a run's notes begin for a fallback it did not need (noteFallbacks), and what its set-up check found. */
+const NOT_TRIED = 'not tried (';
+const WOULD_FAIL = ', but would fail: ';
+const SETUP_OK = ', set-up checked: no problem found';
+
+/**
+ * What a run's note for a fallback says its set-up check found: true (no problem), false (it would
+ * fail), null when the fallback was tried, not configured, or its set-up not checked.
+ */
+export function fallbackSetupOf(note: string | null): boolean | null {
+  if (!note?.startsWith(NOT_TRIED)) return null;
+  if (note.endsWith(` answered)${SETUP_OK}`)) return true;
+  return / answered\), but would fail: /.test(note) ? false : null;
+}
+
 /** What the freshness gauges read at each scrape (findLastIngestionSuccess). */
 export interface IngestionFreshness {
   /** When the newest completed run reading up to now finished. */
@@ -955,6 +970,12 @@ export interface IngestionFreshness {
    * run of a file nothing refreshes succeeds, nothing new in it, so finishedAt stays fresh for ever.
    */
   fileModifiedAt: Date | null;
+  /**
+   * Each fallback that run did not need and whose set-up it checked (a sacct that can be run, a file
+   * that can be read): whether the check found no problem. While slurmrestd answers, a broken
+   * fallback showed only in the runs' notes, and was found in the outage it is there for.
+   */
+  fallbackSetup: { source: string; isOk: boolean }[];
 }
 
 /**
@@ -965,8 +986,13 @@ export interface IngestionFreshness {
 export async function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<IngestionFreshness | null> {
   const last = await ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
   if (!last) return null;
+  const fallbackSetup = Object.entries(last.fallbackNotes).flatMap(([source, note]) => {
+    const isOk = fallbackSetupOf(note);
+    return isOk === null ? [] : [{ source, isOk }];
+  });
   return {
     finishedAt: last.finishedAt,
     fileModifiedAt: last.source === 'file' ? fileModifiedAtOf(last.fileFingerprint) : null,
+    fallbackSetup,
   };
 }

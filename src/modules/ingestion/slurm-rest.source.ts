@@ -62,6 +62,11 @@ export interface SlurmRestSourceOptions {
    * (buildSources). Off, the source never asks.
    */
   checksUserLevel?: boolean;
+  /**
+   * Told each token read from SLURMRESTD_TOKEN_FILE (at every request), for its expiry gauge; not called
+   * for SLURMRESTD_TOKEN, which cannot change while the app runs (read once at start instead).
+   */
+  onTokenRead?: (jwt: string) => void;
 }
 
 /**
@@ -152,35 +157,10 @@ export function createSlurmRestSource(
   const baseUrl = () => new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
 
   const token = async (): Promise<string> => {
-    if (options.token) {
-      // scontrol token prints `SLURM_JWT=eyJ...`, which admins paste whole, as the file may hold it.
-      // Sent as it was, slurmrestd refused it (error 1007) and the run said to check the token.
-      const value = tokenIn(options.token);
-      if (!TOKEN_TEXT.test(value)) {
-        throw new SourceConfigError(
-          'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
-        );
-      }
-      return value;
-    }
-    if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
-    try {
-      const text = (await readFile(options.tokenFile, 'utf8')).trim();
-      const value = tokenIn(text);
-      if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
-      // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
-      // header content") without a word about the file.
-      if (!TOKEN_TEXT.test(value)) {
-        throw new SourceConfigError(
-          `SLURMRESTD_TOKEN_FILE ${options.tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
-        );
-      }
-      return value;
-    } catch (error) {
-      if (error instanceof SourceConfigError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} cannot be read (${code ?? 'error'})`);
-    }
+    const value = await readSlurmrestdToken(options);
+    // The file may have been rotated since the last request: its expiry gauge follows (buildIngestionService).
+    if (!options.token) options.onTokenRead?.(value);
+    return value;
   };
 
   /**
@@ -481,6 +461,68 @@ export function createSlurmRestSource(
     }
     return response.items;
   }
+}
+
+/**
+ * The JWT SLURMRESTD_TOKEN holds, or else the one SLURMRESTD_TOKEN_FILE holds now (read at each call, so
+ * rotating the file needs no restart). Throws a SourceConfigError naming the setting for text no JWT is
+ * made of, an empty or unreadable file.
+ */
+export async function readSlurmrestdToken(
+  options: Pick<SlurmRestSourceOptions, 'token' | 'tokenFile'>,
+): Promise<string> {
+  if (options.token) {
+    // scontrol token prints `SLURM_JWT=eyJ...`, which admins paste whole, as the file may hold it.
+    // Sent as it was, slurmrestd refused it (error 1007) and the run said to check the token.
+    const value = tokenIn(options.token);
+    if (!TOKEN_TEXT.test(value)) {
+      throw new SourceConfigError(
+        'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
+      );
+    }
+    return value;
+  }
+  if (!options.tokenFile) throw new SourceConfigError('set SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE');
+  try {
+    const text = (await readFile(options.tokenFile, 'utf8')).trim();
+    const value = tokenIn(text);
+    if (!value) throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} is empty`);
+    // Sent as it is, a file of other lines made Node refuse the header ("Invalid character in
+    // header content") without a word about the file.
+    if (!TOKEN_TEXT.test(value)) {
+      throw new SourceConfigError(
+        `SLURMRESTD_TOKEN_FILE ${options.tokenFile} holds no token: write the JWT alone in it, or scontrol token's SLURM_JWT=... line`,
+      );
+    }
+    return value;
+  } catch (error) {
+    if (error instanceof SourceConfigError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SourceConfigError(`SLURMRESTD_TOKEN_FILE ${options.tokenFile} cannot be read (${code ?? 'error'})`);
+  }
+}
+
+/** A JWT's claims, read and not verified (base64url JSON between its first two dots); null when it has none. */
+function claimsOf(jwt: string | undefined): Record<string, unknown> | null {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return payload !== null && typeof payload === 'object' && !Array.isArray(payload)
+      ? (payload as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * When a JWT expires, from its `exp` claim (read, not verified: slurmrestd checks the signature), for
+ * slurm_ingest_token_expiry_timestamp_seconds; null for a token that is no JWT or has no numeric `exp`
+ * (no series: nothing to warn of).
+ */
+export function tokenExpiryOf(jwt: string): Date | null {
+  if (jwt.split('.').length !== 3) return null;
+  const exp = claimsOf(jwt)?.exp;
+  return typeof exp === 'number' && Number.isFinite(exp) && exp > 0 ? new Date(exp * 1000) : null;
 }
 
 /**

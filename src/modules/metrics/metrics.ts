@@ -284,6 +284,35 @@ export function createMetrics(options: MetricsOptions = {}) {
         if (last?.fileModifiedAt) this.set({ source: 'file' }, last.fileModifiedAt.getTime() / 1000);
       },
     }),
+    // From the same read as ingestLastSuccess at each scrape (the same row's notes). While slurmrestd answered,
+    // a fallback that would fail (an SACCT_PATH that cannot be run) showed only in the runs' notes, and was
+    // found in the outage it is there for (IngestionFallbackBroken).
+    ingestFallbackSetup: new Gauge({
+      name: 'slurm_ingest_fallback_setup_ok',
+      help: '1 when the newest successful (or partial) run reading up to now checked the set-up of a fallback it did not need (sacct, file) and found no problem, 0 when it found the fallback would fail; no series for a fallback it tried, did not check, or that is not configured.',
+      labelNames: ['source'] as const,
+      // Every process reads the same run; 0 from any is a fallback that would fail.
+      aggregator: 'min',
+      registers,
+      async collect() {
+        const last = await readIngestFreshness();
+        // The read failed: the last values stay, as slurm_ingest_last_success_timestamp_seconds's does.
+        if (last === undefined) return;
+        this.reset();
+        for (const { source, isOk } of last?.fallbackSetup ?? []) this.set({ source }, isOk ? 1 : 0);
+      },
+    }),
+    // Set when the token is read (at start, and each time a run re-reads SLURMRESTD_TOKEN_FILE), never at a
+    // scrape: nothing warned before slurmrestd's JWT expired, and then every run failed (SlurmrestdTokenExpiring).
+    ingestTokenExpiry: new Gauge({
+      name: 'slurm_ingest_token_expiry_timestamp_seconds',
+      help: "When slurmrestd's JWT (SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE) expires (Unix seconds), from its exp claim as last read by a process that runs ingestion; no series for a token that is no JWT or has no exp.",
+      // A label, so that a token without exp leaves no series (an unlabelled gauge reads 0 after a reset).
+      labelNames: ['source'] as const,
+      // A process that read the file longer ago still holds the token it replaced, which expires sooner.
+      aggregator: 'max',
+      registers,
+    }),
     oldestOpenCheckout: new Gauge({
       name: 'payments_oldest_open_checkout_timestamp_seconds',
       help: 'When the oldest checkout still open (payment pending, no word from the provider yet) was opened (Unix seconds), per provider; no series when none is open.',
@@ -409,6 +438,11 @@ export function createMetrics(options: MetricsOptions = {}) {
      */
     observeIngestionFreshness(read: () => Promise<IngestionFreshness | null>) {
       readLastIngestSuccess = read;
+    },
+    /** When slurmrestd's token expires, as last read; null (a token that is no JWT, or has no exp) leaves no series. */
+    observeIngestTokenExpiry(expiresAt: Date | null) {
+      metrics.ingestTokenExpiry.reset();
+      if (expiresAt) metrics.ingestTokenExpiry.set({ source: 'slurmrestd' }, expiresAt.getTime() / 1000);
     },
   };
 }

@@ -1072,11 +1072,19 @@ describe('sources in order, and failures', () => {
       slurmrestd: 'answered',
       sacct: 'not tried (slurmrestd answered), set-up checked: no problem found',
     });
+    // The scrape reads it from the same row (slurm_ingest_fallback_setup_ok): only the run notes said it.
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({
+      fallbackSetup: [{ source: 'sacct', isOk: true }],
+    });
     expect((await notesWith(sacct(async () => 'SACCT_PATH /x cannot be run (ENOENT)'))).sacct).toBe(
       'not tried (slurmrestd answered), but would fail: SACCT_PATH /x cannot be run (ENOENT)',
     );
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({
+      fallbackSetup: [{ source: 'sacct', isOk: false }],
+    });
     // A check that could not be made is not taken for one that found nothing.
     expect((await notesWith(sacct())).sacct).toBe('not tried (slurmrestd answered), set-up not checked');
+    expect(await findLastIngestionSuccess(db, 5000)).toMatchObject({ fallbackSetup: [] });
     const unchecked = sacct(async () => {
       throw new Error('EMFILE: too many open files');
     });
@@ -1220,7 +1228,11 @@ describe('one run at a time', () => {
         },
       ],
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: lastLive, fileModifiedAt: null });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({
+      finishedAt: lastLive,
+      fileModifiedAt: null,
+      fallbackSetup: [],
+    });
     const restarted = createMetrics();
     await service([], { metrics: restarted }).restoreFreshnessGauge();
     expect((await restarted.ingestLastSuccess.get()).values[0]?.value).toBe(lastLive.getTime() / 1000);
@@ -1237,7 +1249,11 @@ describe('one run at a time', () => {
         finishedAt: today,
       },
     });
-    expect(await findLastIngestionSuccess(db, 5000)).toEqual({ finishedAt: today, fileModifiedAt: null });
+    expect(await findLastIngestionSuccess(db, 5000)).toEqual({
+      finishedAt: today,
+      fileModifiedAt: null,
+      fallbackSetup: [],
+    });
   });
 
   it('runs once per interval however many processes schedule it', async () => {

@@ -222,6 +222,30 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('tells onTokenRead each token it reads from the file (for its expiry gauge), and nothing per request of SLURMRESTD_TOKEN', async () => {
+    // slurm_ingest_token_expiry_timestamp_seconds follows a rotated file from the next request that reads it.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slurm-token-'));
+    const tokenFile = path.join(dir, 'token.env');
+    writeFileSync(tokenFile, 'SLURM_JWT=abc.def.ghi\n');
+    replayServer.setPlan(replay);
+    const seen: string[] = [];
+    const source = createSlurmRestSource(
+      sourceOptions({ token: undefined, tokenFile, onTokenRead: (token) => seen.push(token) }),
+    );
+    await collect(source.read(WINDOW));
+    writeFileSync(tokenFile, 'rotated.token\n');
+    await collect(source.read(WINDOW));
+    expect(new Set(seen)).toEqual(new Set(['abc.def.ghi', 'rotated.token']));
+    expect(seen.at(-1)).toBe('rotated.token');
+    rmSync(dir, { recursive: true });
+    // The setting cannot change while the app runs: read once at start (buildIngestionService), not per request.
+    const fromSetting: string[] = [];
+    await collect(
+      createSlurmRestSource(sourceOptions({ onTokenRead: (token) => fromSetting.push(token) })).read(WINDOW),
+    );
+    expect(fromSetting).toEqual([]);
+  });
+
   it("sends the JWT alone when SLURMRESTD_TOKEN is scontrol token's output (SLURM_JWT=...), as from a file", async () => {
     // Pasted whole into the setting, it used to be sent as it was: slurmrestd refused it (error 1007,
     // seen on the lab) and the run said to check SLURMRESTD_USER and the token.
