@@ -1967,6 +1967,27 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               }),
         },
       });
+      // Filed under the voided receipt too: its history (the audit filter target=receipt:<id>, its
+      // page's link) did not say where its money went, the mark paid being the new receipt's entry.
+      if (paidWith) {
+        await appendAudit(
+          tx,
+          {
+            ...actor,
+            action: 'receipt.money_applied',
+            target: `receipt:${paidWith.receiptId}`,
+            status: 'ok',
+            details: {
+              paidReceiptId: id,
+              money: paidWith.money.toFixed(digits),
+              currency: receipt.currency,
+              ...(paidWith.paymentId == null ? {} : { paymentId: paidWith.paymentId }),
+              ...(newMoney === undefined ? {} : { newMoney: newMoney.toFixed(digits) }),
+            },
+          },
+          recordedAt,
+        );
+      }
       // All of a held payment's money gone back already (refunded in full while a dispute keeps it held):
       // "otherwise refund it" asked finance to refund the payer a second time.
       const allGone = await heldMoneyAllGone(tx, id, held);
