@@ -7,6 +7,7 @@ import {
   type IngestionService,
   isBackfillWindowDone,
   lastLineOf,
+  type RunResult,
   type RunSummary,
 } from '../modules/ingestion/ingestion.service.js';
 import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
@@ -15,6 +16,7 @@ import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
 import { addLocalDays } from '../shared/local-date.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
+import { cliAuditContext } from './cli-audit-context.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 import { INTERRUPT_SIGNALS, INTERRUPTIONS, ignoreLostTerminal, STOP_SIGNAL, type StartUp } from './ingest.signals.js';
 import { missingDatabaseUrl, runTool } from './run-tool.js';
@@ -30,6 +32,9 @@ function progressBar(done: number, total: number): string {
 // backfill day holds it for seconds; one held longer is a stuck leader, which IngestionStale
 // reports, and cron's next run tries again.
 const INCREMENTAL_LOCK_WAIT_MS = 60_000;
+
+/** The audit action of a run of `npm run ingest` (the admin's Run now is `ingestion.run_now`). */
+const CLI_RUN_ACTION = 'ingestion.cli_run';
 
 /**
  * `npm run ingest`: one incremental run (no dates), or a backfill over whole days, one ingestion
@@ -52,9 +57,21 @@ async function main(startUp: StartUp) {
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 4, logger });
   startUp.closeOnStop(() => db.close());
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
+  // Each run it makes is audited as the admin's Run now is, by `cli` with the OS user (and under sudo
+  // who invoked it), as the user tools' entries are: a run from a shell or cron wrote none.
+  const cliContext = cliAuditContext('ingest.cli', { sudoUser: config.sudoUser });
+  const recordRun = async (result: RunResult, details: Record<string, unknown>) => {
+    try {
+      await service.recordRunAudit(cliContext, CLI_RUN_ACTION, result, details);
+    } catch (error) {
+      // The run itself is recorded (ingestion_runs) and reported below; its audit entry is not: say so.
+      logger.error({ err: error }, 'the ingestion run could not be recorded in the audit log');
+      process.exitCode ||= 1;
+    }
+  };
   if (parsed.kind === 'incremental') {
     try {
-      await runIncremental(service, parsed.force, startUp);
+      await runIncremental(service, parsed.force, startUp, recordRun);
     } finally {
       await db.close();
     }
@@ -138,6 +155,7 @@ async function main(startUp: StartUp) {
         result = await runDay();
       }
       if (result.status !== 'finished') break;
+      await recordRun(result, { trigger: 'backfill', day });
       const run = result.run;
       if (run.outcome === 'failed' && stopping.signal.aborted) {
         // Stopped part way by the second Ctrl-C: recorded failed, not done, read again next time.
@@ -196,7 +214,12 @@ async function main(startUp: StartUp) {
  * One run over [high-water mark - INGEST_OVERLAP_SEC, now], recorded as a scheduled run, so that
  * cron can stand in for the server's scheduler: the next run, from either, starts where it ended.
  */
-async function runIncremental(service: IngestionService, force: boolean, startUp: StartUp) {
+async function runIncremental(
+  service: IngestionService,
+  force: boolean,
+  startUp: StartUp,
+  recordRun: (result: RunResult, details: Record<string, unknown>) => Promise<void>,
+) {
   const stopping = new AbortController();
   // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one: taken for a
   // second, it exited at once and left the run `running`.
@@ -219,6 +242,8 @@ async function runIncremental(service: IngestionService, force: boolean, startUp
       startsRun: () => startUp.end(),
     }),
   );
+  // A run, or one refused because another held the lock; not one stopped before it started.
+  if (result.status === 'finished' || result.reason === 'locked') await recordRun(result, { trigger: 'schedule' });
   // One result line on stdout, whatever the outcome, and an exit code that tells them apart: cron's
   // log, or a script reading stdout (`>result 2>>log`), gets the line of a failed run as of a
   // successful one. The details of a failure (each source's log line) are JSON lines on stderr.

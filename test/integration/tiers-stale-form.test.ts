@@ -116,3 +116,58 @@ describe('a tier override form opened before another admin moved the user', () =
     expect(again.body.user).toMatchObject({ isChanged: false });
   });
 });
+
+describe('a stale tier override form whose change has an entry time no date holds', () => {
+  /** As a superuser with the table's triggers off for the session, as whoever changed the row. */
+  async function asSuperuser(sql: string, values: unknown[] = []) {
+    const client = await db.pool.connect();
+    try {
+      await client.query("SET session_replication_role = 'replica'");
+      await client.query(sql, values);
+    } finally {
+      await client.query("SET session_replication_role = 'origin'");
+      client.release();
+    }
+  }
+
+  it.each([
+    ['infinity', 'yan'],
+    ['275761-01-01 00:00:00+00', 'yoko'],
+  ])('with ts %s is refused with "not a valid time" (it was a 500), the user left where they are', async (ts, user) => {
+    await buildUser(db.prisma, { username: user, password: `${user}-password-123` });
+    const form = await openOverrideForm(ops, user);
+    const carolForm = await openOverrideForm(carol, user);
+    await carol
+      .post('/admin/tiers')
+      .type('form')
+      .send({ username: user, tier: 'gov', based_on_override: carolForm.basedOn, csrf_token: carolForm.csrf })
+      .expect(303);
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { target: `user:${user}`, action: 'pricing.override.set' },
+      orderBy: { id: 'desc' },
+    });
+    await asSuperuser('UPDATE audit_log SET ts = $1::timestamptz WHERE id = $2', [ts, String(entry.id)]);
+    const entries = await db.prisma.auditLog.count();
+
+    const stale = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: user, tier: 'private', based_on_override: form.basedOn, csrf_token: form.csrf });
+    expect(stale.status).toBe(409);
+    expect(visibleTextOf(stale.text)).toContain(
+      `${user} not moved to private. Their tier was changed by carol at not a valid time after this page was opened: now gov (override).`,
+    );
+    const json = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops, '/admin/tiers'))
+      .send({ username: user, tier: 'mu', based_on_override: '' });
+    expect(json.status).toBe(409);
+    expect(json.body.error).toMatch(
+      `${user} not moved to mu. Their tier was changed by carol at not a valid time after`,
+    );
+    expect(await overrideOf(user)).toBe('gov');
+    expect(await db.prisma.auditLog.count()).toBe(entries);
+  });
+});

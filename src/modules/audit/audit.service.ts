@@ -259,6 +259,14 @@ const CHANGED = 'the entry was changed after it was written';
  */
 export const NOT_A_VALID_TIME = 'not a valid time';
 
+/**
+ * An entry's time in `timeZone` as the app writes times ("2025-09-20 12:00"), or NOT_A_VALID_TIME:
+ * for a message that names who changed something and when, as the audit log recorded it.
+ */
+export function formatAuditTime(ts: Date, timeZone: string): string {
+  return Number.isNaN(ts.getTime()) ? NOT_A_VALID_TIME : formatLocalDateTime(ts, timeZone);
+}
+
 /** An entry's time as ISO 8601, or undefined when it is no valid time (NOT_A_VALID_TIME). */
 export function auditTimeIso(ts: Date): string | undefined {
   return Number.isNaN(ts.getTime()) ? undefined : ts.toISOString();
@@ -666,7 +674,7 @@ export interface AuditLogPage {
 function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string): AuditLogRow {
   return {
     ...entry,
-    when: auditTimeIso(entry.ts) === undefined ? NOT_A_VALID_TIME : formatLocalDateTime(entry.ts, timeZone),
+    when: formatAuditTime(entry.ts, timeZone),
     actorParts: splitAuditActor(entry.actor),
     detailsParts: splitAuditDetails(entry.details),
     // An IPv6 address, 39 characters on one line, left the details a third of the table.

@@ -866,28 +866,34 @@ export function createIngestionService(deps: IngestionDeps) {
   };
 
   /**
-   * An admin's "Run now" (POST /admin/ingestion/run): one manual run, and its `ingestion.run_now`
-   * audit entry, for a run skipped because another was in progress too.
+   * The audit entry of a run someone started (`action`): `failed` for one skipped because another run
+   * held the lock, else the run's outcome and counts under its target `ingestion_run:<id>`. `details`
+   * are added to the entry's (the CLI's trigger and day).
    */
-  async function runNow(context: AuditContext): Promise<RunResult> {
-    const result = await service.runOnce({ trigger: 'manual' });
+  async function recordRunAudit(
+    context: AuditContext,
+    action: string,
+    result: RunResult,
+    details: Record<string, unknown> = {},
+  ): Promise<void> {
     if (result.status === 'skipped') {
       await recordAudit(db, {
         ...context,
-        action: 'ingestion.run_now',
+        action,
         status: 'failed',
-        details: { reason: 'another run was in progress' },
+        details: { ...details, reason: 'another run was in progress' },
       });
-      return result;
+      return;
     }
     const { run } = result;
     await recordAudit(db, {
       ...context,
-      action: 'ingestion.run_now',
+      action,
       target: `ingestion_run:${run.runId}`,
       // A partial run (records left out, the rest written) was `ok`, as if it had written every job.
       status: run.outcome === 'success' ? 'ok' : run.outcome,
       details: {
+        ...details,
         outcome: run.outcome,
         source: run.source,
         seen: run.seen,
@@ -900,10 +906,19 @@ export function createIngestionService(deps: IngestionDeps) {
         ...(run.error ? { error: run.error } : {}),
       },
     });
+  }
+
+  /**
+   * An admin's "Run now" (POST /admin/ingestion/run): one manual run, and its `ingestion.run_now`
+   * audit entry, for a run skipped because another was in progress too.
+   */
+  async function runNow(context: AuditContext): Promise<RunResult> {
+    const result = await service.runOnce({ trigger: 'manual' });
+    await recordRunAudit(context, 'ingestion.run_now', result);
     return result;
   }
 
-  return { ...service, runNow };
+  return { ...service, runNow, recordRunAudit };
 }
 
 export type IngestionService = ReturnType<typeof createIngestionService>;

@@ -14,7 +14,7 @@ import {
   uniqueViolationOf,
 } from '../../shared/errors.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
-import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { type AuditContext, appendAudit, formatAuditTime } from '../audit/audit.service.js';
 import { userTarget } from '../audit/audit-target.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
@@ -365,7 +365,8 @@ export class StaleOverrideError extends ConflictError {
     change: { actor: string; at: Date } | undefined,
     timeZone: string,
   ) {
-    const by = change ? ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}` : '';
+    // `at` is the audit entry's time: one changed by SQL to no date ('infinity') made this refusal a 500.
+    const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
     const where = now.override ? `${now.override} (override)` : `${now.naturalTier} (natural, no override)`;
     super(
       `${input.username} not moved to ${input.tier}. Their tier was changed${by} after this page was opened: ` +

@@ -22,7 +22,7 @@ import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
-import { type AuditContext, appendAudit } from '../audit/audit.service.js';
+import { type AuditContext, type AuditEntry, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
@@ -866,6 +866,49 @@ function progressOf(
   };
 }
 
+/**
+ * The `receipt.month_end_run` audit entry of a run that has ended: who started it, its day, how it
+ * ended and what it did. Its receipts have their own `receipt.create` entries (with `monthEndRunId`).
+ */
+function monthEndRunAuditEntry(
+  actor: AuditContext,
+  runId: number,
+  run: {
+    before: string;
+    outcome: MonthEndEnd;
+    usersTotal: number;
+    usersDone: number;
+    summary: ReturnType<typeof summarizeMonthEnd>;
+    error: string | null;
+  },
+): AuditEntry {
+  const { summary } = run;
+  return {
+    ...actor,
+    action: 'receipt.month_end_run',
+    target: `month_end_run:${runId}`,
+    // Interrupted, it billed some users and left the rest: `partial`, as an ingestion run that left records out.
+    status: run.outcome === 'succeeded' ? 'ok' : run.outcome === 'failed' ? 'failed' : 'partial',
+    details: {
+      monthEndRunId: runId,
+      before: run.before,
+      outcome: run.outcome,
+      usersTotal: run.usersTotal,
+      usersDone: run.usersDone,
+      receiptCount: summary.receiptCount,
+      noChargeCount: summary.noChargeCount,
+      // To the minor unit, as the receipts' own entries write their totals.
+      totals: summary.totals.map((total) => ({
+        currency: total.currency,
+        total: total.total.toFixed(minorUnitDigits(total.currency)),
+      })),
+      skipped: summary.skipped.length,
+      disabledUsersBilled: summary.disabledUsersBilled.length,
+      ...(run.error === null ? {} : { error: run.error }),
+    },
+  };
+}
+
 /** A month-end run's row as its page and its JSON show it. */
 function monthEndRunViewOf(row: monthEndRunsRepository.MonthEndRunRow) {
   const totals = row.totals as { currency: string; total: string }[];
@@ -1586,12 +1629,25 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // After PostgreSQL dropped every connection (a restart), the pool may hand this write idle ones it
       // has not yet seen die: it failed on one, and the run read running, then interrupted as if its
       // process had died. Tried again past them (retryOnStaleConnection).
+      // The run's own audit entry is written with its end, in one transaction: a run that billed
+      // nobody made no receipt, and so left no entry at all (docs/security.md, Audit log).
+      const finishedAt = now();
+      const progress = progressOf(result, state.usersDone);
       await retryOnStaleConnection(deps.db.pool, () =>
-        monthEndRunsRepository.finishRun(db, runId, {
-          ...progressOf(result, state.usersDone),
-          outcome,
-          finishedAt: now(),
-          error: errorText,
+        db.$transaction(async (tx) => {
+          await monthEndRunsRepository.finishRun(tx, runId, { ...progress, outcome, finishedAt, error: errorText });
+          await appendAudit(
+            tx,
+            monthEndRunAuditEntry(actor, runId, {
+              before,
+              outcome,
+              usersTotal: state.usersTotal,
+              usersDone: state.usersDone,
+              summary: result,
+              error: errorText,
+            }),
+            finishedAt,
+          );
         }),
       );
     } catch (writeError) {
@@ -1911,6 +1967,27 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               }),
         },
       });
+      // Filed under the voided receipt too: its history (the audit filter target=receipt:<id>, its
+      // page's link) did not say where its money went, the mark paid being the new receipt's entry.
+      if (paidWith) {
+        await appendAudit(
+          tx,
+          {
+            ...actor,
+            action: 'receipt.money_applied',
+            target: `receipt:${paidWith.receiptId}`,
+            status: 'ok',
+            details: {
+              paidReceiptId: id,
+              money: paidWith.money.toFixed(digits),
+              currency: receipt.currency,
+              ...(paidWith.paymentId == null ? {} : { paymentId: paidWith.paymentId }),
+              ...(newMoney === undefined ? {} : { newMoney: newMoney.toFixed(digits) }),
+            },
+          },
+          recordedAt,
+        );
+      }
       // All of a held payment's money gone back already (refunded in full while a dispute keeps it held):
       // "otherwise refund it" asked finance to refund the payer a second time.
       const allGone = await heldMoneyAllGone(tx, id, held);

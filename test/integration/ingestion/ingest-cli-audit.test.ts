@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit, verifyAuditChain } from '../../../src/modules/audit/audit.service.js';
+import { builtFile } from '../../support/built-app.js';
+import { runToExit } from '../../support/run-to-exit.js';
+import { PROJECT_ROOT } from '../../support/spawn-server.js';
+import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
+
+// `npm run ingest` wrote no audit entry, where the admin's Run now (ingestion.run_now) and the user
+// tools (actor `cli`, `osUser`) do: a run from a shell or cron left only its ingestion_runs row.
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ingest-cli-audit-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function runIngestCli(args: string[], env: Record<string, string>) {
+  return runToExit(process.execPath, [builtFile('src/cli/ingest.cli.ts'), ...args], {
+    cwd: PROJECT_ROOT,
+    env: { DATABASE_URL: db.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', ...env },
+  });
+}
+
+const cliEntries = () =>
+  db.prisma.auditLog.findMany({ where: { action: 'ingestion.cli_run' }, orderBy: { id: 'asc' } });
+
+const HEADER = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n';
+
+describe('npm run ingest in the audit log', () => {
+  it('an incremental run writes one entry like Run now: actor cli, the OS user, its run, outcome and counts', async () => {
+    // Something before it, so that the chain is checked across the CLI's entry.
+    await recordAudit(db, { actor: 'ops', action: 'test.before', status: 'ok' });
+    const local = (date: Date) => date.toISOString().slice(0, 19);
+    const end = new Date(Date.now() - 3_600_000);
+    const file = path.join(dir, 'sacct-incremental.psv');
+    writeFileSync(
+      file,
+      `${HEADER}41|41|ann|COMPLETED|600|${local(new Date(end.getTime() - 600_000))}|${local(end)}|cpu=1,mem=1G,node=1\n`,
+    );
+    const ran = await runIngestCli([], { FALLBACK_CSV: file });
+    expect(ran.code, ran.output).toBe(0);
+    const run = await db.prisma.ingestionRun.findFirstOrThrow({ orderBy: { id: 'desc' } });
+    const entries = await cliEntries();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({
+      actor: 'cli',
+      ip: null,
+      userAgent: 'ingest.cli',
+      target: `ingestion_run:${run.id}`,
+      status: 'ok',
+    });
+    expect(entries[0]?.details).toMatchObject({
+      trigger: 'schedule',
+      outcome: 'success',
+      source: 'file',
+      seen: 1,
+      inserted: 1,
+      updated: 0,
+      skipped: 0,
+      osUser: os.userInfo().username,
+    });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+  });
+
+  it('a backfill writes one entry per day it ran, `partial` for a day that left records out, as Run now does', async () => {
+    const file = path.join(dir, 'sacct-backfill.psv');
+    writeFileSync(
+      file,
+      HEADER +
+        '51|51|ann|COMPLETED|600|2026-11-15T10:00:00|2026-11-15T10:10:00|cpu=1,mem=1G,node=1\n' +
+        '52|52|ann|COMPLETED|600|2026-11-16T10:00:00|2026-11-16T10:10:00|cpu=1,mem=1G,node=1\n' +
+        '53|53|ann|COMPLETED|600|2026-11-16T10:00:00|not a time|cpu=1,mem=1G,node=1\n',
+    );
+    const before = (await cliEntries()).length;
+    const ran = await runIngestCli(['--from', '2026-11-15', '--to', '2026-11-16'], { FALLBACK_CSV: file });
+    expect(ran.code, ran.output).toBe(0);
+    const runs = await db.prisma.ingestionRun.findMany({ where: { trigger: 'backfill' }, orderBy: { id: 'asc' } });
+    // The file's bad record is left out by each day's read of it: both days are partial.
+    expect(runs.map((run) => run.outcome)).toEqual(['partial', 'partial']);
+    const entries = (await cliEntries()).slice(before);
+    expect(entries.map((entry) => [entry.target, entry.status])).toEqual(
+      runs.map((run) => [`ingestion_run:${run.id}`, 'partial']),
+    );
+    expect(entries[0]?.details).toMatchObject({ trigger: 'backfill', day: '2026-11-15', inserted: 1 });
+    expect(entries[1]?.details).toMatchObject({
+      trigger: 'backfill',
+      day: '2026-11-16',
+      osUser: os.userInfo().username,
+    });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true });
+  });
+
+  it('a backfill of days already done runs nothing and writes nothing', async () => {
+    const file = path.join(dir, 'sacct-backfill.psv');
+    const before = (await cliEntries()).length;
+    const ran = await runIngestCli(['--from', '2026-11-15', '--to', '2026-11-15'], { FALLBACK_CSV: file });
+    expect(ran.code, ran.output).toBe(0);
+    expect(ran.output).toContain('already done');
+    expect(await cliEntries()).toHaveLength(before);
+  });
+});
