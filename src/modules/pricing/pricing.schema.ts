@@ -92,7 +92,7 @@ export const TIER_FIELD_LABELS = {
  * rates it did not mean to touch; with it, such a change is refused (409). Left out or empty (a
  * script), nothing is compared.
  */
-const ZBasedOnRate = z.preprocess(
+export const ZBasedOnRate = z.preprocess(
   (input) => (input instanceof JsonNumberText ? input.text : input === '' ? undefined : input),
   zWholeNumber(1, MAX_INT4).optional(),
 );

@@ -128,6 +128,15 @@ export interface UserTier extends EffectiveTier {
   rates: Rates & { id: number; effectiveFrom: Date };
 }
 
+/** The tier and rates a receipt locks in (getUserTierForBilling), read with every tier's rates. */
+export interface BillingTier extends UserTier {
+  /**
+   * The tier and rates of rates id `id` from the same read, with no query more: what a page that
+   * priced at them showed. Undefined when no tier has them now (their tier was deleted).
+   */
+  ratesOf(id: number): { tier: string; rates: ratesRepository.RateRow } | undefined;
+}
+
 export interface RatesServiceDeps {
   db: Database;
   config: Pick<AppConfig, 'timeZone' | 'currency' | 'pricing'>;
@@ -552,10 +561,17 @@ export function createRatesService(deps: RatesServiceDeps) {
    * The tier and rates a receipt locks in, read inside its transaction from the
    * database rather than the cache, so a receipt never uses rates a second stale.
    */
-  async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<UserTier> {
+  async function getUserTierForBilling(tx: Prisma.TransactionClient, username: string, at: Date): Promise<BillingTier> {
     // Called after holdPricingForBilling, with `at` taken after it: see there.
     const snapshot = buildSnapshot(await ratesRepository.listTiersWithRates(tx), new Map(), new Map(), at.getTime());
-    return tierOf(snapshot, username, await ratesRepository.findOverride(tx, username));
+    const ratesOf = (id: number) => {
+      for (const tier of snapshot.tiers.values()) {
+        const rates = tier.history.find((rate) => rate.id === id);
+        if (rates) return { tier: tier.name, rates };
+      }
+      return undefined;
+    };
+    return { ...tierOf(snapshot, username, await ratesRepository.findOverride(tx, username)), ratesOf };
   }
 
   /** Sets new rates for a tier from now on (a new row; history is kept); audited in the same transaction. */

@@ -24,7 +24,7 @@ import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/er
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
-import { ZCreateReceipt, ZPageQuery, ZReceiptId, ZReceiptListQuery } from './receipts.schema.js';
+import { ZCreateOwnReceipt, ZPageQuery, ZReceiptId, ZReceiptListQuery } from './receipts.schema.js';
 import {
   BilledMeanwhileError,
   NothingToBillError,
@@ -588,8 +588,9 @@ export function receiptsRoutes(deps: {
     let before: string;
     let receipt: Awaited<ReturnType<typeof receipts.createForUser>>;
     try {
-      before = parseInput(ZCreateReceipt, req.body).before;
-      receipt = await receipts.createForUser(sessionUserOf(req), before, auditContextOf(req));
+      const input = parseInput(ZCreateOwnReceipt, req.body);
+      before = input.before;
+      receipt = await receipts.createForUser(sessionUserOf(req), before, auditContextOf(req), input.based_on);
     } catch (error) {
       // Back to /me, where the form was, with the reason beside it and the date as typed, as the
       // admin forms come back to their page; JSON clients get {error, code}.

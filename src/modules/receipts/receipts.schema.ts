@@ -7,6 +7,7 @@ import { refuseTwoPlaces, zListPlace } from '../../shared/list-place.js';
 import { ZLocalDate, ZOptionalLocalDate } from '../../shared/local-date.js';
 import { countVisibleCharacters, ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
 import { MAX_INT4, ZPageNumber, zWholeNumber } from '../../shared/whole-number.js';
+import { ZBasedOnRate } from '../pricing/pricing.schema.js';
 
 export { ZLocalDate };
 
@@ -21,6 +22,7 @@ export const RECEIPT_FIELD_LABELS = {
   new_money: 'New money received now',
   reason: 'Reason to void',
   based_on_status: 'Status the page showed',
+  based_on: 'Rates the page showed',
   status: 'Status',
   user: 'User',
   start: 'Created from',
@@ -31,9 +33,18 @@ export const RECEIPT_FIELD_LABELS = {
   page: 'Page',
 } as const;
 
-/** POST /me/receipt and the month-end run. */
+/** The month-end run. */
 export const ZCreateReceipt = strictBody({ before: ZLocalDate }, RECEIPT_FIELD_LABELS);
 export type TCreateReceipt = z.infer<typeof ZCreateReceipt>;
+
+/**
+ * POST /me/receipt. `based_on` is the id of the rates /me estimated the jobs at (its hidden field,
+ * `tier.rates.rateId` in its JSON): a receipt is priced at the rates in force when it is made, so
+ * one made after an admin moved the user to another tier or changed the tier's rates would bill
+ * at rates the researcher never saw; with it, such a receipt is refused (409). Left out or empty
+ * (a script), nothing is compared.
+ */
+export const ZCreateOwnReceipt = strictBody({ before: ZLocalDate, based_on: ZBasedOnRate }, RECEIPT_FIELD_LABELS);
 
 export const PAYMENT_METHODS = ['bank_transfer', 'cash', 'cheque', 'card', 'internal_transfer', 'other'] as const;
 

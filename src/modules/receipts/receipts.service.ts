@@ -42,7 +42,7 @@ import {
   pricedStepOf,
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
-import { minorUnitDigits } from '../pricing/pricing.js';
+import { minorUnitDigits, type Rates } from '../pricing/pricing.js';
 import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as usersRepository from '../users/users.repository.js';
@@ -449,6 +449,38 @@ export class NothingToBillError extends AppError {
  * Some of the jobs a receipt was to bill went onto another receipt while it was being made (the
  * unique job-key index refused them). Worded for the person who asked for their own receipt.
  */
+/**
+ * A 409 for Create receipt sent from a /me page that estimated the jobs at other rates than the user's
+ * now (`based_on`): an admin moved the user to another tier, or changed the tier's rates, after the
+ * page was read. A receipt is priced at the rates in force when it is made (docs/pricing.md), so it
+ * would have billed more (or less) than the estimate read, without a word. Names both, as the page
+ * writes them; JSON clients get the rates id now as `rateId`, to send once they have looked.
+ */
+export class RatesChangedSinceShownError extends ConflictError {
+  constructor(
+    shown: { tier: string; rates: Rates } | undefined,
+    shownId: number,
+    now: { tier: string; rates: Rates & { id: number } },
+  ) {
+    const ratesText = (rates: Rates) => {
+      const digits = minorUnitDigits(rates.currency);
+      const text = (rate: Prisma.Decimal) =>
+        `${rate.decimalPlaces() > digits ? rate.toFixed() : rate.toFixed(digits)} ${rates.currency}`;
+      return `CPU ${text(rates.cpu)} per core-hour, GPU ${text(rates.gpu)} per GPU-hour, memory ${text(rates.mem)} per GB-hour`;
+    };
+    super(
+      'The rates this page showed are no longer yours: ' +
+        (shown
+          ? `it estimated your jobs on tier ${shown.tier} at ${ratesText(shown.rates)}`
+          : `it estimated your jobs at rates no tier has now (rates #${shownId}, of a tier deleted since)`) +
+        `, and a receipt would now bill them on tier ${now.tier} at ${ratesText(now.rates)}. ` +
+        'Nothing was billed: review the page, whose estimates now use the new rates, and create the receipt again.',
+      { shownId, rateId: now.rates.id },
+      { publicFields: { rateId: now.rates.id } },
+    );
+  }
+}
+
 export class BilledMeanwhileError extends ConflictError {
   constructor(
     readonly username: string,
@@ -1278,6 +1310,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     scope: 'user' | 'admin',
     actor: AuditContext,
     monthEndRunId: number | null = null,
+    basedOnRateId?: number,
   ) {
     const cutoff = endOfLocalDay(before, config.timeZone);
     try {
@@ -1296,6 +1329,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           await ratesRepository.holdPricingForBilling(tx);
           const lockedAt = now();
           const tier = await rates.getUserTierForBilling(tx, username, lockedAt);
+          // Against the rates this receipt locks, in its transaction: a change racing the request is
+          // either read here (and refused) or waits for this receipt to commit. No query more.
+          if (basedOnRateId !== undefined && basedOnRateId !== tier.rates.id) {
+            throw new RatesChangedSinceShownError(tier.ratesOf(basedOnRateId), basedOnRateId, tier);
+          }
           // Kept with the rates, so the receipt says what its costs were rounded to ever after.
           const roundedTo = pricedStepOf(tier.rates.currency, config.payments);
           const created = await receiptsRepository.insertReceiptForUnbilledJobs(
@@ -1400,15 +1438,23 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** A receipt for the signed-in user's own unbilled jobs up to the end of local day `before`. */
-  async function createForUser(user: { username: string }, before: string, actor: AuditContext) {
+  async function createForUser(
+    user: { username: string },
+    before: string,
+    actor: AuditContext,
+    basedOnRateId?: number,
+  ) {
     assertNotFuture(before);
     const cutoff = endOfLocalDay(before, config.timeZone);
     // Jobs /me shows at an estimate that no receipt bills until they finish: the answer says how many.
     const unfinishedOf = () => receiptsRepository.countUnfinishedUnbilledJobs(db, user.username, cutoff);
     try {
-      const receipt = await createReceipt(user.username, before, 'user', actor);
+      const receipt = await createReceipt(user.username, before, 'user', actor, null, basedOnRateId);
       return { ...receipt, unfinishedJobCount: await unfinishedOf() };
     } catch (error) {
+      // This worker's cached rates may be behind the change (made through another worker): the page
+      // the refusal comes back to estimates at the rates in force, so creating again bills what it shows.
+      if (error instanceof RatesChangedSinceShownError) rates.invalidate();
       if (!(error instanceof NothingToBillError)) throw error;
       const billedOn = await receiptsRepository.findNewestReceiptBillingThrough(db, user.username, before, cutoff);
       const madeOnThatDay =

@@ -198,6 +198,8 @@ export function myUsageJson(page: UserUsagePage, timeZone: string) {
       name: page.tier.tier,
       source: page.tier.source,
       rates: {
+        // What POST /me/receipt may send as based_on: refused (409) once they are no longer the user's.
+        rateId: rates.id,
         cpu: rateJson(rates.cpu, rates.currency),
         gpu: rateJson(rates.gpu, rates.currency),
         mem: rateJson(rates.mem, rates.currency),
