@@ -224,7 +224,7 @@ describe('admin usage across users', () => {
     await services.rates.setOverride(ADMIN, { username: 'carol', tier: 'gov' });
     const currentTier = { alice: 'private', bob: 'gov', carol: 'gov', dave: 'mu' };
 
-    const noFilters = { user: undefined, account: undefined, partition: undefined };
+    const noFilters = { user: undefined, account: undefined, partition: undefined, tier: undefined };
     // A month is read owner by owner, a longer window in one pass: both must give the same figures.
     for (const window of [WINDOW, { start: '2025-08-01', end: '2025-10-31' }]) {
       const result = await services.usage.getAdminUsage({ ...window, ...noFilters });
@@ -262,6 +262,7 @@ describe('the usage CSV across users', () => {
       user: undefined,
       account: undefined,
       partition: undefined,
+      tier: undefined,
     });
     const parts: Buffer[] = [];
     for await (const chunk of chunks) parts.push(chunk);

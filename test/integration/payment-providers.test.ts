@@ -189,6 +189,10 @@ describe('stripe provider', () => {
         type: 'payment.succeeded',
       });
     }
+    // t= read by the package as NaN (checked over "NaN."): answered as the secret's fault, not the header's.
+    expect(await refusalOf(payload, { 'stripe-signature': header.replace(/^t=\d+/, 't=abc') })).toBe(
+      'Webhook rejected: the Stripe-Signature timestamp is not a whole number of seconds.',
+    );
     expect(await refusalOf(payload, { 'stripe-signature': 'nonsense' })).toBe(
       'Webhook rejected: the Stripe-Signature header has no timestamp or no signature.',
     );

@@ -519,6 +519,7 @@ describe('usage across users', () => {
       user: undefined,
       account: undefined,
       partition: undefined,
+      tier: undefined,
     });
     const sum = (pick: (row: (typeof result.users)[number]) => Prisma.Decimal) =>
       result.users.reduce((total, row) => total.plus(pick(row)), new Prisma.Decimal(0));

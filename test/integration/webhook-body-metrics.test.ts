@@ -185,4 +185,27 @@ describe('a correctly signed Stripe delivery whose body is no event', () => {
       .expect(400);
     expect(await stripeOutcomes()).toEqual({ badSignature: before.badSignature + 1, error: before.error });
   });
+
+  // Stripe's package reads t= with parseInt: "abc" became NaN, the signature was checked over "NaN."
+  // and the answer sent the operator to the webhook secret instead of the header's timestamp.
+  it.each([['abc'], [''], ['17e8'], ['1.5']])(
+    'a timestamp t=%j is refused as not a whole number of seconds, still a bad signature',
+    async (stamp) => {
+      const before = await stripeOutcomes();
+      const body = JSON.stringify(buildStripeEvent('checkout.session.completed', {}, 'evt_body_bad_stamp'));
+      const signed = signer.webhooks.generateTestHeaderString({ payload: body, secret: webhookSecret });
+      const response = await request(stripeApp)
+        .post('/payments/webhook/stripe')
+        .set('Content-Type', 'application/json')
+        .set('Stripe-Signature', signed.replace(/^t=\d+/, `t=${stamp}`))
+        .send(body);
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({
+        error: 'Webhook rejected: the Stripe-Signature timestamp is not a whole number of seconds.',
+        code: 400,
+      });
+      expect(await db.prisma.paymentEvent.count()).toBe(0);
+      expect(await stripeOutcomes()).toEqual({ badSignature: before.badSignature + 1, error: before.error });
+    },
+  );
 });

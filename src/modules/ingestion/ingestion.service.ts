@@ -716,7 +716,8 @@ export function createIngestionService(deps: IngestionDeps) {
     }
     const runError =
       deps.sources.length === 0
-        ? 'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV)'
+        ? // Said where the admin meets it (the runs table, Run now's answer, the log), with where to read how.
+          'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV): see docs/ingestion.md, "Configuration"'
         : failures.join('; ') || null;
     const outcome: RunSummary['outcome'] = !answered ? 'failed' : answered.counts.skipped > 0 ? 'partial' : 'success';
     const durationMs = Date.now() - startedAt;

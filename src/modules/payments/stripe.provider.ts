@@ -443,12 +443,28 @@ function signatureRefusalOf(error: unknown, toleranceSec: number): string {
  * current `t=` put in front of a delivery signed for later through.
  */
 function signedAtOf(header: string): number | undefined {
-  const stamp = header
+  const stamp = stampOf(header);
+  const seconds = stamp === undefined ? Number.NaN : Number.parseInt(stamp, 10);
+  return Number.isFinite(seconds) ? seconds : undefined;
+}
+
+/** The Stripe-Signature header's last `t=` as written (the one the package reads); undefined without one. */
+function stampOf(header: string): string | undefined {
+  return header
     .split(',')
     .map((item) => item.split('='))
     .findLast(([key]) => key === 't')?.[1];
-  const seconds = stamp === undefined ? Number.NaN : Number.parseInt(stamp, 10);
-  return Number.isFinite(seconds) ? seconds : undefined;
+}
+
+/**
+ * Whether the header has a `t=` that is not a whole number of seconds (digits alone). The package
+ * reads it with parseInt: "abc" became NaN and the signature was checked over "NaN.", "17e8" over
+ * "17.", so the delivery was refused as not matching the webhook secret, which sent Stripe's
+ * operator to the secret rather than to the header.
+ */
+function hasMalformedStamp(header: string): boolean {
+  const stamp = stampOf(header);
+  return stamp !== undefined && !/^\d+$/.test(stamp.trim());
 }
 
 /**
@@ -575,6 +591,8 @@ export function createStripeProvider(options: StripeOptions): PaymentProvider {
       // header value was provided.") read as Stripe's error, not as the missing header it is.
       if (typeof signature !== 'string' || signature.trim() === '')
         throw new WebhookSignatureError('missing Stripe-Signature');
+      if (hasMalformedStamp(signature))
+        throw new WebhookSignatureError('the Stripe-Signature timestamp is not a whole number of seconds');
       const stripe = await getStripe();
       try {
         // Only the signature: what follows a valid one is counted as the body's error, not the secret's.

@@ -16,10 +16,10 @@ import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /**
  * The words of the usage CSV link: it downloads the jobs under the filters, and "all jobs" read as
- * every user's even with a user, account or partition typed (once, or twice in an edited address).
+ * every user's even with a user, account, partition or tier typed (once, or twice in an edited address).
  */
 function csvLabelFor(filters: Record<string, unknown>): string {
-  const isFiltered = ['user', 'account', 'partition'].some((name) => {
+  const isFiltered = ['user', 'account', 'partition', 'tier'].some((name) => {
     const value = filters[name];
     return Array.isArray(value) || (typeof value === 'string' && value.trim() !== '');
   });
@@ -60,7 +60,7 @@ export function adminUsageJson(result: AdminUsage, timeZone: string) {
 }
 
 /** The fields of the page's filter form, which its export takes too. */
-const USAGE_FILTERS = ['start', 'end', 'user', 'account', 'partition'] as const;
+const USAGE_FILTERS = ['start', 'end', 'user', 'account', 'partition', 'tier'] as const;
 
 /** Usage across all users (admin) and the admin's own usage export. */
 export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExports; guards: Guards }) {
@@ -114,8 +114,8 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
         invalidFields: invalidFieldsOf(error),
         form: typed,
         csvLink: exportLinkOf('/admin/usage.csv', () => {
-          const { user, account, partition } = parseInput(ZAdminUsageQuery, req.query);
-          return { user, account, partition, ...typedWindow() };
+          const { user, account, partition, tier } = parseInput(ZAdminUsageQuery, req.query);
+          return { user, account, partition, tier, ...typedWindow() };
         }),
         csvLabel: csvLabelFor(req.query),
         myCsvLink: exportLinkOf('/admin/my.csv', typedWindow),

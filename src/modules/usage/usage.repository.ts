@@ -20,7 +20,7 @@ import {
 import type { RateTableRow } from '../pricing/rates.service.js';
 import type { TUsageSort } from './usage.schema.js';
 
-/** Which jobs: ended in [from, before), optionally narrowed by owner, account and partition. */
+/** Which jobs: ended in [from, before), optionally narrowed by owner, account, partition and tier. */
 export interface JobFilter {
   from: Date;
   before: Date;
@@ -29,6 +29,20 @@ export interface JobFilter {
   users?: string[] | undefined;
   account?: string | undefined;
   partition?: string | undefined;
+  /**
+   * The tier each job is priced at, as the usage pages show it: its live receipt's when billed,
+   * else its owner's tier now (the rates `r`). Only the queries that join both take it
+   * (sumByUser, the CSV across users); whereOf does not read it.
+   */
+  tier?: string | undefined;
+}
+
+/**
+ * The condition (with its AND) that keeps the jobs priced at the filter's tier, or nothing. It
+ * tests the joined receipt and rates, so it follows whereOf in the queries that join them.
+ */
+function tierConditionOf(filter: JobFilter): Prisma.Sql {
+  return filter.tier ? Prisma.sql`AND coalesce(rc.tier_name, r.tier) = ${filter.tier}` : Prisma.empty;
 }
 
 export interface PricingContext {
@@ -103,7 +117,7 @@ function pricedJobsSql(
       LEFT JOIN r ON r.username = j."user"
       LEFT JOIN receipt_items ri ON ri.cluster = j.cluster AND ri.job_key = j.job_key AND NOT ri.is_voided
       LEFT JOIN receipts rc ON rc.id = ri.receipt_id
-     WHERE ${filter.owners ?? Prisma.empty} ${whereOf(filter)}
+     WHERE ${filter.owners ?? Prisma.empty} ${whereOf(filter)} ${tierConditionOf(filter)}
      ${tail}`;
 }
 
@@ -664,7 +678,7 @@ function ratesOf(filter: JobFilter, pricing: PricingContext): { cte: Prisma.Sql;
 /** The query behind streamCsvLines: CSV_JOB_COLUMNS per job of the window, in (end_at, id) order. */
 export function usageCsvSql(filter: JobFilter, pricing: CsvPricingContext): Prisma.Sql {
   return usageCsvQuery(
-    Prisma.sql`${ownersConditionOf(filter, CSV_OWNER_BY_OWNER_MAX_MS)} ${whereOf(filter)}`,
+    Prisma.sql`${ownersConditionOf(filter, CSV_OWNER_BY_OWNER_MAX_MS)} ${whereOf(filter)} ${tierConditionOf(filter)}`,
     ratesOf(filter, pricing),
     Prisma.sql`${pricing.currency}`,
     pricing,
@@ -811,7 +825,12 @@ async function userCsvCopyOf(
 ): Promise<string | undefined> {
   const [rates] = pricing.rates;
   const isOneUsersWindow =
-    rates && pricing.rates.length === 1 && filter.user === rates.username && !filter.account && !filter.partition;
+    rates &&
+    pricing.rates.length === 1 &&
+    filter.user === rates.username &&
+    !filter.account &&
+    !filter.partition &&
+    !filter.tier;
   if (!isOneUsersWindow || poolsRefusingTempFunctions.has(pool)) return undefined;
   const csvFunction = userCsvFunctionOf(pricing);
   const created = functionsOfConnection.get(client) ?? new Set<string>();

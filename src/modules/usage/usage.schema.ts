@@ -59,6 +59,7 @@ const USAGE_FIELD_LABELS = {
   user: 'User',
   account: 'Account',
   partition: 'Partition',
+  tier: 'Tier',
 } as const;
 
 /**
@@ -99,6 +100,8 @@ export const ZAdminUsageQuery = labelFields(
     user: optionalText(64),
     account: optionalText(64),
     partition: optionalText(64),
+    // A tier's name (ZNewTierName: up to 64 characters); one that is no tier is refused by the service.
+    tier: optionalText(64),
   }),
   USAGE_FIELD_LABELS,
 );

@@ -7,6 +7,7 @@ import { counted } from '../../shared/counted.js';
 import {
   AppError,
   BadRequestError,
+  InvalidFieldsError,
   NotFoundError,
   ReversedWindowError,
   StartAfterTodayError,
@@ -693,8 +694,21 @@ export function createUsageService(deps: UsageServiceDeps) {
    * What getAdminUsage refuses, checked without reading a job: for a HEAD of /admin/usage, which
    * answers the status and headers of its GET and used to sum up to a year of jobs for nothing.
    */
-  function checkAdminUsageQuery(query: TAdminUsageQuery): void {
+  async function checkAdminUsageQuery(query: TAdminUsageQuery): Promise<void> {
     resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    await assertKnownTier(query.tier);
+  }
+
+  /**
+   * Refuses a Tier filter that names no tier (400, listing the tiers, as the tier forms do): it
+   * would match no job, and read as "nobody used that tier". From the cached rates, no query.
+   */
+  async function assertKnownTier(tier: string | undefined): Promise<void> {
+    if (!tier) return;
+    const names = [...(await rates.getSnapshot()).tiers.keys()];
+    if (names.includes(tier)) return;
+    const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
+    throw new InvalidFieldsError({ tier: `unknown tier "${tier}". ${known}` }, { tier: 'Tier' });
   }
 
   /**
@@ -707,7 +721,14 @@ export function createUsageService(deps: UsageServiceDeps) {
     query: TAdminUsageQuery,
     window: UsageWindow,
   ): Promise<{ filter: usageRepository.JobFilter; match: UserFilterMatch | undefined }> {
-    const base = { from: window.from, before: window.before, account: query.account, partition: query.partition };
+    await assertKnownTier(query.tier);
+    const base = {
+      from: window.from,
+      before: window.before,
+      account: query.account,
+      partition: query.partition,
+      tier: query.tier,
+    };
     if (!query.user) return { filter: base, match: undefined };
     const match = userFilterMatchOf(query.user, await usageRepository.findJobOwnersContaining(db, query.user));
     const [only, ...others] = match.usernames;
@@ -880,7 +901,7 @@ function sharesToUsers(
 }
 
 function pickFilters(query: TAdminUsageQuery) {
-  return { user: query.user, account: query.account, partition: query.partition };
+  return { user: query.user, account: query.account, partition: query.partition, tier: query.tier };
 }
 
 export type UsageService = ReturnType<typeof createUsageService>;

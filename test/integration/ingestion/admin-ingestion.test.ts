@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { noCompletedRunText } from '../../../src/modules/ingestion/ingestion.routes.js';
@@ -240,6 +242,40 @@ describe('/admin/ingestion', () => {
     expect(failedRunNotes).not.toContain('file: failed:');
     // What the other sources said is still there, once.
     expect(failedRunNotes).toContain('; sacct: not configured (SACCT_PATH unset)');
+  });
+
+  it('says a run with no source configured failed for that, pointing to docs/ingestion.md, in the answer, on the page and in the log', async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const lines: Array<{ msg: string; error?: unknown }> = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const unconfigured = buildTestApp(db, {
+      env: { INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+      now: () => NOW,
+      metrics: createMetrics(),
+      logger: pino({ level: 'info' }, sink),
+    });
+    const agent = await signInAs(unconfigured, admin.username, admin.password);
+    const reason =
+      'no source is configured (SLURMRESTD_URL, SACCT_PATH, FALLBACK_CSV): see docs/ingestion.md, "Configuration"';
+
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({});
+    expect(response.status, response.text.slice(0, 300)).toBe(502);
+    expect(response.body.error).toBe(`The run failed: ${reason}`);
+    const run = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: response.body.run.runId } });
+    expect(run.error).toBe(reason);
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    // EJS escapes the quotes around the section's name as &#34; (visibleTextOf leaves it as it is).
+    expect(visibleTextOf(page.text).replaceAll('&#34;', '"')).toContain(reason);
+    expect(lines.find((line) => line.msg === 'ingestion run failed')?.error).toBe(reason);
   });
 
   it('audits a partial "run now" (a record left out, the rest written) as partial, on the audit page and in audit.csv', async () => {
