@@ -834,6 +834,21 @@ export function createRatesService(deps: RatesServiceDeps) {
     return deleted && (!renamed || deleted.entryId > renamed.entryId) ? { deleted } : { renamed };
   }
 
+  /**
+   * What the audit log says became of a tier name no tier has now, with the times as the app writes
+   * them: renamed (to the name that tier has now) or deleted, whichever is later; neither when the
+   * log has none. For a filter by a name receipts keep (/admin/usage's Tier), to say what it is now.
+   */
+  async function whatBecameOfTierName(
+    name: string,
+  ): Promise<{ renamed?: { name: string; actor: string; at: string }; deleted?: { actor: string; at: string } }> {
+    const { renamed, deleted } = await findLastChangeOfTierName(db, name);
+    const at = (when: Date) => formatAuditTime(when, config.timeZone);
+    if (deleted) return { deleted: { actor: deleted.actor, at: at(deleted.at) } };
+    if (renamed) return { renamed: { name: renamed.name, actor: renamed.actor, at: at(renamed.at) } };
+    return {};
+  }
+
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
   function rulePatternsFor(tierName: string): string[] {
     return config.pricing.tierRules.filter((rule) => rule.tier === tierName).map((rule) => rule.pattern.source);
@@ -1320,6 +1335,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     checkUserTiersPage,
     listUserTiers,
     setOverride,
+    whatBecameOfTierName,
     invalidate,
   };
 }
