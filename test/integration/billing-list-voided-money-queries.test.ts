@@ -22,7 +22,7 @@ const MANY = ['manya', 'manyb', 'manyc', 'manyd', 'manye'];
 beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
-  for (const username of ['solo', ...MANY]) {
+  for (const username of ['solo', ...MANY, 'plain', 'topup']) {
     await buildUser(db.prisma, { username, password: `${username}-password` });
   }
   await buildUser(db.prisma, { username: 'finance', role: 'admin', password: 'finance-password' });
@@ -108,6 +108,58 @@ describe('the /admin/receipts row of a receipt paid with the money of a voided r
     );
     expect(rows.find((row) => row.includes(`aria-label="Receipt #${third.id}"`))).toContain(
       `<a href="/admin/receipts/${again.id}">#${again.id}</a>`,
+    );
+  });
+});
+
+// A receipt paid with a voided receipt's money plus new money for the rest (a top-up): its row named
+// the voided receipt alone, so the new money that came in for it was nowhere on the list; its page
+// says both parts. The row says them too, from its own total and new_money_received: no query more.
+describe("the /admin/receipts row of a receipt paid with a voided receipt's money plus new money", () => {
+  /** A receipt billed at gov after one at mu was paid by hand and voided, paid with that money (and `newMoney`). */
+  async function paidWith(username: string, newMoney?: string) {
+    const { admin, first, again } = await billedAgainAfterHandPaidVoid(username, 'mu', newMoney ? 'gov' : 'mu');
+    const marked = await post(admin, `/admin/receipts/${again}/paid`, {
+      method: 'bank_transfer',
+      amount_received: newMoney ? '0.80' : '0.50',
+      paid_with_receipt: String(first),
+      ...(newMoney ? { new_money: newMoney, tx_ref: 'BT-TOPUP' } : {}),
+    });
+    expect(marked.status, marked.text).toBe(200);
+    return { first, again };
+  }
+
+  it('says both parts, as its page does, with no query more than a row paid with that money alone', async () => {
+    const plain = await paidWith('plain');
+    const topUp = await paidWith('topup', '0.30');
+    const admin = await signIn('finance');
+    const paidCellOf = async (user: string, receiptId: number) => {
+      const rows = (await admin.get(`/admin/receipts?user=${user}`).set('Accept', 'text/html').expect(200)).text;
+      const row = rows.split('<tr').find((html) => html.includes(`aria-label="Receipt #${receiptId}"`)) ?? '';
+      return visibleTextOf(/<td data-label="Paid">([\s\S]*?)<\/td>/.exec(row)?.[1] ?? '');
+    };
+    expect(await paidCellOf('topup', topUp.again)).toMatch(
+      new RegExp(
+        `^[\\d-]+ · bank transfer · with the money of receipt #${topUp.first} \\(voided\\), 0\\.50 THB, and 0\\.30 THB new money, ref BT-TOPUP$`,
+      ),
+    );
+    // Paid with that money alone, the row is as it was.
+    expect(await paidCellOf('plain', plain.again)).toMatch(
+      new RegExp(`^[\\d-]+ · bank transfer · with the money of receipt #${plain.first} \\(voided\\)$`),
+    );
+
+    const queriesOf = (user: string) =>
+      countQueriesDuring(db.pool, () =>
+        admin.get(`/admin/receipts?user=${user}`).set('Accept', 'text/html').expect(200),
+      );
+    expect(await queriesOf('topup')).toBe(await queriesOf('plain'));
+
+    // Voided in turn, its row says how it was paid under "was paid", both parts still.
+    expect((await post(admin, `/admin/receipts/${topUp.again}/void`, { reason: 'billed twice' })).status).toBe(200);
+    expect(await paidCellOf('topup', topUp.again)).toMatch(
+      new RegExp(
+        `^voided [\\d-]+ was paid [\\d-]+ · bank transfer · with the money of receipt #${topUp.first} \\(voided\\), 0\\.50 THB, and 0\\.30 THB new money, ref BT-TOPUP$`,
+      ),
     );
   });
 });

@@ -292,7 +292,7 @@ export class StaleRatesError extends ConflictError {
     super(
       `Rates of ${tier} not changed. ` +
         (current && deleted
-          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatLocalDateTime(deleted.at, timeZone)} ` +
+          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatAuditTime(deleted.at, timeZone)} ` +
             `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
           : current
             ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
@@ -320,7 +320,7 @@ export class RenamedTierError extends ConflictError {
     change: { actor: string; at: Date },
     timeZone: string,
   ) {
-    const by = ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}`;
+    const by = ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}`;
     super(
       `Rates of ${previousName} not changed. Tier ${previousName} was renamed to ${tier}${by} after this page ` +
         `was opened. The form of ${tier} keeps the rates you typed; check them and submit again.`,
@@ -348,7 +348,7 @@ export class StaleTierDescriptionError extends ConflictError {
     timeZone: string,
   ) {
     const isTouched = input.description !== input.basedOn;
-    const by = change ? ` by ${change.actor} at ${formatLocalDateTime(change.at, timeZone)}` : '';
+    const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
     super(
       `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ` +
         `now ${current ? `“${current}”` : 'empty'}. ` +
@@ -755,7 +755,7 @@ export function createRatesService(deps: RatesServiceDeps) {
               : [`${action.move} not moved to ${type}`, 'choose it again from the list as it is now'];
       throw new ConflictError(
         `${refused}: the ${type} this page showed was ${what} by ${change.actor} at ` +
-          `${formatLocalDateTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
+          `${formatAuditTime(change.at, config.timeZone)} after it was opened, and the ${type} there is now is ` +
           `another tier, added since; ${instead} if you mean to.`,
         typeof action === 'object' ? { tierReplaced: true, field: 'tier' } : { tierReplaced: true },
       );
@@ -815,7 +815,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     name: string,
   ): Promise<{ note: string; renamed?: { name: string } }> {
     const { renamed, deleted } = await findLastChangeOfTierName(client, name);
-    const at = (when: Date) => formatLocalDateTime(when, config.timeZone);
+    const at = (when: Date) => formatAuditTime(when, config.timeZone);
     if (deleted) return { note: `: it was deleted by ${deleted.actor} at ${at(deleted.at)}` };
     if (renamed)
       return { note: `: it was renamed to ${renamed.name} by ${renamed.actor} at ${at(renamed.at)}`, renamed };
@@ -832,6 +832,21 @@ export function createRatesService(deps: RatesServiceDeps) {
     const deleted = await ratesRepository.findTierDeletion(client, name);
     // The later of the two is what became of the name: a tier renamed away, then another of that name deleted.
     return deleted && (!renamed || deleted.entryId > renamed.entryId) ? { deleted } : { renamed };
+  }
+
+  /**
+   * What the audit log says became of a tier name no tier has now, with the times as the app writes
+   * them: renamed (to the name that tier has now) or deleted, whichever is later; neither when the
+   * log has none. For a filter by a name receipts keep (/admin/usage's Tier), to say what it is now.
+   */
+  async function whatBecameOfTierName(
+    name: string,
+  ): Promise<{ renamed?: { name: string; actor: string; at: string }; deleted?: { actor: string; at: string } }> {
+    const { renamed, deleted } = await findLastChangeOfTierName(db, name);
+    const at = (when: Date) => formatAuditTime(when, config.timeZone);
+    if (deleted) return { deleted: { actor: deleted.actor, at: at(deleted.at) } };
+    if (renamed) return { renamed: { name: renamed.name, actor: renamed.actor, at: at(renamed.at) } };
+    return {};
   }
 
   /** The PRICING_TIER_RULES patterns that send usernames to `tierName`, in rule order. */
@@ -963,7 +978,7 @@ export function createRatesService(deps: RatesServiceDeps) {
               previousRulePatterns: rulePatternsFor(input.type),
               rulePatterns: rulePatternsFor(input.name),
               isChanged: false,
-              renamedBefore: { by: renamed.actor, at: formatLocalDateTime(renamed.at, config.timeZone) },
+              renamedBefore: { by: renamed.actor, at: formatAuditTime(renamed.at, config.timeZone) },
             };
           }
           throw await unknownTierError(tx, input.type);
@@ -1059,7 +1074,7 @@ export function createRatesService(deps: RatesServiceDeps) {
               name: input.type,
               rateCount: 0,
               isChanged: false,
-              deletedBefore: { by: deleted.actor, at: formatLocalDateTime(deleted.at, config.timeZone) },
+              deletedBefore: { by: deleted.actor, at: formatAuditTime(deleted.at, config.timeZone) },
             };
           }
           throw await unknownTierError(tx, input.type);
@@ -1320,6 +1335,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     checkUserTiersPage,
     listUserTiers,
     setOverride,
+    whatBecameOfTierName,
     invalidate,
   };
 }

@@ -48,6 +48,7 @@ export function adminUsageJson(result: AdminUsage, timeZone: string) {
     filters: result.filters,
     matchedUsers: result.matchedUsers,
     alsoContaining: result.alsoContaining,
+    formerTier: result.formerTier,
     currency: result.currency,
     users: result.users.map((row) => ({
       username: row.username,

@@ -324,6 +324,17 @@ export async function findJobOwnersContaining(db: Db, search: string): Promise<s
 }
 
 /**
+ * Whether a receipt not voided was billed under the tier name `name` (receipts keep the name their
+ * tier had then): the jobs a Tier filter by a name no tier has now can still find. No index on
+ * tier_name: read only for such a name, never for a tier there is.
+ */
+export async function isTierNameOnReceipts(db: Db, name: string): Promise<boolean> {
+  const rows = await db.$queryRaw<{ found: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM receipts WHERE tier_name = ${name} AND voided_at IS NULL) AS found`;
+  return rows[0]?.found ?? false;
+}
+
+/**
  * Windows of up to 31 local days (an hour more where the clocks go back) are read owner by
  * owner (see sumByUser); longer ones in one pass over the whole index, which PostgreSQL
  * splits among its parallel workers. Both give the same figures; this only picks the faster.

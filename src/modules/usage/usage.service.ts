@@ -696,17 +696,38 @@ export function createUsageService(deps: UsageServiceDeps) {
    */
   async function checkAdminUsageQuery(query: TAdminUsageQuery): Promise<void> {
     resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
-    await assertKnownTier(query.tier);
+    await formerTierOf(query.tier);
   }
 
   /**
-   * Refuses a Tier filter that names no tier (400, listing the tiers, as the tier forms do): it
-   * would match no job, and read as "nobody used that tier". From the cached rates, no query.
+   * Checks a Tier filter: undefined for none or a tier there is (from the cached rates, no query).
+   * A receipt keeps the tier name it was billed under, so a name no tier has now still finds jobs
+   * when it is a former name of a tier there is (the audit log's renames) or receipts carry it (a
+   * tier deleted since): it is taken, with what it is now for the page to say (`now`: the tier's
+   * name now, null for none). Any other name is refused (400, listing the tiers, as the tier forms
+   * do): it would match no job, and read as "nobody used that tier".
    */
-  async function assertKnownTier(tier: string | undefined): Promise<void> {
-    if (!tier) return;
+  async function formerTierOf(tier: string | undefined): Promise<FormerTier | undefined> {
+    if (!tier) return undefined;
     const names = [...(await rates.getSnapshot()).tiers.keys()];
-    if (names.includes(tier)) return;
+    if (names.includes(tier)) return undefined;
+    const [fate, isOnReceipts] = await Promise.all([
+      rates.whatBecameOfTierName(tier),
+      usageRepository.isTierNameOnReceipts(db, tier),
+    ]);
+    const shown = `Shown: the jobs billed under the name ${tier}`;
+    if (fate.renamed) {
+      const { name, actor, at } = fate.renamed;
+      return {
+        name: tier,
+        now: name,
+        note: `${tier} is the former name of tier ${name}: renamed by ${actor} at ${at}. ${shown}, before it was renamed; those priced at ${name} since are under its own name.`,
+      };
+    }
+    if (isOnReceipts) {
+      const deleted = fate.deleted ? `: it was deleted by ${fate.deleted.actor} at ${fate.deleted.at}` : '';
+      return { name: tier, now: null, note: `No tier is called ${tier} now${deleted}. ${shown}.` };
+    }
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
     throw new InvalidFieldsError({ tier: `unknown tier "${tier}". ${known}` }, { tier: 'Tier' });
   }
@@ -720,8 +741,12 @@ export function createUsageService(deps: UsageServiceDeps) {
   async function adminJobFilterOf(
     query: TAdminUsageQuery,
     window: UsageWindow,
-  ): Promise<{ filter: usageRepository.JobFilter; match: UserFilterMatch | undefined }> {
-    await assertKnownTier(query.tier);
+  ): Promise<{
+    filter: usageRepository.JobFilter;
+    match: UserFilterMatch | undefined;
+    formerTier: FormerTier | undefined;
+  }> {
+    const formerTier = await formerTierOf(query.tier);
     const base = {
       from: window.from,
       before: window.before,
@@ -729,17 +754,17 @@ export function createUsageService(deps: UsageServiceDeps) {
       partition: query.partition,
       tier: query.tier,
     };
-    if (!query.user) return { filter: base, match: undefined };
+    if (!query.user) return { filter: base, match: undefined, formerTier };
     const match = userFilterMatchOf(query.user, await usageRepository.findJobOwnersContaining(db, query.user));
     const [only, ...others] = match.usernames;
     const owners = only !== undefined && others.length === 0 ? { user: only } : { users: match.usernames };
-    return { filter: { ...base, ...owners }, match };
+    return { filter: { ...base, ...owners }, match, formerTier };
   }
 
   /** Usage across users (admin): per-user totals under the filters. */
   async function getAdminUsage(query: TAdminUsageQuery) {
     const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
-    const { filter, match } = await adminJobFilterOf(query, window);
+    const { filter, match, formerTier } = await adminJobFilterOf(query, window);
     const pricing = await pricingFor(match?.usernames);
     const tierOf = new Map(pricing.rates.map((row) => [row.username, row.tier]));
     const users = sharesToUsers(await usageRepository.sumByUser(db, filter, pricing), tierOf);
@@ -759,6 +784,8 @@ export function createUsageService(deps: UsageServiceDeps) {
       // several, and the others containing a whole name matched, offered as links (bobby's beside bob's).
       matchedUsers: match?.usernames ?? null,
       alsoContaining: match?.alsoContaining ?? [],
+      // A Tier filter by a name no tier has now: what it is now (null for a tier there is, or none).
+      formerTier: formerTier ?? null,
     };
   }
 
@@ -898,6 +925,14 @@ function sharesToUsers(
   const byName = (a: string | null, b: string | null) => ((a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0);
   for (const user of users) user.tiers.sort((a, b) => Number(a.billed) - Number(b.billed) || byName(a.tier, b.tier));
   return users;
+}
+
+/** A Tier filter's name that no tier has now but receipts were billed under, and what it is now. */
+export interface FormerTier {
+  name: string;
+  /** The tier's name now when it was renamed; null when no tier is (deleted since). */
+  now: string | null;
+  note: string;
 }
 
 function pickFilters(query: TAdminUsageQuery) {
