@@ -103,7 +103,7 @@ export function buildIngestionService(deps: {
     // none (the run says why). Then each run that re-reads the file sets it again.
     void readSlurmrestdToken(slurmrestd).then(observeToken, () => undefined);
   }
-  return createIngestionService({
+  const service = createIngestionService({
     db: deps.db,
     sources,
     unconfigured,
@@ -113,4 +113,19 @@ export function buildIngestionService(deps: {
     initialLookbackSec: deps.config.ingestion.lookbackSec,
     now: deps.now,
   });
+  // SLURMRESTD_TOKEN cannot change while the process runs: read once, above.
+  if (!observeToken || !slurmrestd?.tokenFile || slurmrestd.token) return service;
+  return {
+    ...service,
+    // A run through slurmrestd re-reads the file; a skipped one (another worker or replica ran this
+    // interval, or holds the lock) reads it too, once per tick. With WEB_CONCURRENCY > 1 one worker
+    // ran every run and the others kept the expiry they read at start: a file renewed with a token
+    // expiring sooner (scontrol token without lifespan=) showed in one worker only, and the maximum
+    // the instance exports stayed the old one, so SlurmrestdTokenExpiring never fired.
+    async runOnce(input) {
+      const result = await service.runOnce(input);
+      if (result.status === 'skipped') await readSlurmrestdToken(slurmrestd).then(observeToken, () => undefined);
+      return result;
+    },
+  };
 }

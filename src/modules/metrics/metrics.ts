@@ -302,14 +302,15 @@ export function createMetrics(options: MetricsOptions = {}) {
         for (const { source, isOk } of last?.fallbackSetup ?? []) this.set({ source }, isOk ? 1 : 0);
       },
     }),
-    // Set when the token is read (at start, and each time a run re-reads SLURMRESTD_TOKEN_FILE), never at a
-    // scrape: nothing warned before slurmrestd's JWT expired, and then every run failed (SlurmrestdTokenExpiring).
+    // Set when the token is read (at start, and each time a run re-reads SLURMRESTD_TOKEN_FILE or a scheduled
+    // tick is skipped: buildIngestionService), never at a scrape: nothing warned before slurmrestd's JWT expired, and then every run failed (SlurmrestdTokenExpiring).
     ingestTokenExpiry: new Gauge({
       name: 'slurm_ingest_token_expiry_timestamp_seconds',
       help: "When slurmrestd's JWT (SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE) expires (Unix seconds), from its exp claim as last read by a process that runs ingestion; no series for a token that is no JWT or has no exp.",
       // A label, so that a token without exp leaves no series (an unlabelled gauge reads 0 after a reset).
       labelNames: ['source'] as const,
-      // A process that read the file longer ago still holds the token it replaced, which expires sooner.
+      // A process that has not read the file since it was renewed (within one interval) still holds the token
+      // it replaced, which expires sooner.
       aggregator: 'max',
       registers,
     }),
