@@ -446,10 +446,6 @@ export class NothingToBillError extends AppError {
 }
 
 /**
- * Some of the jobs a receipt was to bill went onto another receipt while it was being made (the
- * unique job-key index refused them). Worded for the person who asked for their own receipt.
- */
-/**
  * A 409 for Create receipt sent from a /me page that estimated the jobs at other rates than the user's
  * now (`based_on`): an admin moved the user to another tier, or changed the tier's rates, after the
  * page was read. A receipt is priced at the rates in force when it is made (docs/pricing.md), so it
@@ -481,6 +477,10 @@ export class RatesChangedSinceShownError extends ConflictError {
   }
 }
 
+/**
+ * Some of the jobs a receipt was to bill went onto another receipt while it was being made (the
+ * unique job-key index refused them). Worded for the person who asked for their own receipt.
+ */
 export class BilledMeanwhileError extends ConflictError {
   constructor(
     readonly username: string,
