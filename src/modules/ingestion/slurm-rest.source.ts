@@ -70,6 +70,13 @@ export interface SlurmRestSourceOptions {
 }
 
 /**
+ * The command an advice names to issue a token: with lifespan=, since scontrol token alone issues one
+ * of 30 minutes, and an operator who followed the advice as written was refused again half an hour later.
+ */
+const tokenCommandFor = (user: string) =>
+  `scontrol token username=${user} lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes`;
+
+/**
  * The newest API version whose query times slurmrestd reads as written times (Slurm's parse_time):
  * 22.05's v0.0.36-38 and 23.02's v0.0.39 (openapi/dbv0.0.39 parses `start_time` as 22.05 does, and
  * its OpenAPI document lists the same formats). From v0.0.40 (23.11, the data_parser's
@@ -546,7 +553,7 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, timeZone
     const owner = payload.sun;
     // Only a plain user name is quoted back: the claim is not verified.
     if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
-      return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (scontrol token username=${user})`;
+      return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (${tokenCommandFor(user)})`;
     }
     // Its user and expiry are right, so what slurmrestd refused is its signature: a token issued on another
     // cluster, or before jwt_key changed (seen on the lab). It used to get the general advice below.
@@ -554,7 +561,7 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, timeZone
       return (
         `the token is ${user}'s, as SLURMRESTD_USER says, and has not expired (it expires at ${expiryText(payload.exp, timeZone)}), so ` +
         `slurmrestd refused its signature: was it issued on another cluster, or before this one's jwt_key changed? ` +
-        `Issue a new one on this cluster (scontrol token username=${user})`
+        `Issue a new one on this cluster (${tokenCommandFor(user)})`
       );
     }
   } catch {

@@ -346,7 +346,7 @@ describe('slurmrestd source against a replay of real answers', () => {
         "slurmrestd rejected the token (error 1007: Protocol authentication error); the token is billing's, as " +
           'SLURMRESTD_USER says, and has not expired (it expires at 2100-01-01 07:00 (Asia/Bangkok)), so slurmrestd refused ' +
           "its signature: was it issued on another cluster, or before this one's jwt_key changed? Issue a new one on " +
-          'this cluster (scontrol token username=billing)',
+          'this cluster (scontrol token username=billing lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes)',
       ),
     );
     replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
@@ -365,7 +365,7 @@ describe('slurmrestd source against a replay of real answers', () => {
       new SourceConfigError(
         'slurmrestd rejected the token (error 1007: Protocol authentication error); the token was issued for ' +
           'user "alice", but SLURMRESTD_USER is "billing": set SLURMRESTD_USER=alice, or issue a token for ' +
-          'billing (scontrol token username=billing)',
+          'billing (scontrol token username=billing lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes)',
       ),
     );
     replayServer.setPlan(() => ({ status: 403, body: 'Forbidden' }));
