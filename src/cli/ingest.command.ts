@@ -14,7 +14,7 @@ import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
-import { addLocalDays } from '../shared/local-date.js';
+import { addLocalDays, formatZonedTimeSeconds } from '../shared/local-date.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { cliAuditContext } from './cli-audit-context.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
@@ -71,7 +71,7 @@ async function main(startUp: StartUp) {
   };
   if (parsed.kind === 'incremental') {
     try {
-      await runIncremental(service, parsed.force, startUp, recordRun);
+      await runIncremental(service, parsed.force, startUp, recordRun, config.timeZone);
     } finally {
       await db.close();
     }
@@ -219,6 +219,7 @@ async function runIncremental(
   force: boolean,
   startUp: StartUp,
   recordRun: (result: RunResult, details: Record<string, unknown>) => Promise<void>,
+  timeZone: string,
 ) {
   const stopping = new AbortController();
   // The same Ctrl-C delivered twice (by the terminal, and by npm to its script) is one: taken for a
@@ -256,7 +257,8 @@ async function runIncremental(
     return;
   }
   const { run } = result;
-  const tail = `; window ${run.window.start.toISOString()} .. ${run.window.end.toISOString()}, in ${(run.durationMs / 1000).toFixed(1)} s.`;
+  // In APP_TZ, as pages and the run's notes give times (the JSON log line on stderr keeps UTC ISO).
+  const tail = `; window ${formatZonedTimeSeconds(run.window.start, timeZone)} .. ${formatZonedTimeSeconds(run.window.end, timeZone)}, in ${(run.durationMs / 1000).toFixed(1)} s.`;
   if (run.outcome === 'failed' && stopping.signal.aborted) {
     console.log(
       `Ingestion run #${run.runId} interrupted (${interruption.label}): recorded failed, so the next run reads its window again${tail}`,

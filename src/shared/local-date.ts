@@ -237,6 +237,15 @@ export function formatLocalDateTime(instant: Date, timeZone: string): string {
   return `${p.year}-${padTwoDigits(p.month)}-${padTwoDigits(p.day)} ${padTwoDigits(p.hour)}:${padTwoDigits(p.minute)}${repeatedTimeMark(instant, timeZone)}`;
 }
 
+/**
+ * `YYYY-MM-DD HH:MM:SS (Zone)` in the zone, to the second and named, for messages about ingestion
+ * (run notes and errors, `npm run ingest`'s summary), where a minute can hold both times compared
+ * (End before Start); a time the clocks show twice gets its offset too (repeatedTimeMark).
+ */
+export function formatZonedTimeSeconds(instant: Date, timeZone: string): string {
+  return `${toLocalIsoSeconds(instant, timeZone).replace('T', ' ')}${repeatedTimeMark(instant, timeZone)} (${timeZone})`;
+}
+
 /** "UTC+07:00", "UTC-03:30": an offset from UTC in ms, as ISO 8601 writes it. */
 function formatUtcOffset(offsetMs: number): string {
   const minutes = Math.round(Math.abs(offsetMs) / 60_000);

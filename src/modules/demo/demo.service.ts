@@ -105,6 +105,7 @@ async function ingestDemoFile(
     metrics: createMetrics(),
     overlapSec: 0,
     initialLookbackSec: 0,
+    timeZone: options.timeZone,
   });
   const deadline = Date.now() + SEED_LOCK_WAIT_MS;
   for (;;) {

@@ -111,6 +111,7 @@ export function buildIngestionService(deps: {
     metrics: deps.metrics,
     overlapSec: deps.config.ingestion.overlapSec,
     initialLookbackSec: deps.config.ingestion.lookbackSec,
+    timeZone: deps.config.timeZone,
     now: deps.now,
   });
   // SLURMRESTD_TOKEN cannot change while the process runs: read once, above.

@@ -9,6 +9,7 @@ import {
   isReadOnlyDatabase,
   sqlStateOf,
 } from '../../shared/errors.js';
+import { formatZonedTimeSeconds } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -46,6 +47,11 @@ export interface IngestionDeps {
   overlapSec: number;
   /** The first run (no high-water mark yet) looks this far back. */
   initialLookbackSec: number;
+  /**
+   * APP_TZ: the zone the run's notes and errors name times in, as pages do (buildIngestionService and the
+   * demo's seed pass config's). UTC when left out (bench/ and tests that do not read the notes' times).
+   */
+  timeZone?: string;
   batchSize?: number;
   now?: () => Date;
 }
@@ -186,6 +192,7 @@ function lineLabel(source: JobSource, line: number, output?: string): string {
 export function createIngestionService(deps: IngestionDeps) {
   const now = deps.now ?? (() => new Date());
   const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
+  const timeZone = deps.timeZone ?? 'UTC';
   const { db, logger, metrics } = deps;
   // The dashboard's series exist at 0 before the first run: each outcome a configured source
   // can have, and a failed run, which has no source.
@@ -300,7 +307,7 @@ export function createIngestionService(deps: IngestionDeps) {
           : `${SKIPPED_KEY}${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`;
     /** Counts, and logs, what is odd about a job stored: its times, a state the app does not know. */
     const noteOddities = (job: NormalizedJob, line: number) => {
-      const doubt = findTimeProblem(job);
+      const doubt = findTimeProblem(job, timeZone);
       if (doubt) {
         counts.warned += 1;
         counts.firstWarning ??= `job ${job.jobKey} (${lineLabel(source, line)}): ${doubt}`;
@@ -711,7 +718,7 @@ export function createIngestionService(deps: IngestionDeps) {
     const recorded = answered ? readThrough(window, answered.modifiedAt) : window;
     if (recorded.end < window.end) {
       notes.window =
-        `read up to ${recorded.end.toISOString()}, when the file was last written (it holds no job that ended later): ` +
+        `read up to ${formatZonedTimeSeconds(recorded.end, timeZone)}, when the file was last written (it holds no job that ended later): ` +
         'the next run reads from there';
     }
     const runError =

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { formatZonedTimeSeconds } from '../../shared/local-date.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { type AllocationsOnly, StepRowWatch } from './allocations-only.js';
 import {
@@ -236,7 +237,7 @@ async function* readInSlices(
       if (!(error instanceof QueryTooWideError)) throw error;
       if (length <= MIN_SLICE_MS) {
         throw new SourceUnavailableError(
-          `${error.message} for the ${Math.round(length / 1000)} s from ${start.toISOString()}, the shortest slice a window is read in`,
+          `${error.message} for the ${Math.round(length / 1000)} s from ${formatZonedTimeSeconds(start, options.timeZone)}, the shortest slice a window is read in`,
         );
       }
       sliceMs = halfSlice(length);

@@ -1,3 +1,4 @@
+import { formatZonedTimeSeconds } from '../../shared/local-date.js';
 import { SlurmParseError, truncate } from './slurm-time.parser.js';
 
 /**
@@ -400,10 +401,12 @@ export function findStorageProblem(job: NormalizedJob): string | null {
  * and billed all the same, with a warning: billing uses the elapsed and CPU time Slurm
  * measured, not End - Start, and real jobs look like this in sacct's local times when they
  * span the repeated hour at the end of summer time (both readings are taken as the later one).
+ * Its times are named in `timeZone` (APP_TZ), to the second.
  */
-export function findTimeProblem(job: Pick<NormalizedJob, 'startAt' | 'endAt'>): string | null {
+export function findTimeProblem(job: Pick<NormalizedJob, 'startAt' | 'endAt'>, timeZone: string): string | null {
   if (job.startAt !== null && job.endAt !== null && job.endAt < job.startAt) {
-    return `End ${job.endAt.toISOString()} is before Start ${job.startAt.toISOString()}`;
+    // Read on the admin page and in `npm run ingest`'s summary: in APP_TZ, as pages give times.
+    return `End ${formatZonedTimeSeconds(job.endAt, timeZone)} is before Start ${formatZonedTimeSeconds(job.startAt, timeZone)}`;
   }
   return null;
 }

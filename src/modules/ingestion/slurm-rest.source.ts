@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { formatLocalDateTime } from '../../shared/local-date.js';
+import { formatLocalDateTime, formatZonedTimeSeconds } from '../../shared/local-date.js';
 import {
   halfSlice,
   type IngestWindow,
@@ -384,7 +384,7 @@ export function createSlurmRestSource(
           if (!(error instanceof AnswerTooLargeError || error instanceof QueryTooWideError)) throw error;
           if (sliceLength <= MIN_SLICE_MS) {
             throw new SourceUnavailableError(
-              `${error.message} for the ${Math.round(sliceLength / 1000)} s from ${slice.start.toISOString()}, the shortest slice a window is read in`,
+              `${error.message} for the ${Math.round(sliceLength / 1000)} s from ${formatZonedTimeSeconds(slice.start, options.timeZone)}, the shortest slice a window is read in`,
             );
           }
           sliceMs = halfSlice(sliceLength);

@@ -451,7 +451,7 @@ describe('npm run ingest stopped with one Ctrl-C', () => {
       killLeftoverSleep(wrapper.sleepPidFile);
     }
     expect(cli.stdout()).toMatch(
-      /^Ingestion run #\d+ interrupted \(Ctrl-C\): .*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+      /^Ingestion run #\d+ interrupted \(Ctrl-C\): .*; window .+ \.\. .+, in \d+\.\d s\.\n$/,
     );
     const run = await db.prisma.ingestionRun.findFirst({ where: { trigger: 'schedule' }, orderBy: { id: 'desc' } });
     expect(run).toMatchObject({ outcome: 'failed', error: 'sacct: stopped: interrupted with Ctrl-C' });
@@ -846,6 +846,23 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     ]);
   });
 
+  it("names the run's window in APP_TZ, as pages give times, not in UTC", async () => {
+    const runsBefore = await lastRunId();
+    const before = Date.now();
+    const cli = spawnIngestCli([], { APP_TZ: 'Asia/Bangkok', FALLBACK_CSV: path.join(dir, 'no-such-file.psv') });
+    const closed = new Promise((resolve) => cli.child.once('close', resolve));
+    expect(await cli.exited).toBe(1);
+    await closed;
+    const stamp = String.raw`(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \(Asia/Bangkok\)`;
+    const window = new RegExp(String.raw`; window ${stamp} \.\. ${stamp}, in \d+\.\d s\.\n$`).exec(cli.stdout());
+    expect(window, cli.stdout()).not.toBeNull();
+    // The end is when the run started, on Bangkok's clock (UTC+7, no summer time): not UTC's.
+    const endAsUtc = Date.parse(`${window?.[2]?.replace(' ', 'T')}Z`) - 7 * 3_600_000;
+    expect(endAsUtc).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 - 1000);
+    expect(endAsUtc).toBeLessThanOrEqual(Date.now());
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+
   it('exits 1 with the reason when no source answers, its result line on stdout as a successful run has it', async () => {
     // A failed run printed its line on stderr, in another form (`(window …)`), so `>result 2>>log`
     // or a wrapper reading stdout got nothing for it, and a log read for result lines missed it.
@@ -862,7 +879,7 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     expect(await cli.exited).toBe(1);
     await closed;
     expect(cli.stdout()).toMatch(
-      /^Ingestion run #\d+ failed: file: .*no-such-file\.psv.*; window \S+ \.\. \S+, in \d+\.\d s\.\n$/,
+      /^Ingestion run #\d+ failed: file: .*no-such-file\.psv.*; window .+ \.\. .+, in \d+\.\d s\.\n$/,
     );
     // stderr has the details as JSON log lines, and nothing else.
     const logLines = cli

@@ -75,6 +75,7 @@ function service(sources: JobSource[], overrides: Partial<IngestionDeps> = {}) {
     metrics,
     overlapSec: 600,
     initialLookbackSec: 86_400,
+    timeZone: 'UTC',
     batchSize: 5,
     now: () => NOW,
     ...overrides,
@@ -249,11 +250,14 @@ describe('ingestion runs through the file source', () => {
       ].join('\n'),
     );
     const source = labFileSource(file);
-    const run = await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    // The notes name times in APP_TZ, as pages do: the file is read in UTC, the site is in Bangkok.
+    const run = await finishedRun(
+      service([source], { timeZone: 'Asia/Bangkok' }).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
     expect(run).toMatchObject({ outcome: 'success', seen: 2, inserted: 2, skipped: 0, warned: 1 });
     expect(run.sourceNotes.warnings).toBe(
       '1 job(s) stored with End before Start (billed by elapsed time), first: job 2 (line 3): ' +
-        'End 2026-11-23T15:20:00.000Z is before Start 2026-11-23T15:50:00.000Z',
+        'End 2026-11-23 22:20:00 (Asia/Bangkok) is before Start 2026-11-23 22:50:00 (Asia/Bangkok)',
     );
     expect(await jobRow('2')).toMatchObject({ elapsed_sec: 3600, is_terminal: true });
     const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
@@ -513,6 +517,19 @@ describe('ingestion runs through the file source', () => {
     const run = await finishedRun(service([source]).runOnce({ trigger: 'schedule', window: later }));
     expect(run).toMatchObject({ outcome: 'success', seen: 0, inserted: 0, skipped: 0 });
     expect(run.sourceNotes.file).toBe('answered: file unchanged since run #1, nothing new');
+  });
+
+  it('notes that a file written before the window ended was read up to then, in APP_TZ', async () => {
+    const { source, file } = fileSource('final/sacct-steps-extra.psv');
+    utimesSync(file, WRITTEN, WRITTEN);
+    const run = await finishedRun(
+      service([source], { timeZone: 'Asia/Bangkok' }).runOnce({ trigger: 'manual', window: WINDOW }),
+    );
+    expect(run.window).toEqual({ start: WINDOW.start, end: WRITTEN });
+    expect(run.sourceNotes.window).toBe(
+      'read up to 2026-11-23 22:50:00 (Asia/Bangkok), when the file was last written ' +
+        '(it holds no job that ended later): the next run reads from there',
+    );
   });
 
   it('says when the file that answered the newest run was written, also when that run found it unchanged', async () => {

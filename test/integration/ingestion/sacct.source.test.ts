@@ -163,6 +163,14 @@ describe('sacct source with a fake sacct executable', () => {
     ]);
   });
 
+  it('names the start of the shortest slice, still refused as too wide, in APP_TZ as pages give times', async () => {
+    const sacct = fakeSacct('max-range-0');
+    const window = { start: new Date('2026-11-22T00:00:30Z'), end: new Date('2026-11-22T00:02:30Z') };
+    await expect(collect(createSacctSource(options(sacct, { timeZone: 'Asia/Bangkok' })).read(window))).rejects.toThrow(
+      /for the 60 s from 2026-11-22 07:00:30 \(Asia\/Bangkok\), the shortest slice a window is read in$/,
+    );
+  });
+
   it('reads a long window a day at a time, so a busy week is not one sacct killed on every run', async () => {
     // The first run's INGEST_LOOKBACK_DAYS, or a catch-up after an outage: one sacct over five days
     // took longer than SACCT_TIMEOUT_MS, was killed, and each run after it read a longer window.

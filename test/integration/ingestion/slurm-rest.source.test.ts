@@ -1075,6 +1075,23 @@ describe('a window whose answer is more than one answer may be (a first run, a c
     },
   );
 
+  it('names the start of the shortest slice, still refused as too wide, in APP_TZ as pages give times', async () => {
+    const refusal = {
+      errors: [
+        { error_number: 7007, error: 'Too wide of a date range in query', description: '', source: 'slurmdb_jobs_get' },
+      ],
+      jobs: [],
+    };
+    replayServer.setPlan((url) =>
+      url.startsWith('/slurmdb/v0.0.38/jobs?') ? { status: 200, body: JSON.stringify(refusal) } : replay(url),
+    );
+    const source = createSlurmRestSource(sourceOptions({ timeZone: 'Asia/Bangkok', now: () => NOW }));
+    const window = { start: new Date('2026-11-22T00:00:30Z'), end: new Date('2026-11-22T00:02:30Z') };
+    await expect(collect(source.read(window))).rejects.toThrow(
+      /for the 60 s from 2026-11-22 07:00:30 \(Asia\/Bangkok\), the shortest slice a window is read in$/,
+    );
+  });
+
   it('a long window too slow to answer in SLURMRESTD_TIMEOUT_MS is read in shorter slices too', async () => {
     await db.prisma.$executeRawUnsafe('TRUNCATE slurm_jobs, ingestion_runs');
     replayServer.setPlan(busyCluster({ slowAboveMs: 2 * 3_600_000 }));

@@ -443,14 +443,14 @@ describe('sacct lines whose End is before their Start', () => {
       'inverted in the accounting itself',
       'UTC',
       '8|8|ann|COMPLETED|600|600|cpu=1,node=1|2026-11-20T05:00:00|2026-11-20T02:00:00',
-      'End 2026-11-20T02:00:00.000Z is before Start 2026-11-20T05:00:00.000Z',
+      'End 2026-11-20 02:00:00 (UTC) is before Start 2026-11-20 05:00:00 (UTC)',
     ],
     [
       // Started 02:50 CEST, ended 20 minutes later at 02:10 CET: both read as CET.
       'across the repeated hour at the end of summer time',
       'Europe/Berlin',
       '8|8|ann|COMPLETED|1200|1200|cpu=1,node=1|2026-10-25T02:50:00|2026-10-25T02:10:00',
-      'End 2026-10-25T01:10:00.000Z is before Start 2026-10-25T01:50:00.000Z',
+      'End 2026-10-25 02:10:00 (UTC+01:00) (Europe/Berlin) is before Start 2026-10-25 02:50:00 (UTC+01:00) (Europe/Berlin)',
     ],
     ['in order', 'UTC', '8|8|ann|COMPLETED|600|600|cpu=1,node=1|2026-11-20T02:00:00|2026-11-20T02:10:00', null],
   ])('a job %s is a job, not a skip', (_label, timeZone, line, problem) => {
@@ -458,7 +458,7 @@ describe('sacct lines whose End is before their Start', () => {
     expect(items).toEqual([expect.objectContaining({ kind: 'job', line: 2 })]);
     const job = (items[0] as Extract<SourceItem, { kind: 'job' }>).job;
     expect(job).toMatchObject({ elapsedSec: Number(line.split('|')[4]), isTerminal: true });
-    expect(findTimeProblem(job)).toBe(problem);
+    expect(findTimeProblem(job, timeZone)).toBe(problem);
   });
 });
 
@@ -774,7 +774,7 @@ describe('a job held and then cancelled before it ran (22.05/held-cancelled)', (
       reqCpus: 1,
     });
     expect(findStorageProblem(job)).toBeNull();
-    expect(findTimeProblem(job)).toBeNull();
+    expect(findTimeProblem(job, 'UTC')).toBeNull();
     for (const basis of ['used', 'allocated'] as const) {
       const hours = computeResourceHours(job, basis);
       expect([hours.cpuHours, hours.gpuHours, hours.memGbHours].map((value) => value.toFixed())).toEqual([

@@ -22,16 +22,16 @@ describe('findTimeProblem', () => {
       'ended before it started',
       '2026-11-20T05:00:00Z',
       '2026-11-20T02:00:00Z',
-      'End 2026-11-20T02:00:00.000Z is before Start 2026-11-20T05:00:00.000Z',
+      'End 2026-11-20 09:00:00 (Asia/Bangkok) is before Start 2026-11-20 12:00:00 (Asia/Bangkok)',
     ],
     [
       'ended a second before it started',
       '2026-11-20T05:00:00Z',
       '2026-11-20T04:59:59Z',
-      'End 2026-11-20T04:59:59.000Z is before Start 2026-11-20T05:00:00.000Z',
+      'End 2026-11-20 11:59:59 (Asia/Bangkok) is before Start 2026-11-20 12:00:00 (Asia/Bangkok)',
     ],
-  ])('a job that %s', (_label, start, end, problem) => {
-    expect(findTimeProblem({ startAt: at(start), endAt: at(end) })).toBe(problem);
+  ])('a job that %s (times named in APP_TZ, as pages give them)', (_label, start, end, problem) => {
+    expect(findTimeProblem({ startAt: at(start), endAt: at(end) }, 'Asia/Bangkok')).toBe(problem);
   });
 });
 
