@@ -22,8 +22,12 @@ export type ListSlice = { offset: number } | { older: ListPlace } | { newer: Lis
 export const NOT_A_PLACE_REASON =
   'is not a place in this list: it was edited or cut short. Open the first page and page on from there.';
 
-/** The latest time a JavaScript Date holds, in ms. */
-const MAX_TIME_MS = 8.64e15;
+/**
+ * The latest time a place may name, in ms: the last of the year 9999. A JavaScript Date holds times up
+ * to the year 275760, but Prisma refuses one past 9999 as no DateTime, so an edited link naming one was
+ * a 500 where any other place the list did not give is a 400. No receipt is made that late.
+ */
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** The opaque text of `place` for a link's `older=` or `newer=`: base64url of "<ms>.<id>", or of "<id>". */
 export function encodePlace(place: ListPlace): string {

@@ -140,6 +140,8 @@ describe('a place in the list that is not one the list gave', () => {
     ['base64 of something else', Buffer.from('hello').toString('base64url')],
     ['a time and id that no receipt has', Buffer.from(`${BASE + 7}.999999`).toString('base64url')],
     ['a number too large for an id', Buffer.from(`${BASE}.99999999999`).toString('base64url')],
+    // A time JavaScript holds but the database is not asked about (Prisma refuses a year past 9999): it was a 500.
+    ['a time past the year 9999', Buffer.from('253402300800000.1').toString('base64url')],
   ])('/admin/receipts refuses %s with a 400 that says so, changing nothing', async (_, cursor) => {
     await buildReceipts('alice', 3);
     const reason =
@@ -174,6 +176,14 @@ describe('a place in the list that is not one the list gave', () => {
       .expect(200);
     await admin.head(`/admin/receipts?older=${cursor}`).expect(200);
     await admin.head(`/admin/receipts?older=${cursor.slice(0, -2)}`).expect(400);
+    // A time past the year 9999, in either link and from a HEAD too: the 400 of a place not given, not a 500.
+    const farFuture = Buffer.from('8640000000000000.1').toString('base64url');
+    for (const field of ['older', 'newer']) {
+      const far = await json(alice, `/me/receipts?${field}=${farFuture}`);
+      expect(far.status, far.text).toBe(400);
+      expect(far.body.error).toMatch(new RegExp(`^${field}: is not a place in this list`));
+      await alice.head(`/me/receipts?${field}=${farFuture}`).expect(400);
+    }
   });
 
   it('month-end runs refuse a run that is not there, and newer= with older=', async () => {

@@ -5,6 +5,7 @@ describe('a place in a list, as the Older and Newer links carry it', () => {
   it.each([
     [{ at: new Date('2026-10-01T00:00:00.123Z'), id: 7 }, true],
     [{ at: new Date(0), id: 2147483647 }, true],
+    [{ at: new Date('9999-12-31T23:59:59.999Z'), id: 3 }, true],
     [{ id: 1 }, false],
   ])('reads back %o as written', (place, isTimed) => {
     expect(decodePlace(encodePlace(place), isTimed)).toEqual(place);
@@ -19,6 +20,9 @@ describe('a place in a list, as the Older and Newer links carry it', () => {
     ['an id of 0', Buffer.from('5.0').toString('base64url'), true],
     ['leading zeros', Buffer.from('05.7').toString('base64url'), true],
     ['a time past any date', Buffer.from('9999999999999999.7').toString('base64url'), true],
+    // A JavaScript date the database is never asked about: Prisma refuses a year past 9999 (a 500).
+    ['a time past the year 9999', Buffer.from('253402300800000.7').toString('base64url'), true],
+    ['the last time a JavaScript date holds', Buffer.from('8640000000000000.7').toString('base64url'), true],
     ['other padding bits of the same bytes', `${encodePlace({ id: 12 }).slice(0, -1)}x`, false],
   ])('refuses %s', (_, text, isTimed) => {
     expect(decodePlace(text, isTimed)).toBeUndefined();
