@@ -238,6 +238,16 @@ describe('Tier overrides, from a page opened before the tier chosen was replaced
       .send({ username: 'zed', tier: 'mu', based_on_rates: 'mu=3;gov' });
     expect(altered.status).toBe(400);
     expect(altered.body.error).toMatch(/based_on_rates: is not a list of tier:rates pairs/);
+    // A rates id past the ids the database holds (int4), from the form or a script: a 400, not a 500.
+    for (const based_on_rates of ['mu:2147483648', 'gov:1 mu:9999999999']) {
+      const tooLarge = await carol
+        .post('/admin/tiers')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(carol))
+        .send({ username: 'zed', tier: 'mu', based_on_rates });
+      expect(tooLarge.status, tooLarge.text).toBe(400);
+      expect(tooLarge.body.error).toBe('based_on_rates: has a rates id past 2147483647, which no rates have');
+    }
     expect(await overrideOf('zed')).toBe('day');
     expect(await auditCount('pricing.override.set')).toBe(moves);
   });

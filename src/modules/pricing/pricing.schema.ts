@@ -181,11 +181,17 @@ const ZBasedOnRates = z
   .trim()
   .max(100_000)
   .regex(/^(?:[a-z0-9][a-z0-9_-]*:\d{1,10}(?: +|$))*$/, 'is not a list of tier:rates pairs')
-  .transform((text) => {
+  .transform((text, context) => {
     const pairs = text.split(/ +/).filter(Boolean);
-    return new Map(
+    const rates = new Map(
       pairs.map((pair) => [pair.slice(0, pair.lastIndexOf(':')), Number(pair.slice(pair.lastIndexOf(':') + 1))]),
     );
+    // Ten digits reach past the ids the database holds: such an id, looked up, was a 500.
+    if ([...rates.values()].some((id) => id > MAX_INT4)) {
+      context.addIssue({ code: 'custom', message: `has a rates id past ${MAX_INT4}, which no rates have` });
+      return z.NEVER;
+    }
+    return rates;
   })
   .optional();
 
