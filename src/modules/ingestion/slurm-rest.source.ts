@@ -524,12 +524,15 @@ function claimsOf(jwt: string | undefined): Record<string, unknown> | null {
 /**
  * When a JWT expires, from its `exp` claim (read, not verified: slurmrestd checks the signature), for
  * slurm_ingest_token_expiry_timestamp_seconds; null for a token that is no JWT or has no numeric `exp`
- * (no series: nothing to warn of).
+ * that a date holds (no series: nothing to warn of).
  */
 export function tokenExpiryOf(jwt: string): Date | null {
   if (jwt.split('.').length !== 3) return null;
   const exp = claimsOf(jwt)?.exp;
-  return typeof exp === 'number' && Number.isFinite(exp) && exp > 0 ? new Date(exp * 1000) : null;
+  if (typeof exp !== 'number' || !Number.isFinite(exp) || exp <= 0) return null;
+  // An exp past the dates JavaScript holds (the year 275760) is no date: exported, the series read NaN.
+  const expiresAt = new Date(exp * 1000);
+  return Number.isNaN(expiresAt.getTime()) ? null : expiresAt;
 }
 
 /**

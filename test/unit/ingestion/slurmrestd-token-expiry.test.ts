@@ -20,6 +20,9 @@ describe('tokenExpiryOf (slurm_ingest_token_expiry_timestamp_seconds)', () => {
     ['a JWT without exp', jwt({ sun: 'billing' })],
     ['an exp that is no number', jwt({ exp: '1803888000' })],
     ['an exp that is not finite or not positive', jwt({ exp: -5 })],
+    // A number past the dates JavaScript holds (the year 275760): exported, the series read NaN ("Nan").
+    ['an exp past any date', jwt({ exp: 1e300 })],
+    ['an exp one second past the last date', jwt({ exp: 8.64e12 + 1 })],
     ['a payload that is an array', `${part({ alg: 'HS256' })}.${part([1, 2])}.sig`],
   ])('gives null (no series) for %s', (_, token) => {
     expect(tokenExpiryOf(token)).toBeNull();
