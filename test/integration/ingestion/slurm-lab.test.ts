@@ -584,7 +584,7 @@ describe.skipIf(reason !== null)('real Slurm 22.05: slurmrestd settings as an ad
         `^slurmrestd rejected the token \\(error 1007: Protocol authentication error\\); the token is ${user}'s, ` +
           `as SLURMRESTD_USER says, and has not expired \\(it expires at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d \\(${TIME_ZONE.replace(/[+]/g, '\\+')}\\)\\), so slurmrestd refused ` +
           `its signature: was it issued on another cluster, or before this one's jwt_key changed\\? Issue a new one on ` +
-          `this cluster \\(scontrol token username=${user}\\)$`,
+          `this cluster \\(scontrol token username=${user} lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes\\)$`,
       ),
     );
   }, 60_000);
