@@ -716,11 +716,36 @@ export function createRatesService(deps: RatesServiceDeps) {
     basedOnId: number,
     current: InForce | undefined,
   ): Promise<void> {
+    const replaced = await findTierReplaced(tx, input.type, basedOnId);
+    if (replaced?.renamedTo !== undefined) {
+      throw new RenamedTierError(input.type, replaced.renamedTo, replaced.change, config.timeZone);
+    }
+    if (replaced?.deletedRates) {
+      throw new StaleRatesError(input.type, current, replaced.deletedRates, input, config.timeZone, replaced.change);
+    }
+  }
+
+  /**
+   * What became of the tier whose rates `basedOnId` are, when it no longer has the name `type` a page
+   * showed it under: renamed since (`renamedTo`), or deleted (`deletedRates`, as its audit entry kept
+   * them), with who did it and when; undefined when neither (the rates are no tier's that had the name).
+   */
+  async function findTierReplaced(
+    tx: Prisma.TransactionClient,
+    type: string,
+    basedOnId: number,
+  ): Promise<
+    | { renamedTo: string; deletedRates?: undefined; change: { actor: string; at: Date } }
+    | { renamedTo?: undefined; deletedRates: Pick<InForce, 'cpu' | 'gpu' | 'mem'>; change: { actor: string; at: Date } }
+    | undefined
+  > {
     const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
-    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, input.type));
-    if (tier && rename) throw new RenamedTierError(input.type, tier.name, rename, config.timeZone);
-    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, input.type, basedOnId);
-    if (deleted) throw new StaleRatesError(input.type, current, deleted, input, config.timeZone, deleted);
+    if (tier) {
+      const rename = await ratesRepository.findRenameChange(tx, tier.id, type);
+      return rename && { renamedTo: tier.name, change: rename };
+    }
+    const deleted = await ratesRepository.findDeletedTierRate(tx, type, basedOnId);
+    return deleted && { deletedRates: deleted, change: deleted };
   }
 
   /**
@@ -739,12 +764,10 @@ export function createRatesService(deps: RatesServiceDeps) {
     basedOnId: number,
     action: 'delete' | 'default' | 'edit' | { move: string },
   ): Promise<never> {
-    const tier = await ratesRepository.findTierOfRate(tx, basedOnId);
-    const rename = tier && (await ratesRepository.findRenameChange(tx, tier.id, type));
-    const deleted = tier ? undefined : await ratesRepository.findDeletedTierRate(tx, type, basedOnId);
-    const change = rename ?? deleted;
-    if (change) {
-      const what = rename && tier ? `renamed to ${tier.name}` : 'deleted';
+    const replaced = await findTierReplaced(tx, type, basedOnId);
+    if (replaced) {
+      const { change } = replaced;
+      const what = replaced.renamedTo !== undefined ? `renamed to ${replaced.renamedTo}` : 'deleted';
       const [refused, instead] =
         action === 'delete'
           ? [`Tier ${type} was not deleted`, 'delete it from its own card']

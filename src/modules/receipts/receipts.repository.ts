@@ -617,14 +617,12 @@ export async function listReceipts(
       );
     }
   }
+  const older = 'older' in slice ? { at: slice.older.at ?? new Date(0), id: slice.older.id } : undefined;
+  const offset = 'offset' in slice ? slice.offset : 0;
   const [rows, count, newerCount] = await Promise.all([
-    'older' in slice
-      ? read(placeWhere({ at: slice.older.at ?? new Date(0), id: slice.older.id }, 'lt'), 0)
-      : read({}, 'offset' in slice ? slice.offset : 0),
+    older ? read(placeWhere(older, 'lt'), 0) : read({}, offset),
     db.receipt.count({ where }),
-    'older' in slice
-      ? countWhere(placeWhere({ at: slice.older.at ?? new Date(0), id: slice.older.id }, 'gte'))
-      : Promise.resolve('offset' in slice ? slice.offset : 0),
+    older ? countWhere(placeWhere(older, 'gte')) : Promise.resolve(offset),
   ]);
   return pageOf(
     {
