@@ -2,14 +2,15 @@ import type { Database } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
-import { ABANDONED_RUN_MESSAGE } from './receipts.service.js';
+import { interruptDeadMonthEndRun } from './receipts.service.js';
 
 /**
  * At start-up, in one process per instance: marks `interrupted` the month-end runs left `running`
  * by a process that died (kill -9, out of memory), which otherwise read running until someone
  * opens their page or starts the next run. Only while no session holds the month-end lock: one
- * that does is a run going on in another instance, and its row is left alone. Never rejects;
- * the ids of the runs it marked.
+ * that does is a run going on in another instance, and its row is left alone. Each run marked gets
+ * its `receipt.month_end_run` audit entry with it (interruptDeadMonthEndRun). Never rejects; the ids
+ * of the runs it marked.
  *
  * The running rows are read before the lock is looked at: a run takes the lock before it inserts
  * its row and writes its end before it releases the lock, so a listed run whose lock is free has
@@ -30,7 +31,7 @@ export async function interruptAbandonedMonthEndRuns(deps: {
     }
     const marked: number[] = [];
     for (const id of runningIds) {
-      if (await monthEndRunsRepository.interruptRun(db.prisma, id, deps.now(), ABANDONED_RUN_MESSAGE)) marked.push(id);
+      if (await interruptDeadMonthEndRun(db.prisma, id, deps.now())) marked.push(id);
     }
     if (marked.length === 1) {
       logger.warn(

@@ -38,23 +38,32 @@ export type MonthEndRunRow = Prisma.MonthEndRunGetPayload<{ select: typeof RUN_S
 
 /**
  * Marks every run still `running` as `interrupted` with `error`: only called by a run that holds
- * the month-end lock, so none of them can still be running.
+ * the month-end lock, so none of them can still be running. The runs it marked, as marked.
  */
-export async function interruptRunningRuns(tx: Client, finishedAt: Date, error: string): Promise<number> {
-  const result = await tx.monthEndRun.updateMany({
+export function interruptRunningRuns(tx: Client, finishedAt: Date, error: string): Promise<MonthEndRunRow[]> {
+  return tx.monthEndRun.updateManyAndReturn({
     where: { outcome: 'running' },
     data: { outcome: 'interrupted', finishedAt, error },
+    select: RUN_SELECT,
   });
-  return result.count;
 }
 
-/** Marks run `id` as `interrupted` if it is still `running`; whether it was. */
-export async function interruptRun(tx: Client, id: number, finishedAt: Date, error: string): Promise<boolean> {
-  const result = await tx.monthEndRun.updateMany({
+/**
+ * Marks run `id` as `interrupted` if it is still `running`: the run as marked, or null when it was
+ * not running (another process marked it first, or it ended).
+ */
+export async function interruptRun(
+  tx: Client,
+  id: number,
+  finishedAt: Date,
+  error: string,
+): Promise<MonthEndRunRow | null> {
+  const [marked] = await tx.monthEndRun.updateManyAndReturn({
     where: { id, outcome: 'running' },
     data: { outcome: 'interrupted', finishedAt, error },
+    select: RUN_SELECT,
   });
-  return result.count === 1;
+  return marked ?? null;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { ReleaseLock } from '../../db/advisory-locks.js';
-import type { Database } from '../../db/database.js';
+import type { Database, Db } from '../../db/database.js';
 import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
@@ -901,6 +901,8 @@ function progressOf(
 /**
  * The `receipt.month_end_run` audit entry of a run that has ended: who started it, its day, how it
  * ended and what it did. Its receipts have their own `receipt.create` entries (with `monthEndRunId`).
+ * Written with the row that records its end, whichever way it ended: by itself, abandoned at shutdown
+ * (abandonMonthEnd), or marked interrupted after its process died (interruptDeadMonthEndRun).
  */
 function monthEndRunAuditEntry(
   actor: AuditContext,
@@ -909,12 +911,12 @@ function monthEndRunAuditEntry(
     before: string;
     outcome: MonthEndEnd;
     usersTotal: number;
-    usersDone: number;
-    summary: ReturnType<typeof summarizeMonthEnd>;
+    progress: monthEndRunsRepository.MonthEndProgress;
     error: string | null;
   },
+  extraDetails: Record<string, unknown> = {},
 ): AuditEntry {
-  const { summary } = run;
+  const { progress } = run;
   return {
     ...actor,
     action: 'receipt.month_end_run',
@@ -926,19 +928,73 @@ function monthEndRunAuditEntry(
       before: run.before,
       outcome: run.outcome,
       usersTotal: run.usersTotal,
-      usersDone: run.usersDone,
-      receiptCount: summary.receiptCount,
-      noChargeCount: summary.noChargeCount,
+      usersDone: progress.usersDone,
+      receiptCount: progress.receiptCount,
+      noChargeCount: progress.noChargeCount,
       // To the minor unit, as the receipts' own entries write their totals.
-      totals: summary.totals.map((total) => ({
+      totals: progress.totals.map((total) => ({
         currency: total.currency,
-        total: total.total.toFixed(minorUnitDigits(total.currency)),
+        total: new Prisma.Decimal(total.total).toFixed(minorUnitDigits(total.currency)),
       })),
-      skipped: summary.skipped.length,
-      disabledUsersBilled: summary.disabledUsersBilled.length,
+      skipped: progress.skipped.length,
+      disabledUsersBilled: progress.disabledUsersBilled.length,
       ...(run.error === null ? {} : { error: run.error }),
+      ...extraDetails,
     },
   };
+}
+
+/**
+ * The audit entry of run `row`, left running by a process that died and just marked interrupted:
+ * under the actor who started it (no address: nobody asked for it), with the progress its row had
+ * recorded, and `linkedReceiptCount`, the receipts that name the run: the row's progress is written
+ * after each user's receipt commits, so a process that died between the two left it one behind.
+ */
+function deadMonthEndRunAuditEntry(row: monthEndRunsRepository.MonthEndRunRow, linkedReceiptCount: number) {
+  return monthEndRunAuditEntry(
+    { actor: row.startedBy, ip: null, userAgent: null },
+    row.id,
+    {
+      before: row.billedThrough.toISOString().slice(0, 10),
+      outcome: 'interrupted',
+      usersTotal: row.usersTotal ?? 0,
+      progress: {
+        usersDone: row.usersDone,
+        receiptCount: row.receiptCount,
+        noChargeCount: row.noChargeCount,
+        totals: row.totals as monthEndRunsRepository.MonthEndProgress['totals'],
+        skipped: row.skipped as monthEndRunsRepository.MonthEndProgress['skipped'],
+        disabledUsersBilled: row.disabledUsersBilled as monthEndRunsRepository.MonthEndProgress['disabledUsersBilled'],
+      },
+      error: row.error,
+    },
+    { linkedReceiptCount },
+  );
+}
+
+/** Appends the audit entries of the dead runs `marked` (interruptRunningRuns, interruptRun) in the transaction that marked them. */
+async function auditDeadMonthEndRuns(
+  tx: Prisma.TransactionClient,
+  marked: monthEndRunsRepository.MonthEndRunRow[],
+  finishedAt: Date,
+): Promise<void> {
+  for (const row of marked) {
+    const linkedReceiptCount = await receiptsRepository.countReceiptsOfMonthEndRun(tx, row.id);
+    await appendAudit(tx, deadMonthEndRunAuditEntry(row, linkedReceiptCount), finishedAt);
+  }
+}
+
+/**
+ * Marks run `id` interrupted if it is still running, its process having died (the caller has seen the
+ * month-end lock free), with its `receipt.month_end_run` audit entry in the same transaction; whether
+ * it was marked. A run another process marked first, or one that ended, is left as it is, with no entry.
+ */
+export function interruptDeadMonthEndRun(db: Db, id: number, finishedAt: Date): Promise<boolean> {
+  return db.$transaction(async (tx) => {
+    const marked = await monthEndRunsRepository.interruptRun(tx, id, finishedAt, ABANDONED_RUN_MESSAGE);
+    if (marked) await auditDeadMonthEndRuns(tx, [marked], finishedAt);
+    return marked !== null;
+  });
 }
 
 /** A month-end run's row as its page and its JSON show it. */
@@ -1513,7 +1569,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           });
           if (!held.release) return undefined;
           // The lock is ours, so no other run is running: a row that says so was left by a process that died.
-          await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
+          const dead = await monthEndRunsRepository.interruptRunningRuns(tx, startedAt, ABANDONED_RUN_MESSAGE);
+          await auditDeadMonthEndRuns(tx, dead, startedAt);
           return monthEndRunsRepository.insertRun(tx, {
             billedThrough: new Date(`${before}T00:00:00Z`),
             startedBy: actor.actor,
@@ -1557,7 +1614,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     };
     const finished = backgroundWork.track(
       (shouldStop) => billMonthEnd(actor, before, runId, shouldStop, state).finally(() => release()),
-      { name: `month-end run #${runId}`, abandon: () => abandonMonthEnd(before, runId, state) },
+      { name: `month-end run #${runId}`, abandon: () => abandonMonthEnd(actor, before, runId, state) },
     );
     return { runId, finished };
   }
@@ -1567,24 +1624,45 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * interrupted with what has committed so far, before the process closes the connections of the
    * users in flight (PostgreSQL rolls their transactions back, receipt and audit entry together).
    * A user counts only once their transaction has committed, so the row claims no user it did not bill.
+   * Its `receipt.month_end_run` audit entry says the same, written in the same transaction.
    */
-  async function abandonMonthEnd(before: string, runId: number, state: MonthEndState): Promise<void> {
+  async function abandonMonthEnd(
+    actor: AuditContext,
+    before: string,
+    runId: number,
+    state: MonthEndState,
+  ): Promise<void> {
     state.isAbandoned = true;
     const done =
       state.usersTotal > 0
         ? `after ${state.usersDone} of ${state.usersTotal} users`
         : 'before it had listed the users to bill';
+    const finishedAt = now();
+    const progress = progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone);
+    const error =
+      `Interrupted: the app was stopped during the run, ${done}; the users still in flight when its ` +
+      `shutdown timeout ran out were left unbilled. ${RERUN_IS_SAFE}`;
     try {
       // After PostgreSQL dropped every connection (a restart), the pool may hand this write idle ones it
       // has not yet seen die: it failed on one, and the run read running, then interrupted as if its
       // process had died, with no word of its progress. Tried again past them (retryOnStaleConnection).
       await retryOnStaleConnection(deps.db.pool, () =>
-        monthEndRunsRepository.interruptRunWithProgress(db, runId, {
-          ...progressOf(summarizeMonthEnd(before, state.outcomes), state.usersDone),
-          finishedAt: now(),
-          error:
-            `Interrupted: the app was stopped during the run, ${done}; the users still in flight when its ` +
-            `shutdown timeout ran out were left unbilled. ${RERUN_IS_SAFE}`,
+        db.$transaction(async (tx) => {
+          // A run that ended meanwhile wrote its own end and entry.
+          if (!(await monthEndRunsRepository.interruptRunWithProgress(tx, runId, { ...progress, finishedAt, error }))) {
+            return;
+          }
+          await appendAudit(
+            tx,
+            monthEndRunAuditEntry(actor, runId, {
+              before,
+              outcome: 'interrupted',
+              usersTotal: state.usersTotal,
+              progress,
+              error,
+            }),
+            finishedAt,
+          );
         }),
       );
     } catch (error) {
@@ -1688,8 +1766,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
               before,
               outcome,
               usersTotal: state.usersTotal,
-              usersDone: state.usersDone,
-              summary: result,
+              progress,
               error: errorText,
             }),
             finishedAt,
@@ -1767,7 +1844,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function settleMonthEndRun(row: monthEndRunsRepository.MonthEndRunRow) {
     if (row.outcome !== 'running' || (await receiptsRepository.isMonthEndLockHeld(deps.db.pool))) return row;
-    await monthEndRunsRepository.interruptRun(db, row.id, now(), ABANDONED_RUN_MESSAGE);
+    await interruptDeadMonthEndRun(db, row.id, now());
     return (await monthEndRunsRepository.findRun(db, row.id)) ?? row;
   }
 
