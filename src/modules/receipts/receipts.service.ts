@@ -723,6 +723,18 @@ const PAGE_SIZE = 25;
 /** A list's ?page=, or the place its Older or Newer link carries (list-place.ts). */
 type ListQuery = { page: number; older?: ListPlace | undefined; newer?: ListPlace | undefined };
 
+/**
+ * The transaction one page of a keyset list is read in (listReceipts, listRuns): its rows and its counts
+ * from one snapshot, so "rows X–Y of N" counts the rows it shows. Read side by side, each on a connection
+ * of its own, a receipt committed between the rows' query and the count's was counted and not shown
+ * ("Receipts 1–3 of 4" with no Older link). The queries now follow one another on one connection.
+ */
+const ONE_SNAPSHOT = {
+  isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead,
+  timeout: 60_000,
+  maxWait: 10_000,
+} as const;
+
 /** Which of older= and newer= a query gives, with its place; [field, undefined] when neither. */
 function placeAsked(query: ListQuery): ['older' | 'newer', ListPlace | undefined] {
   return query.newer ? ['newer', query.newer] : ['older', query.older];
@@ -1873,10 +1885,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function listMonthEndRuns(query: ListQuery) {
     await assertMonthEndRunPlace(query);
     await settleRunningMonthEndRun();
-    const listed = await monthEndRunsRepository.listRuns(
-      db,
-      sliceOf(query, MONTH_END_RUNS_PAGE_SIZE),
-      MONTH_END_RUNS_PAGE_SIZE,
+    const listed = await db.$transaction(
+      (tx) => monthEndRunsRepository.listRuns(tx, sliceOf(query, MONTH_END_RUNS_PAGE_SIZE), MONTH_END_RUNS_PAGE_SIZE),
+      ONE_SNAPSHOT,
     );
     const pageCount = monthEndRunsPageCountOf(listed.count, query.page);
     const { rows, ...paging } = listed;
@@ -2361,7 +2372,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   async function listForUser(username: string, query: ListQuery) {
     await assertReceiptPlace(query, username);
     const [{ rows, ...paging }, held] = await Promise.all([
-      receiptsRepository.listReceipts(db, { username }, sliceOf(query, PAGE_SIZE), PAGE_SIZE),
+      db.$transaction(
+        (tx) => receiptsRepository.listReceipts(tx, { username }, sliceOf(query, PAGE_SIZE), PAGE_SIZE),
+        ONE_SNAPSHOT,
+      ),
       findHeldPaymentsOf(username),
     ]);
     const pageCount = assertListPageExists('You have', paging.count, query.page);
@@ -2961,7 +2975,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
     await assertReceiptPlace(filter);
     const [{ rows, ...paging }, totals, received, paidWithVoided] = await Promise.all([
-      receiptsRepository.listReceipts(db, repoFilter, sliceOf(filter, PAGE_SIZE), PAGE_SIZE),
+      db.$transaction(
+        (tx) => receiptsRepository.listReceipts(tx, repoFilter, sliceOf(filter, PAGE_SIZE), PAGE_SIZE),
+        ONE_SNAPSHOT,
+      ),
       receiptsRepository.sumByStatus(db, repoFilter),
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
       receiptsRepository.findPaidWithVoidedMoney(db, repoFilter),
