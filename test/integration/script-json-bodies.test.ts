@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/modules/metrics/metrics.js';
+import { buildReceiptRow, buildTiers } from '../support/billing-factories.js';
+import { buildUser } from '../support/factories.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+/**
+ * What a finance or researcher script meets when its JSON body is not what the route reads: each is
+ * refused with `{error, code}` naming what to change, and nothing is written. Before, a body that was
+ * not UTF-8 was stored with U+FFFD in place of its bytes.
+ */
+
+let db: TestDatabase;
+let admin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await buildTiers(db);
+  const app = buildTestApp(db, {
+    env: { APP_TZ: 'UTC' },
+    metrics: createMetrics(),
+  });
+  await buildUser(db.prisma, { username: 'alice' });
+  const boss = await buildUser(db.prisma, { username: 'boss', role: 'admin' });
+  admin = await signInAs(app, boss.username, boss.password);
+});
+afterAll(() => db?.drop());
+
+/** POSTs these bytes exactly, labelled as JSON. */
+async function postBytes(agent: Agent, route: string, bytes: Buffer) {
+  return agent
+    .post(route)
+    .set('Accept', 'application/json')
+    .set('Content-Type', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(agent))
+    .serialize((body) => body)
+    .send(bytes);
+}
+
+/** `{"<field>":"caf<0xE9> ..."}`: Latin-1 (Windows-1252) text, as a script on a non-UTF-8 locale writes it. */
+function latin1Body(fields: string): Buffer {
+  return Buffer.from(fields, 'latin1');
+}
+
+const receiptState = (id: number) =>
+  db.prisma.receipt.findUniqueOrThrow({
+    where: { id },
+    select: { status: true, voidReason: true, txRef: true, paidAt: true, paymentMethod: true },
+  });
+
+describe('a JSON body that is not UTF-8', () => {
+  let receiptId: number;
+  beforeEach(async () => {
+    receiptId = (await buildReceiptRow(db, 'alice')).id;
+  });
+
+  it('is refused naming its first bad byte, and a void stores nothing', async () => {
+    const response = await postBytes(
+      admin,
+      `/admin/receipts/${receiptId}/void`,
+      latin1Body('{"reason":"café refund"}'),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      error:
+        'The request body is not valid UTF-8: byte 0xE9 at offset 14 (counting from 0) begins no valid UTF-8 character. Send JSON as UTF-8 (RFC 8259, 8.1).',
+      code: 400,
+    });
+    expect(await receiptState(receiptId)).toMatchObject({ status: 'pending', voidReason: null });
+    expect(await db.prisma.auditLog.count({ where: { action: 'receipt.void' } })).toBe(0);
+  });
+
+  it('is refused on the routes that keep JSON numbers as written too: a mark paid stores nothing', async () => {
+    const response = await postBytes(
+      admin,
+      `/admin/receipts/${receiptId}/paid`,
+      latin1Body('{"method":"bank_transfer","amount_received":0.50,"tx_ref":"Überweisung 7"}'),
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(/^The request body is not valid UTF-8: byte 0xDC at offset 59 /);
+    expect(await receiptState(receiptId)).toEqual({
+      status: 'pending',
+      voidReason: null,
+      txRef: null,
+      paidAt: null,
+      paymentMethod: null,
+    });
+  });
+
+  it('takes the same text sent as UTF-8, a U+FFFD written as its own bytes included', async () => {
+    const response = await postBytes(
+      admin,
+      `/admin/receipts/${receiptId}/void`,
+      Buffer.from('{"reason":"café refund \uFFFD"}', 'utf8'),
+    );
+    expect(response.status, response.text).toBe(200);
+    expect(await receiptState(receiptId)).toMatchObject({ status: 'void', voidReason: 'café refund \uFFFD' });
+  });
+});
