@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { buildReceiptRow, buildTiers } from '../support/billing-factories.js';
@@ -9,8 +10,11 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 /**
  * What a finance or researcher script meets when its JSON body is not what the route reads: each is
  * refused with `{error, code}` naming what to change, and nothing is written. Before, a body that was
- * not UTF-8 was stored with U+FFFD in place of its bytes.
+ * not UTF-8 was stored with U+FFFD in place of its bytes, and Run now ran over its default window
+ * whatever window the script sent.
  */
+
+const CAPTURE = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
 
 let db: TestDatabase;
 let admin: Agent;
@@ -19,7 +23,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await buildTiers(db);
   const app = buildTestApp(db, {
-    env: { APP_TZ: 'UTC' },
+    env: { FALLBACK_CSV: CAPTURE, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
     metrics: createMetrics(),
   });
   await buildUser(db.prisma, { username: 'alice' });
@@ -37,6 +41,14 @@ async function postBytes(agent: Agent, route: string, bytes: Buffer) {
     .set('X-CSRFToken', await csrfTokenOf(agent))
     .serialize((body) => body)
     .send(bytes);
+}
+
+async function postJson(agent: Agent, route: string, body: object) {
+  return agent
+    .post(route)
+    .set('Accept', 'application/json')
+    .set('X-CSRFToken', await csrfTokenOf(agent))
+    .send(body);
 }
 
 /** `{"<field>":"caf<0xE9> ..."}`: Latin-1 (Windows-1252) text, as a script on a non-UTF-8 locale writes it. */
@@ -97,5 +109,28 @@ describe('a JSON body that is not UTF-8', () => {
     );
     expect(response.status, response.text).toBe(200);
     expect(await receiptState(receiptId)).toMatchObject({ status: 'void', voidReason: 'café refund \uFFFD' });
+  });
+});
+
+describe('Run now sent fields it does not read', () => {
+  it('refuses a window, naming the fields, and runs nothing', async () => {
+    const runsBefore = await db.prisma.ingestionRun.count();
+    const response = await postJson(admin, '/admin/ingestion/run', { from: '2026-11-01', to: '2026-11-07' });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'input: has unknown fields: from, to', code: 400 });
+    expect(await db.prisma.ingestionRun.count()).toBe(runsBefore);
+    expect(await db.prisma.auditLog.count({ where: { action: 'ingestion.run_now' } })).toBe(0);
+  });
+
+  it('still runs when sent no fields, or only the CSRF token as the page form sends it', async () => {
+    const bare = await postJson(admin, '/admin/ingestion/run', {});
+    expect(bare.status, bare.text).toBe(200);
+    expect(bare.body).toMatchObject({ ok: true, status: 'finished' });
+    const form = await admin
+      .post('/admin/ingestion/run')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: await csrfTokenOf(admin) });
+    expect(form.status).toBe(303);
   });
 });
