@@ -10,8 +10,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 /**
  * What a finance or researcher script meets when its JSON body is not what the route reads: each is
  * refused with `{error, code}` naming what to change, and nothing is written. Before, a body that was
- * not UTF-8 was stored with U+FFFD in place of its bytes, and Run now ran over its default window
- * whatever window the script sent.
+ * not UTF-8 was stored with U+FFFD in place of its bytes, Run now ran over its default window whatever
+ * window the script sent, and a mark paid read `"new_money": null` as left out, where every other
+ * field refuses null.
  */
 
 const CAPTURE = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv');
@@ -132,5 +133,19 @@ describe('Run now sent fields it does not read', () => {
       .type('form')
       .send({ csrf_token: await csrfTokenOf(admin) });
     expect(form.status).toBe(303);
+  });
+});
+
+describe('a mark paid with "new_money": null', () => {
+  it('is refused as null, as every other field is, and marks nothing', async () => {
+    const receipt = await buildReceiptRow(db, 'alice');
+    const response = await postJson(admin, `/admin/receipts/${receipt.id}/paid`, {
+      method: 'cash',
+      amount_received: '0.50',
+      new_money: null,
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'new_money: cannot be null (leave it out, or give a value)', code: 400 });
+    expect(await receiptState(receipt.id)).toMatchObject({ status: 'pending', paidAt: null, paymentMethod: null });
   });
 });
