@@ -19,6 +19,7 @@ const CAPTURE = path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final
 
 let db: TestDatabase;
 let admin: Agent;
+let alice: Agent;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -27,7 +28,8 @@ beforeAll(async () => {
     env: { FALLBACK_CSV: CAPTURE, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
     metrics: createMetrics(),
   });
-  await buildUser(db.prisma, { username: 'alice' });
+  const researcher = await buildUser(db.prisma, { username: 'alice' });
+  alice = await signInAs(app, researcher.username, researcher.password);
   const boss = await buildUser(db.prisma, { username: 'boss', role: 'admin' });
   admin = await signInAs(app, boss.username, boss.password);
 });
@@ -147,5 +149,18 @@ describe('a mark paid with "new_money": null', () => {
     expect(response.status).toBe(400);
     expect(response.body).toEqual({ error: 'new_money: cannot be null (leave it out, or give a value)', code: 400 });
     expect(await receiptState(receipt.id)).toMatchObject({ status: 'pending', paidAt: null, paymentMethod: null });
+  });
+});
+
+describe('a JSON number past what JavaScript holds where a date goes', () => {
+  it('is told so, not that it "got null", and creates no receipt', async () => {
+    const receiptsBefore = await db.prisma.receipt.count();
+    const response = await postBytes(alice, '/me/receipt', Buffer.from('{"before":1e400}'));
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      error: 'before: must be a date as YYYY-MM-DD (got a number too large to read)',
+      code: 400,
+    });
+    expect(await db.prisma.receipt.count()).toBe(receiptsBefore);
   });
 });
