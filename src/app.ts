@@ -7,7 +7,7 @@ import type { Database } from './db/database.js';
 import { shippedMigrationNames } from './db/migrations.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor, excelCsvLinkOf } from './http/csv-exports.js';
-import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler } from './http/error-handler.js';
+import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler, prefersJson } from './http/error-handler.js';
 import { serveFavicon } from './http/favicon.js';
 import { captureStaticHeaders, createHotRoutes } from './http/hot-routes.js';
 import { httpMetrics } from './http/http-metrics.js';
@@ -78,6 +78,7 @@ import { createMyUsagePage, usageRoutes } from './modules/usage/usage.routes.js'
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
 import type { BackgroundWork } from './shared/background-work.js';
+import { NotAcceptableError } from './shared/errors.js';
 import { EARLIEST_LOCAL_DATE, LATEST_LOCAL_DATE } from './shared/local-date.js';
 import type { Logger } from './shared/logger.js';
 import { MIN_PASSWORD_LENGTH } from './shared/password-policy.js';
@@ -87,6 +88,10 @@ export const VIEWS_DIR = path.join(PROJECT_ROOT, 'views');
 export const PUBLIC_DIR = path.join(PROJECT_ROOT, 'public');
 /** The largest form or JSON body a session-backed route reads. */
 const BODY_LIMIT = '100kb';
+
+/** What a visitor asking the home page for JSON is told (406). */
+const HOME_PAGE_NOT_JSON =
+  'The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; the rates are JSON at /formula.';
 
 /**
  * Browser features no page uses, turned off for this origin and any frame: a script that got
@@ -365,6 +370,9 @@ export function createApp(deps: AppDeps): express.Express {
   const guards = createGuards({ db, metrics, now, forbiddenRefusals: new FirstRefusals() });
   app.get('/', (req, res) => {
     if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
+    // A script that is not signed in (never, or its session ended) got the page at 200, which read as
+    // an answer: the home page has no JSON, so it says how a script signs in and where the JSON is.
+    if (prefersJson(req)) throw new NotAcceptableError(HOME_PAGE_NOT_JSON, { publicFields: { jsonUrl: '/formula' } });
     res.render('home', { title: 'HPC Billing' });
   });
   app.use(authRoutes({ db, passport, now, isHttpsRequired: config.isHttpsRequired }));

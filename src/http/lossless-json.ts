@@ -1,5 +1,6 @@
 import express from 'express';
 import { BadRequestError } from '../shared/errors.js';
+import { findFirstNonUtf8Byte } from '../shared/utf8-bytes.js';
 
 /**
  * A JSON number exactly as the client wrote it ("0.10", "1e3", "0.10000000000000001"). Money
@@ -200,7 +201,11 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
  * (json-object-body.ts). Other content types (a form) pass through to the parsers after it.
  */
 export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler {
-  const readText = express.text({ type: 'application/json', limit: options.limit });
+  const readText = express.text({
+    type: 'application/json',
+    limit: options.limit,
+    verify: (_req, _res, body, encoding) => refuseJsonBodyNotUtf8(body, encoding),
+  });
   return (req, res, next) => {
     readText(req, res, (readError?: unknown) => {
       if (readError !== undefined) {
@@ -245,8 +250,10 @@ export function jsonKeepingNumberText(options: { limit: string }): express.Reque
 export function refuseDuplicateJsonKeys(_req: unknown, _res: unknown, body: Buffer, encoding: string | null): void {
   let text: string;
   try {
-    text = new TextDecoder(encoding ?? 'utf-8').decode(body);
+    // The decode this check makes anyway, strict: it refuses a body that is not UTF-8 at no cost more.
+    text = new TextDecoder(encoding ?? 'utf-8', { fatal: isUtf8Label(encoding) }).decode(body);
   } catch {
+    refuseJsonBodyNotUtf8(body, encoding);
     return;
   }
   // Only an object can give a key twice: most bodies have one key per field, and are checked in one pass.
@@ -256,4 +263,24 @@ export function refuseDuplicateJsonKeys(_req: unknown, _res: unknown, body: Buff
   } catch (error) {
     if (error instanceof JsonDuplicateKeyError) throw new BadRequestError(duplicateKeyMessage(error.key));
   }
+}
+
+function isUtf8Label(encoding: string | null): boolean {
+  return encoding === null || /^utf-?8$/i.test(encoding);
+}
+
+/**
+ * A body-parser `verify` that refuses (400) a UTF-8 body holding bytes that are not UTF-8, naming the
+ * first. The parsers read each as U+FFFD, so a script writing Latin-1 (`café` as byte 0xE9) had its text
+ * stored so, a void's reason or a payment reference garbled for good, and answered as a success. Another
+ * charset is refused before this, with 415 (error-handler.ts).
+ */
+export function refuseJsonBodyNotUtf8(body: Buffer, encoding: string | null): void {
+  if (!isUtf8Label(encoding)) return;
+  const offset = findFirstNonUtf8Byte(body);
+  if (offset === undefined) return;
+  const byte = (body[offset] ?? 0).toString(16).toUpperCase().padStart(2, '0');
+  throw new BadRequestError(
+    `The request body is not valid UTF-8: byte 0x${byte} at offset ${offset} (counting from 0) begins no valid UTF-8 character. Send JSON as UTF-8 (RFC 8259, 8.1).`,
+  );
 }

@@ -66,9 +66,12 @@ function notADateReason(sent: string): string {
 /**
  * A value sent where a date goes that is not text, as a reason writes it: as JSON writes it (a JSON
  * number a route read as written, JsonNumberText, writes its digits through toJSON), cut as
- * quotedTyping cuts text.
+ * quotedTyping cuts text; a number too large for a double says so.
  */
 function sentNonText(value: unknown): string {
+  // JSON.parse reads a number past a double's range (1e400) as Infinity, which JSON writes as null: the
+  // client was told it "got null", the refusal of another value.
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'a number too large to read';
   // A method, never a field of a JSON object named so (`{"toJSON": 1}`), which JSON.stringify writes.
   const toJson = typeof value === 'object' && value !== null ? (value as { toJSON?: unknown }).toJSON : undefined;
   const written = typeof toJson === 'function' ? String(toJson.call(value)) : JSON.stringify(value);

@@ -56,6 +56,20 @@ describe('pages a JSON client asked for', () => {
     expect(response.body).toEqual({ error: 'Only admins can do this.', code: 403 });
   });
 
+  it('the home page is 406 {error, code} to a visitor asking for JSON, saying how a script signs in', async () => {
+    const response = await request(app).get('/').set('Accept', 'application/json');
+    expect(response.status).toBe(406);
+    expect(response.body).toEqual({
+      error:
+        'The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; the rates are JSON at /formula.',
+      code: 406,
+      jsonUrl: '/formula',
+    });
+    // A browser still gets the page; a signed-in client is still sent on to its own page.
+    expect((await request(app).get('/').set('Accept', 'text/html').expect(200)).type).toBe('text/html');
+    await alice.get('/').set('Accept', 'application/json').expect(302).expect('Location', '/me');
+  });
+
   it('GET /logout says it signs no one out and how to sign out, signed in or not, and signs no one out', async () => {
     const expected = {
       error:

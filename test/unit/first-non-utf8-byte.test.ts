@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findFirstNonUtf8Byte } from '../../src/modules/payments/payment-provider.js';
+import { findFirstNonUtf8Byte } from '../../src/shared/utf8-bytes.js';
 
 const bytes = (...parts: (string | number[])[]) =>
   Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));

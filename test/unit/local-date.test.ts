@@ -101,6 +101,7 @@ describe('local days', () => {
     [{ n: 'x'.repeat(100) }, `must be a date as YYYY-MM-DD (got {"n":"${'x'.repeat(26)}…)`],
     [{ toJSON: 1 }, 'must be a date as YYYY-MM-DD (got {"toJSON":1})'],
     [new JsonNumberText('20260101.5'), 'must be a date as YYYY-MM-DD (got 20260101.5)'],
+    [Number.POSITIVE_INFINITY, 'must be a date as YYYY-MM-DD (got a number too large to read)'],
   ])('names the format to %j sent where a date goes, required or not', (value, reason) => {
     for (const schema of [ZLocalDate, ZOptionalLocalDate]) {
       expect(schema.safeParse(value).error?.issues.map((issue) => issue.message)).toEqual([reason]);

@@ -3,10 +3,12 @@ import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { answerChange, answerHeadWithoutWork, answerRefused } from '../../http/route-helpers.js';
+import { parseInput } from '../../http/validate.js';
 import { counted, formatCount } from '../../shared/counted.js';
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import type { Guards } from '../auth/auth.guards.js';
 import type { RunRecord } from './ingestion.repository.js';
+import { ZRunNow } from './ingestion.schema.js';
 import { getIngestionOverview, type IngestionService } from './ingestion.service.js';
 
 export interface IngestionRoutesDeps {
@@ -123,6 +125,7 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
   });
 
   router.post('/admin/ingestion/run', guards.requireAdmin, async (req, res) => {
+    parseInput(ZRunNow, req.body);
     // The service records the audit entry, a skipped run's too.
     const result = await deps.service.runNow(auditContextOf(req));
     const location = '/admin/ingestion';

@@ -93,9 +93,16 @@ export const ZAmountReceived = z.unknown().transform((input, ctx) => {
   return new Prisma.Decimal(text);
 });
 
-/** An amount of money as ZAmountReceived reads it, or undefined when left out, null or empty. */
+/**
+ * An amount of money as ZAmountReceived reads it, or undefined when left out or empty. JSON's null is
+ * refused as every field refuses it (validate.ts words it): it was read as left out.
+ */
 const ZOptionalAmount = z.unknown().transform((input, ctx) => {
-  if (input === undefined || input === null || (typeof input === 'string' && input.trim() === '')) return undefined;
+  if (input === undefined || (typeof input === 'string' && input.trim() === '')) return undefined;
+  if (input === null) {
+    ctx.addIssue({ code: 'custom', message: 'cannot be null (leave it out, or give a value)' });
+    return z.NEVER;
+  }
   const parsed = ZAmountReceived.safeParse(input);
   if (parsed.success) return parsed.data;
   ctx.addIssue({ code: 'custom', message: parsed.error.issues[0]?.message ?? AMOUNT_RECEIVED_RULE });
