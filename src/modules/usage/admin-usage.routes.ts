@@ -11,7 +11,7 @@ import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { exportLinkOf, sendOwnUsageCsv, typedWindowOf } from './usage.routes.js';
-import { ZAdminUsageCsvQuery, ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
+import { ZAdminUsageCsvQuery, ZAdminUsagePageQuery, ZAdminUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { USAGE_CSV_COLUMNS, type UsageService } from './usage.service.js';
 
 /**
@@ -71,8 +71,11 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
   router.get('/admin/usage', guards.requireAdmin, async (req, res) => {
     // A HEAD (a link checker, `curl -I`) gets the status and type of its GET without the sums: it read
     // up to a year of every user's jobs to send nothing. Refused, it gets the page its GET shows.
+    // A page past the last is a 404 (the users counted, for a later page), as its GET answers; the JSON has no pages.
     const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
-      usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query)),
+      prefersJson(req)
+        ? usage.checkAdminUsageQuery(parseInput(ZAdminUsageQuery, req.query))
+        : usage.checkAdminUsagePage(parseInput(ZAdminUsagePageQuery, req.query)),
     );
     if (isHeadAnswered) return;
     // A script gets the page's figures as JSON, and a refused window or filter as {error, code}.
@@ -83,9 +86,11 @@ export function adminUsageRoutes(deps: { usage: UsageService; csvExports: CsvExp
     }
     // What the refused page's form shows: a field given twice is a list, which it cannot, and leaves empty.
     const typed = Object.fromEntries(USAGE_FILTERS.map((name) => [name, typedIn(req.query, name)]));
+    // A page past the last (an old link, filters that match fewer users now) leads to page 1 at the filters typed.
+    offerWayBack(res, { href: linkTo('/admin/usage', typed, {}), text: 'Go to page 1' });
     try {
-      const query = parseInput(ZAdminUsageQuery, req.query);
-      const result = await usage.getAdminUsage(query);
+      const query = parseInput(ZAdminUsagePageQuery, req.query);
+      const result = await usage.getAdminUsagePage(query);
       const window = { start: result.window.start, end: result.window.end };
       const current = { ...window, ...result.filters };
       res.render('admin/usage', {

@@ -107,5 +107,12 @@ export const ZAdminUsageQuery = labelFields(
 );
 export type TAdminUsageQuery = z.infer<typeof ZAdminUsageQuery>;
 
+/**
+ * GET /admin/usage as a page: its window and filters, and which page of users it lists. Apart from
+ * ZAdminUsageQuery, which the JSON and the CSV read: both answer every user of the window at once.
+ */
+export const ZAdminUsagePageQuery = labelFields(ZAdminUsageQuery.extend({ page: ZPageNumber }), USAGE_FIELD_LABELS);
+export type TAdminUsagePageQuery = z.infer<typeof ZAdminUsagePageQuery>;
+
 /** GET /admin/usage.csv: the page's window and filters. */
 export const ZAdminUsageCsvQuery = labelFields(ZAdminUsageQuery.extend(AUDIT_WINDOW_KEYS), USAGE_FIELD_LABELS);

@@ -52,30 +52,50 @@ export function findWithPasswordHashByUsername(
   return db.user.findUnique({ where: { username }, select: { ...SELECT_USER, passwordHash: true } });
 }
 
+/** Which users a list of /admin/users holds: names containing `search` (any case), of a role, active or disabled. */
+export interface UserListFilter {
+  search?: string | undefined;
+  role?: 'admin' | 'user' | undefined;
+  isDisabled?: boolean | undefined;
+}
+
+/** The WHERE clause of `filter` (empty for everyone) and its first ORDER BY key (the exact name first). */
+function userListWhereOf(filter: UserListFilter): { where: Prisma.Sql; exactFirst: Prisma.Sql } {
+  const { where: searched, exactFirst } = usernameSearchOf(filter.search);
+  const conditions = [
+    ...(filter.role === undefined ? [] : [Prisma.sql`role = ${filter.role}::"Role"`]),
+    ...(filter.isDisabled === undefined ? [] : [Prisma.sql`is_disabled = ${filter.isDisabled}`]),
+  ];
+  if (conditions.length === 0) return { where: searched, exactFirst };
+  const joined = Prisma.join(conditions, ' AND ');
+  return { where: filter.search ? Prisma.sql`${searched} AND ${joined}` : Prisma.sql`WHERE ${joined}`, exactFirst };
+}
+
 /**
  * One page of the users whose name contains `search` (any case; everyone without one) by name,
  * the exact name first: the redirect after acting on a user (?q=<username>) lands on page 1 with
- * them at the top, however many longer names contain theirs. And how many match.
+ * them at the top, however many longer names contain theirs. And how many match. `role` and
+ * `isDisabled` keep the users of that role, and the disabled (or active) ones.
  */
 export async function listPage(
   db: Client,
-  options: { search?: string; offset: number; limit: number },
+  options: UserListFilter & { offset: number; limit: number },
 ): Promise<{ rows: Array<UserRecord & { passwordChangedAt: Date | null }>; count: number }> {
-  const { search, offset, limit } = options;
-  const { where, exactFirst } = usernameSearchOf(search);
+  const { offset, limit } = options;
+  const { where, exactFirst } = userListWhereOf(options);
   const [rows, count] = await Promise.all([
     db.$queryRaw<Array<UserRecord & { passwordChangedAt: Date | null }>>(Prisma.sql`
       SELECT id, username, role::text AS role, is_disabled AS "isDisabled", created_at AS "createdAt",
              password_changed_at AS "passwordChangedAt"
       FROM users ${where} ORDER BY ${exactFirst} username OFFSET ${offset} LIMIT ${limit}`),
-    countUsers(db, search),
+    countUsers(db, options),
   ]);
   return { rows, count };
 }
 
-/** How many users' names contain `search` (everyone without one): listPage's count, without a row. */
-export async function countUsers(db: Client, search?: string): Promise<number> {
-  const { where } = usernameSearchOf(search);
+/** How many users `filter` keeps (everyone without one): listPage's count, without a row. */
+export async function countUsers(db: Client, filter: UserListFilter = {}): Promise<number> {
+  const { where } = userListWhereOf(filter);
   const counts = await db.$queryRaw<{ count: number }[]>(Prisma.sql`SELECT count(*)::int AS count FROM users ${where}`);
   return counts[0]?.count ?? 0;
 }

@@ -28,13 +28,15 @@ import type { Guards } from '../auth/auth.guards.js';
 import type { AuthServiceDeps } from '../auth/auth.service.js';
 import { type createPassport, signInOnNewSession } from '../auth/passport.js';
 import {
+  USER_ROLES,
+  USER_STATUSES,
   usernameReadAsNoteOf,
+  ZAdminUserListQuery,
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
   ZCreateUserForm,
   ZResetPasswordForm,
   ZUserId,
-  ZUserListQuery,
 } from './users.schema.js';
 import * as usersService from './users.service.js';
 
@@ -47,12 +49,15 @@ function userAnswerOf(user: usersService.UserRecord) {
 }
 
 /**
- * A page of /admin/users as JSON: each user as the page shows them (named from the columns the
- * repository selects, never the row, so a password hash cannot come along), and the paging.
+ * A page of /admin/users as JSON: its search and filters (null when not given), each user as the page
+ * shows them (named from the columns the repository selects, never the row, so a password hash cannot
+ * come along), and the paging.
  */
-function usersListJson(search: string | undefined, list: Awaited<ReturnType<typeof usersService.listUsers>>) {
+function usersListJson(query: usersService.UserListQuery, list: Awaited<ReturnType<typeof usersService.listUsers>>) {
   return {
-    q: search ?? null,
+    q: query.search ?? null,
+    role: query.role ?? null,
+    status: query.status ?? null,
     page: list.page,
     pageCount: list.pageCount,
     count: list.count,
@@ -81,6 +86,11 @@ interface GeneratedPassword {
  */
 function usersPageOf(username: string): string {
   return linkTo('/admin/users', { q: username }, {});
+}
+
+/** The search and filters of a list of users as its links carry them (`q`, `role`, `status`). */
+function usersListFiltersOf(query: Omit<usersService.UserListQuery, 'page'>) {
+  return { q: query.search, role: query.role, status: query.status };
 }
 
 /**
@@ -245,7 +255,7 @@ export function usersRoutes(deps: {
       /** Why a change to a listed user (role, disable) was refused. */
       refusedChange?: string;
     } = {},
-    query: { search?: string; page: number } = { page: 1 },
+    query: usersService.UserListQuery = { page: 1 },
   ) {
     const list = await usersService.listUsers(db, query, auth.now());
     res.render('users/admin-users', {
@@ -253,7 +263,9 @@ export function usersRoutes(deps: {
       list,
       users: list.users,
       search: query.search ?? '',
-      link: (changes: Record<string, unknown>) => linkTo('/admin/users', { q: query.search }, changes),
+      userFilters: { role: query.role ?? '', status: query.status ?? '', roles: USER_ROLES, statuses: USER_STATUSES },
+      matched: usersService.userListMatchOf(query),
+      link: (changes: Record<string, unknown>) => linkTo('/admin/users', usersListFiltersOf(query), changes),
       error: shown.refused?.error,
       form: shown.refused?.form,
       invalidFields: shown.refused?.invalid,
@@ -281,21 +293,24 @@ export function usersRoutes(deps: {
   router.get('/admin/users', guards.requireAdmin, async (req, res) => {
     // A refused query or a page past the last is the error page: it leads back to the list, not only to the start.
     offerWayBack(res, USERS);
-    const { q, page } = parseInput(ZUserListQuery, req.query);
-    if (q) offerWayBack(res, { href: `/admin/users?q=${encodeURIComponent(q)}`, text: 'Go to page 1' });
+    const { q, page, role, status } = parseInput(ZAdminUserListQuery, req.query);
+    const query = { search: q, role, status, page };
+    if (q || role || status) {
+      offerWayBack(res, { href: linkTo('/admin/users', usersListFiltersOf(query), {}), text: 'Go to page 1' });
+    }
     // A HEAD (a link checker, `curl -I`): its GET's status and type, the query checked (400) and the
     // users found counted for a later page (404 past the last), none read, nor their sign-in locks.
     if (req.method === 'HEAD') {
-      await usersService.checkUserListPage(db, { search: q, page });
+      await usersService.checkUserListPage(db, query);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
     // A script gets the list as JSON, as the other admin lists answer it; refusals were already {error, code}.
     if (prefersJson(req)) {
-      res.json(usersListJson(q, await usersService.listUsers(db, { search: q, page }, auth.now())));
+      res.json(usersListJson(query, await usersService.listUsers(db, query, auth.now())));
       return;
     }
-    await renderUsers(res, {}, { search: q, page });
+    await renderUsers(res, {}, query);
   });
 
   router.post('/admin/users', guards.requireAdmin, async (req, res) => {

@@ -100,6 +100,29 @@ export const ZUserListQuery = labelFields(
 );
 export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 
+/** The roles and statuses /admin/users filters by, as its selects and its refusals name them. */
+export const USER_ROLES = ['admin', 'user'] as const;
+export const USER_STATUSES = ['active', 'disabled'] as const;
+
+/** One of `values`, or left out (absent, or empty: a select's "any"). */
+function optionalChoice<T extends readonly [string, ...string[]]>(values: T) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    z.enum(values, { error: `must be one of ${values.join(', ')}` }).optional(),
+  );
+}
+
+/**
+ * /admin/users?q=&role=&status=&page=: its search, and its filters by role and by status (active or
+ * disabled): on a centre of thousands of users the admins, or the disabled accounts, were found only
+ * by reading every page. /admin/tiers searches by name alone (ZUserListQuery).
+ */
+export const ZAdminUserListQuery = labelFields(
+  ZUserListQuery.extend({ role: optionalChoice(USER_ROLES), status: optionalChoice(USER_STATUSES) }),
+  { q: 'Search', page: 'Page', role: 'Role', status: 'Status' },
+);
+export type TAdminUserListQuery = z.infer<typeof ZAdminUserListQuery>;
+
 /** A user id in a path. */
 // The number in the address of a user's actions (/admin/users/7/disable), named on a page without the route's name.
 export const ZUserId = labelFields(zWholeNumber(1, MAX_INT4), { 'user id': 'User number in the address' });

@@ -57,17 +57,43 @@ export function findUserByUsername(db: Db, username: string) {
 /** Users a page of /admin/users (and /admin/tiers) lists: 503 on one page made it 658 KB. */
 export const USERS_PAGE_SIZE = 50;
 
+/** A list of users' search and filters (/admin/users; /admin/tiers searches alone). */
+export interface UserListQuery {
+  search?: string | undefined;
+  role?: 'admin' | 'user' | undefined;
+  status?: 'active' | 'disabled' | undefined;
+  page: number;
+}
+
+/** What the users of `query` match, as its page and its 404 say it ("“zed”, role admin"); undefined for everyone. */
+export function userListMatchOf(query: Omit<UserListQuery, 'page'>): string | undefined {
+  const parts = [
+    ...(query.search ? [`“${query.search}”`] : []),
+    ...(query.role ? [`role ${query.role}`] : []),
+    ...(query.status ? [`status ${query.status}`] : []),
+  ];
+  return parts.length === 0 ? undefined : parts.join(', ');
+}
+
 /**
  * The pages of a list of `count` users found for `query` (/admin/users, /admin/tiers): a page
  * past the last is a 404 saying what there is, as the receipt lists answer it.
  */
-export function userListPageCount(count: number, query: { search?: string; page: number }): number {
+export function userListPageCount(count: number, query: UserListQuery): number {
   return pageCountOrNotFound(count, USERS_PAGE_SIZE, query.page, (pages) => {
-    const subject = query.search
-      ? `${counted(count, 'user')} match “${query.search}”`
-      : `There are ${counted(count, 'user')}`;
+    const matched = userListMatchOf(query);
+    const subject = matched ? `${counted(count, 'user')} match ${matched}` : `There are ${counted(count, 'user')}`;
     return `${subject} on ${counted(pages, 'page')}`;
   });
+}
+
+/** The repository's filter of `query`: its status as whether the account is disabled. */
+function userListFilterOf(query: UserListQuery): usersRepository.UserListFilter {
+  return {
+    search: query.search,
+    role: query.role,
+    isDisabled: query.status === undefined ? undefined : query.status === 'disabled',
+  };
 }
 
 /**
@@ -76,18 +102,19 @@ export function userListPageCount(count: number, query: { search?: string; page:
  * their sign-in locks for nothing: the users found counted, none read. Page 1 is always there (with
  * no one found, it says so) and needs no query.
  */
-export async function checkUserListPage(db: Db, query: { search?: string; page: number }): Promise<void> {
+export async function checkUserListPage(db: Db, query: UserListQuery): Promise<void> {
   if (query.page === 1) return;
-  userListPageCount(await usersRepository.countUsers(db, query.search), query);
+  userListPageCount(await usersRepository.countUsers(db, userListFilterOf(query)), query);
 }
 
 /**
- * A page of /admin/users: the users whose name contains `search` (everyone without one), each
- * with the end of its running sign-in lock (`lockedUntil`, null when it has none) at `now`.
+ * A page of /admin/users: the users whose name contains `search` (everyone without one), of a role
+ * and a status when asked, each with the end of its running sign-in lock (`lockedUntil`, null when it
+ * has none) at `now`.
  */
-export async function listUsers(db: Db, query: { search?: string; page: number }, now: Date) {
+export async function listUsers(db: Db, query: UserListQuery, now: Date) {
   const { rows, count } = await usersRepository.listPage(db, {
-    search: query.search,
+    ...userListFilterOf(query),
     offset: (query.page - 1) * USERS_PAGE_SIZE,
     limit: USERS_PAGE_SIZE,
   });
