@@ -387,7 +387,7 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(ratesPageRoutes({ rates }));
-  app.use(pricingAdminRoutes({ rates, guards }));
+  app.use(pricingAdminRoutes({ rates, guards, timeZone: config.timeZone }));
   // /me and a receipt's page are also where their refused forms come back to.
   const showMyUsage = createMyUsagePage({ usage });
   const showOwnReceipt = createOwnReceiptPage(receipts);
