@@ -5,6 +5,7 @@ import helmet from 'helmet';
 import type { AppConfig } from './config/config.js';
 import type { Database } from './db/database.js';
 import { shippedMigrationNames } from './db/migrations.js';
+import { refuseBodyCharsetNotUtf8 } from './http/body-charset.js';
 import { createCsrfProtection, exposeCsrfTokenOnRender } from './http/csrf.js';
 import { type CsvExportLimits, createCsvExports, csvExportLimitsFor, excelCsvLinkOf } from './http/csv-exports.js';
 import { errorHandler, FORM_FIELD_LIMIT, notFoundHandler, prefersJson } from './http/error-handler.js';
@@ -333,6 +334,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(saveSessionBeforeResponding);
   app.use(enforceSessionLifetime(sessionSettings));
   app.use(passport.session());
+  // Bodies are read in UTF-8 alone, as the webhooks (mounted before) read theirs: the parsers take other charsets.
+  app.use(refuseBodyCharsetNotUtf8);
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: FORM_FIELD_LIMIT }));
   // Rates (and a mark paid's amount received) sent as JSON numbers are judged by the digits the client
   // typed (1e3 is refused, not read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps
@@ -387,7 +390,7 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(ratesPageRoutes({ rates }));
-  app.use(pricingAdminRoutes({ rates, guards }));
+  app.use(pricingAdminRoutes({ rates, guards, timeZone: config.timeZone }));
   // /me and a receipt's page are also where their refused forms come back to.
   const showMyUsage = createMyUsagePage({ usage });
   const showOwnReceipt = createOwnReceiptPage(receipts);

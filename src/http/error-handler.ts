@@ -21,6 +21,7 @@ import {
   readableMessageOf,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { unreadCharsetMessage } from './body-charset.js';
 import { csrfTokenForErrorPage, isCsrfError, sentCsrfTokenOf } from './csrf.js';
 import { nearestPageOf, routeMissOf } from './method-not-allowed.js';
 import { linkTo } from './page-links.js';
@@ -96,7 +97,7 @@ function unreadableBodyMessage(error: BodyParserError, req: Request): string {
     case 'parameters.too.many':
       return `The form has too many fields: at most ${FORM_FIELD_LIMIT}.`;
     case 'charset.unsupported':
-      return `The request body is in the charset ${String(error.charset ?? '').toLowerCase()}, which is not read here: send it as UTF-8.`;
+      return unreadCharsetMessage(String(error.charset ?? '').toLowerCase());
     case 'encoding.unsupported':
       return (
         `The request body is sent with Content-Encoding ${error.encoding ?? req.get('content-encoding')}, which is ` +

@@ -195,10 +195,10 @@ export function parseJsonKeepingNumberText(text: string): LosslessJson {
 /**
  * Parses a JSON body keeping each number's literal text (JsonNumberText), for the routes that
  * take money as JSON numbers; mount it for those paths before express.json, which then finds
- * the body read and leaves it. Reading (size limit, compression, charset, 413 and 415) is
- * body-parser's own; only the parse is ours. As with express.json, an empty body is {}; any
- * JSON value is read, and one that is not an object is refused after the parsers
- * (json-object-body.ts). Other content types (a form) pass through to the parsers after it.
+ * the body read and leaves it. Reading (size limit, compression, 413 and 415) is body-parser's own,
+ * a charset other than UTF-8 refused before it (body-charset.ts); only the parse is ours. As with
+ * express.json, an empty body is {}; any JSON value is read, and one that is not an object is
+ * refused after the parsers (json-object-body.ts). Other content types (a form) pass through to the parsers after it.
  */
 export function jsonKeepingNumberText(options: { limit: string }): express.RequestHandler {
   const readText = express.text({
@@ -273,7 +273,7 @@ function isUtf8Label(encoding: string | null): boolean {
  * A body-parser `verify` that refuses (400) a UTF-8 body holding bytes that are not UTF-8, naming the
  * first. The parsers read each as U+FFFD, so a script writing Latin-1 (`café` as byte 0xE9) had its text
  * stored so, a void's reason or a payment reference garbled for good, and answered as a success. Another
- * charset is refused before this, with 415 (error-handler.ts).
+ * charset is refused before the parsers, with 415 (body-charset.ts).
  */
 export function refuseJsonBodyNotUtf8(body: Buffer, encoding: string | null): void {
   if (!isUtf8Label(encoding)) return;

@@ -31,6 +31,12 @@ afterAll(() => db?.drop());
 
 const html = (agent: Agent, path: string) => agent.get(path).set('Accept', 'text/html');
 
+/** When the newest audit entry of `action` was written. */
+async function newestAuditTime(action: string): Promise<Date> {
+  const entry = await db.prisma.auditLog.findFirstOrThrow({ where: { action }, orderBy: { id: 'desc' } });
+  return entry.ts;
+}
+
 /** The rename form of a tier as a browser sends it. */
 async function editTier(agent: Agent, fields: Record<string, string>) {
   return agent
@@ -186,6 +192,10 @@ describe('renaming and describing a tier', () => {
       .send({ type: 'lab', name: 'lab2' });
     expect(json.status).toBe(200);
     expect(json.body).toMatchObject({ ok: true, tier: { previous: 'lab', name: 'lab2', isChanged: false } });
+    // A time in JSON is UTC ISO 8601, as every other is; only the message keeps the local display.
+    const renamedAt = await newestAuditTime('pricing.tier.update');
+    expect(json.body.tier.renamedBefore).toEqual({ by: 'ops', at: renamedAt.toISOString() });
+    expect(json.body.message).toMatch(/^Tier lab was already renamed to lab2, by ops at \d{4}-\d\d-\d\d \d\d:\d\d;/);
     expect(await pricingState()).toEqual(before);
     expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.update' } })).toBe(audits);
 
@@ -344,6 +354,9 @@ describe('deleting a tier', () => {
       .send({ type: 'spare' });
     expect(json.status).toBe(200);
     expect(json.body).toMatchObject({ ok: true, tier: { name: 'spare', isChanged: false } });
+    const deletedAt = await newestAuditTime('pricing.tier.delete');
+    expect(json.body.tier.deletedBefore).toEqual({ by: 'ops', at: deletedAt.toISOString() });
+    expect(json.body.message).toMatch(/^Tier spare was already deleted, by ops at \d{4}-\d\d-\d\d \d\d:\d\d;/);
     expect(await db.prisma.auditLog.count()).toBe(audits);
   });
 

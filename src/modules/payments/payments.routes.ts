@@ -2,6 +2,7 @@ import type { Prisma } from '@prisma/client';
 import express, { Router } from 'express';
 import type { z } from 'zod';
 import { auditContextOf } from '../../http/audit-context.js';
+import { charsetOf } from '../../http/body-charset.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import {
@@ -40,20 +41,6 @@ import { fromMinorUnits, type PaymentsService } from './payments.service.js';
 
 // Provider events are small; anything bigger is not one.
 const WEBHOOK_BODY_LIMIT = '64kb';
-
-/** The charset a Content-Type names (`charset="UTF-16"` reads utf-16), or undefined when it names none. */
-function charsetOf(contentType: string): string | undefined {
-  for (const parameter of contentType.split(';').slice(1)) {
-    const [name, ...value] = parameter.split('=');
-    if (name?.trim().toLowerCase() !== 'charset') continue;
-    return value
-      .join('=')
-      .trim()
-      .replace(/^"(.*)"$/, '$1')
-      .toLowerCase();
-  }
-  return undefined;
-}
 
 /**
  * Refuses, from the address alone and before the body is read, a webhook no provider here takes

@@ -24,6 +24,7 @@ import {
   readableMessageOf,
 } from '../../shared/errors.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
+import { auditTimeIso, formatAuditTime } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
 import {
@@ -279,9 +280,18 @@ function ratesSetFlashOf(
   };
 }
 
+/**
+ * Who made a change already made, and when, as JSON writes times: UTC ISO 8601 (null for an audit
+ * entry's time no date holds, as the audit log's JSON `ts`). It was the page's local display,
+ * "2026-12-07 03:25", which a script cannot read without knowing APP_TZ; the message keeps it.
+ */
+function changeMadeJson(made: { by: string; at: Date }): { by: string; at: string | null } {
+  return { by: made.by, at: auditTimeIso(made.at) ?? null };
+}
+
 /** POST /formula (JSON) and the admin pages for rates and tier overrides. */
-export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }) {
-  const { rates, guards } = deps;
+export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; timeZone: string }) {
+  const { rates, guards, timeZone } = deps;
   const router = express.Router();
 
   // JSON to every client (an API, not a form), with the `message` every change's JSON answer has.
@@ -429,14 +439,15 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZEditTier, req.body);
       const outcome = await rates.editTier(auditContextOf(req), input);
+      const renamedBefore = 'renamedBefore' in outcome ? outcome.renamedBefore : undefined;
       answerChange(req, res, {
-        json: { tier: outcome },
+        json: { tier: renamedBefore ? { ...outcome, renamedBefore: changeMadeJson(renamedBefore) } : outcome },
         flash: outcome.isChanged
           ? { type: 'success', message: describeTierEdit(outcome) }
-          : 'renamedBefore' in outcome && outcome.renamedBefore
+          : renamedBefore
             ? {
                 type: 'warning',
-                message: `Tier ${outcome.previous} was already renamed to ${outcome.name}, by ${outcome.renamedBefore.by} at ${outcome.renamedBefore.at}; nothing was changed.`,
+                message: `Tier ${outcome.previous} was already renamed to ${outcome.name}, by ${renamedBefore.by} at ${formatAuditTime(renamedBefore.at, timeZone)}; nothing was changed.`,
               }
             : {
                 type: 'warning',
@@ -488,18 +499,18 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards }
     try {
       const input = parseInput(ZDeleteTier, req.body);
       const deleted = await rates.deleteTier(auditContextOf(req), input);
+      const deletedBefore = 'deletedBefore' in deleted ? deleted.deletedBefore : undefined;
       answerChange(req, res, {
-        json: { tier: deleted },
-        flash:
-          'deletedBefore' in deleted && deleted.deletedBefore
-            ? {
-                type: 'warning',
-                message: `Tier ${deleted.name} was already deleted, by ${deleted.deletedBefore.by} at ${deleted.deletedBefore.at}; nothing was changed.`,
-              }
-            : {
-                type: 'success',
-                message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
-              },
+        json: { tier: deletedBefore ? { ...deleted, deletedBefore: changeMadeJson(deletedBefore) } : deleted },
+        flash: deletedBefore
+          ? {
+              type: 'warning',
+              message: `Tier ${deleted.name} was already deleted, by ${deletedBefore.by} at ${formatAuditTime(deletedBefore.at, timeZone)}; nothing was changed.`,
+            }
+          : {
+              type: 'success',
+              message: `Tier ${deleted.name} deleted, with its rate history (${deleted.rateCount === 1 ? '1 rate' : `${deleted.rateCount} rates`}). Receipts priced with it keep their copy of its rates.`,
+            },
         location: '/admin/rates',
       });
     } catch (error) {

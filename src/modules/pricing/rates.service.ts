@@ -1001,7 +1001,7 @@ export function createRatesService(deps: RatesServiceDeps) {
               previousRulePatterns: rulePatternsFor(input.type),
               rulePatterns: rulePatternsFor(input.name),
               isChanged: false,
-              renamedBefore: { by: renamed.actor, at: formatAuditTime(renamed.at, config.timeZone) },
+              renamedBefore: { by: renamed.actor, at: renamed.at },
             };
           }
           throw await unknownTierError(tx, input.type);
@@ -1097,7 +1097,7 @@ export function createRatesService(deps: RatesServiceDeps) {
               name: input.type,
               rateCount: 0,
               isChanged: false,
-              deletedBefore: { by: deleted.actor, at: formatAuditTime(deleted.at, config.timeZone) },
+              deletedBefore: { by: deleted.actor, at: deleted.at },
             };
           }
           throw await unknownTierError(tx, input.type);
