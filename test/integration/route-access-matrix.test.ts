@@ -222,6 +222,7 @@ beforeAll(async () => {
   ids.carolUser = users.carol.id;
   [ids.bobJob] = (await buildJobs(db, [
     { user: 'bob', end: '2026-01-10T10:00:00Z', totalCpuSec: '72000', stepMemGbHours: '0' },
+    { user: 'alice', end: '2026-01-12T10:00:00Z', totalCpuSec: '3600', stepMemGbHours: '0' },
   ])) as [string];
   [alice, bob, admin] = await Promise.all([
     signInAs(app, 'alice', users.alice.password),
@@ -379,6 +380,41 @@ describe('route access', () => {
     expect(defects).toEqual([]);
   });
 
+  it("a researcher's own forms sent without the session's token are refused, and change nothing", async () => {
+    const researcher = { name: 'alice', agent: alice };
+    // Each form as it would succeed with its token: alice has a job of January 2026 to bill.
+    const forms: Record<string, Record<string, string>> = {
+      '/me/receipt': { before: '2026-01-31' },
+      '/account/password': { current: 'alice-password', password: 'a-new-password-1', confirm: 'a-new-password-1' },
+      '/account/sign-out-others': {},
+    };
+    expect(Object.keys(forms).sort()).toEqual(
+      routesOf('user')
+        .filter(({ method, path }) => method === 'POST' && !path.includes(':'))
+        .map(({ path }) => path)
+        .sort(),
+    );
+    const aliceElsewhere = await signInAs(app, 'alice', 'alice-password');
+    for (const [path, form] of Object.entries(forms)) {
+      const before = await dataDigest({ withAuditAndThrottles: true });
+      for (const as of ['json', 'html'] as const) {
+        const response = await alice
+          .post(path)
+          .set('Accept', as === 'json' ? 'application/json' : 'text/html')
+          .type(as === 'json' ? 'json' : 'form')
+          .send(form);
+        expectThat(response.status === 403, statusLine(researcher, 'POST', path, `${as}, no token`, response));
+      }
+      expectThat(
+        JSON.stringify(await dataDigest({ withAuditAndThrottles: true })) === JSON.stringify(before),
+        `alice POST ${path} without a token: changed data`,
+      );
+    }
+    // Her session elsewhere was not signed out.
+    expect((await aliceElsewhere.get('/me').set('Accept', 'application/json')).status).toBe(200);
+    expect(defects).toEqual([]);
+  });
+
   it('a researcher reaches the routes of their own data; no 5xx', async () => {
     const researcher = { name: 'alice', agent: alice };
     // Bob's job ended in January 2026: the usage pages at that month.
@@ -394,7 +430,10 @@ describe('route access', () => {
         ![401, 403].includes(response.status) && response.status < 500,
         statusLine(researcher, method, path, 'json', response),
       );
-      expectThat(!response.text.includes(ids.bobJob), `alice ${method} ${path}: shows bob's job ${ids.bobJob}`);
+      expectThat(
+        !response.text.includes(ids.bobJob) && !/\bbob\b/.test(response.text),
+        `alice ${method} ${path}: shows bob or his job ${ids.bobJob}`,
+      );
     }
     expect(defects).toEqual([]);
   });
@@ -420,6 +459,13 @@ describe('route access', () => {
     const signOut = await visitor.agent.post('/logout').type('form').send({});
     expectThat(signOut.status < 500 && signOut.status !== 200, statusLine(visitor, 'POST', '/logout', 'html', signOut));
     expect(defects).toEqual([]);
+  });
+
+  it("a sign-out posted without the session's token is refused, and the session stays signed in", async () => {
+    const carol = await signInAs(app, 'carol', 'carol-password');
+    const signOut = await carol.post('/logout').set('Accept', 'application/json').send({});
+    expect(signOut.status).toBe(403);
+    expect((await carol.get('/me').set('Accept', 'application/json')).status).toBe(200);
   });
 
   it('an unsigned webhook is refused whoever sends it, and changes nothing', async () => {
