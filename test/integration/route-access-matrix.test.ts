@@ -523,6 +523,11 @@ describe('route access', () => {
         ![401, 403].includes(response.status) && (response.status < 500 || isFailedRun),
         statusLine(caller, method, address, 'json', response),
       );
+      // Not even an admin is shown a password's hash.
+      expectThat(
+        !/\$argon2|passwordHash|password_hash/.test(response.text),
+        `admin ${method} ${address}: shows a password hash`,
+      );
     }
     expect(defects).toEqual([]);
   });
