@@ -2004,12 +2004,16 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     await requireOwnReceipt(username, receiptId);
   }
 
-  /** The dummy provider's hosted page: the payment, for its owner only. */
+  /**
+   * The dummy provider's hosted page: the payment, for its owner only. Another user's checkout is "No
+   * such checkout." as one that is not there: its "Receipt #7 was not found." told that the address
+   * was a checkout, and of which receipt.
+   */
   async function getDummyCheckout(username: string, externalPaymentId: string) {
     if (provider?.name !== 'dummy') throw new NotFoundError('The dummy payment provider is not enabled.');
     const payment = await paymentsRepository.findByExternalId(prisma, 'dummy', externalPaymentId);
-    if (!payment) throw new NotFoundError('No such checkout.');
-    await requireOwnReceipt(username, payment.receiptId);
+    const isOwn = payment && (await receiptsRepository.findReceipt(prisma, payment.receiptId, username)) !== undefined;
+    if (!payment || !isOwn) throw new NotFoundError('No such checkout.');
     return payment;
   }
 
