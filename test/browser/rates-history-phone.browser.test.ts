@@ -60,7 +60,7 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
     for (const width of [390, 1280]) {
       const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/rates`);
-      const history = page.locator('section#tier-mu details:has(summary:text-is("History (3)"))');
+      const history = page.locator('section#tier-mu details:has(summary:has-text("History of mu (3)"))');
       expect(await history.getAttribute('open')).not.toBeNull();
       const wrap = history.locator('.table-wrap');
       const [scrollWidth, clientWidth] = (await wrap.evaluate((element) => [
