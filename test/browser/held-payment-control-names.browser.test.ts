@@ -21,7 +21,7 @@ describe.skipIf(!hasChromium)("the held payments' review forms, read out of thei
   let db: TestDatabase;
   let app: express.Express;
   let rig: BrowserRig;
-  const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+  const { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline } = createPayingResearchers(
     () => ({ db, app }),
     'heldnamed',
   );
@@ -73,6 +73,29 @@ describe.skipIf(!hasChromium)("the held payments' review forms, read out of thei
         if (box && box.width <= 1) text = text.replace((await part.textContent()) ?? '', '');
       }
       expect(text.trim(), selector).toBe(shown);
+    }
+    await context.close();
+  });
+
+  it("names each refused claim's note with the claim", async () => {
+    // Two refunds of more than their payment received: refused, each listed with a note to settle it.
+    for (const index of [1, 2]) {
+      const { payment } = await paidOnline();
+      await deliverDummy(app, {
+        event_id: `refused-named-${index}`,
+        event_type: 'payment.refunded',
+        external_payment_id: payment.externalPaymentId,
+        amount_cents: 1001,
+        currency: 'THB',
+      }).expect(409);
+    }
+    const claims = await db.prisma.paymentRefusedClaim.findMany({ select: { id: true }, orderBy: { id: 'asc' } });
+    expect(claims).toHaveLength(2);
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password');
+    await page.goto(`${rig.base}/admin/payments`);
+    for (const { id } of claims) {
+      const name = `Note: what was done with the provider for refused claim #${id}`;
+      expect(await page.getByRole('textbox', { name, exact: true }).count(), name).toBe(1);
     }
     await context.close();
   });
