@@ -89,4 +89,19 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
       await context.close();
     }
   });
+
+  it("makes a card's Rename or describe and History at least 24 px tall, as they sit on lines one under the other", async () => {
+    // 19 px tall on lines 19 px apart: a thumb aiming at History could open Rename or describe above it
+    // (WCAG 2.2's least target size is 24 by 24 px, or that much room around a smaller one).
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 360, height: 740 },
+    });
+    await page.goto(`${base}/admin/rates`);
+    const heights = await page
+      .locator('section#tier-mu summary')
+      .evaluateAll((summaries) => summaries.map((summary) => summary.getBoundingClientRect().height));
+    expect(heights).toHaveLength(2);
+    expect(heights.filter((height) => height < 24)).toEqual([]);
+    await context.close();
+  });
 });
