@@ -382,11 +382,14 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       res.set('Cache-Control', 'no-store');
       if (backLink) res.locals.backLink = backLink;
       const shown = error instanceof AppError ? readableMessageOf(error) : message;
+      // The heading names the status in words: a bare "404" said nothing to whoever does not know HTTP's codes.
+      const statusText = STATUS_CODES[status] ?? 'Error';
       res.render('error', {
-        title: `Error ${status}`,
+        // So does the title, which a screen reader announces first, starting "Error: " as every page showing
+        // what went wrong does: it was "Error 404".
+        title: `Error: ${statusText} (${status})`,
         status,
-        // The heading names the status in words: a bare "404" said nothing to whoever does not know HTTP's codes.
-        statusText: STATUS_CODES[status] ?? 'Error',
+        statusText,
         message: shown,
         requestId: isExpected ? undefined : req.id,
       });

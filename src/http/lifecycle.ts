@@ -241,7 +241,7 @@ function clientErrorPage(status: number, message: string): string {
   return (
     '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' +
     '<meta name="viewport" content="width=device-width, initial-scale=1">\n' +
-    `<title>Error ${status} · ${APP_NAME}</title>\n` +
+    `<title>Error: ${statusText} (${status}) · ${APP_NAME}</title>\n` +
     `<style>${CLIENT_ERROR_PAGE_CSS}</style>\n</head>\n<body>\n` +
     `<header class="topbar"><a class="brand" href="/">${APP_NAME}</a></header>\n` +
     '<main class="content" id="main">\n<section class="card narrow">\n' +

@@ -5,8 +5,11 @@ export interface RefusedForm {
   /**
    * ` aria-invalid="true" aria-describedby="<errorId>"` for a refused field, with ` autofocus` on
    * the first of them; '' for the others. The message itself takes the focus when `fields` is empty.
+   * A field with a hint of its own passes the hint's id: it is described by the message, then the
+   * hint, or by the hint alone when not refused (a second aria-describedby in the tag is dropped by
+   * the browser, so a field that wrote its hint's kept it and lost the message).
    */
-  attrs(name: string): string;
+  attrs(name: string, hintId?: string): string;
 }
 
 /**
@@ -17,9 +20,11 @@ export function describeRefusedForm(invalid: unknown, names: string[], errorId: 
   const fields = Array.isArray(invalid) ? names.filter((name) => invalid.includes(name)) : [];
   return {
     fields,
-    attrs: (name) =>
+    attrs: (name, hintId) =>
       fields.includes(name)
-        ? ` aria-invalid="true" aria-describedby="${errorId}"${name === fields[0] ? ' autofocus' : ''}`
-        : '',
+        ? ` aria-invalid="true" aria-describedby="${errorId}${hintId ? ` ${hintId}` : ''}"${name === fields[0] ? ' autofocus' : ''}`
+        : hintId
+          ? ` aria-describedby="${hintId}"`
+          : '',
   };
 }

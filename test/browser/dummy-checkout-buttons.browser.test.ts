@@ -59,4 +59,32 @@ describe.skipIf(!hasChromium)("the demo provider's checkout buttons", { timeout:
       await context.close();
     }
   });
+
+  it('keeps every button on a 360 px phone, Cancel on a line of its own under the others', async () => {
+    // Kept on one line whatever the width, the row ran 8 px past a 360 px screen: Cancel was cut at its edge
+    // and the whole page scrolled sideways.
+    const { user, agent, receiptId } = await researcherWithReceiptOf(app, db, 'checkout_narrow', 4);
+    const checkout = await startCheckout(agent, receiptId);
+    const context = await rig.browser.newContext({ viewport: { width: 360, height: 740 } });
+    try {
+      const page = await context.newPage();
+      await signInThroughPage(page, rig.base, user.username, user.password);
+      await page.goto(`${rig.base}${checkout}`);
+      expect(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')).toBe(0);
+      const card = await page.locator('main section.card').boundingBox();
+      const cardRight = (card?.x ?? 0) + (card?.width ?? 0);
+      const boxes: Record<string, { x: number; y: number; width: number; height: number }> = {};
+      for (const choice of ['pay', 'fail', 'cancel']) {
+        const box = await page.locator(`button[name=choice][value=${choice}]`).boundingBox();
+        if (!box) throw new Error(`no ${choice} button`);
+        expect(box.x + box.width, choice).toBeLessThanOrEqual(cardRight);
+        boxes[choice] = box;
+      }
+      expect(boxes.fail?.y).toBe(boxes.pay?.y);
+      expect(boxes.cancel?.y).toBeGreaterThan((boxes.pay?.y ?? 0) + (boxes.pay?.height ?? 0));
+      expect(boxes.cancel?.x).toBe(boxes.pay?.x);
+    } finally {
+      await context.close();
+    }
+  });
 });

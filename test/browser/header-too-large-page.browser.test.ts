@@ -74,6 +74,7 @@ describe.skipIf(!hasChromium)('the page of a request whose cookies are too large
     });
     expect((await page.goto(`${base}/no-such-page`))?.status()).toBe(431);
     expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Request Header Fields Too Large (431)');
+    expect(await page.title()).toBe('Error: Request Header Fields Too Large (431) · HPC Billing');
     expect(await lookOf(page)).toEqual(appLook);
     // Its style was not refused by its own Content-Security-Policy.
     expect(refused.filter((text) => /Content Security Policy/i.test(text))).toEqual([]);

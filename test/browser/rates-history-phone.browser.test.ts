@@ -60,7 +60,7 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
     for (const width of [390, 1280]) {
       const { context, page } = await signedInPage(rig, 'boss', 'boss-password', { viewport: { width, height: 900 } });
       await page.goto(`${base}/admin/rates`);
-      const history = page.locator('section#tier-mu details:has(summary:text-is("History (3)"))');
+      const history = page.locator('section#tier-mu details:has(summary:has-text("History of mu (3)"))');
       expect(await history.getAttribute('open')).not.toBeNull();
       const wrap = history.locator('.table-wrap');
       const [scrollWidth, clientWidth] = (await wrap.evaluate((element) => [
@@ -88,5 +88,20 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
       await page.screenshot({ path: path.join(ARTIFACTS, `rates-history-${width}.png`), fullPage: true });
       await context.close();
     }
+  });
+
+  it("makes a card's Rename or describe and History at least 24 px tall, as they sit on lines one under the other", async () => {
+    // 19 px tall on lines 19 px apart: a thumb aiming at History could open Rename or describe above it
+    // (WCAG 2.2's least target size is 24 by 24 px, or that much room around a smaller one).
+    const { context, page } = await signedInPage(rig, 'boss', 'boss-password', {
+      viewport: { width: 360, height: 740 },
+    });
+    await page.goto(`${base}/admin/rates`);
+    const heights = await page
+      .locator('section#tier-mu summary')
+      .evaluateAll((summaries) => summaries.map((summary) => summary.getBoundingClientRect().height));
+    expect(heights).toHaveLength(2);
+    expect(heights.filter((height) => height < 24)).toEqual([]);
+    await context.close();
   });
 });

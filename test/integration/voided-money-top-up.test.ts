@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amountDueOf, buildJobs, buildTiers } from '../support/billing-factories.js';
 import { DUMMY_PAYMENTS_ENV } from '../support/dummy-payments.js';
 import { buildUser } from '../support/factories.js';
-import { visibleTextOf } from '../support/html.js';
+import { refusedFormStateOf, visibleTextOf } from '../support/html.js';
 import { createPaidCsvStory } from '../support/paid-csv-story.js';
 import { csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -312,6 +312,12 @@ describe("marking a receipt paid with a voided receipt's money plus new money fo
       `Not marked paid. The money of receipt #${first}, 0.50 THB, and the new money received, 0.25 THB, add up to 0.75 THB`,
     );
     expect(refused.text).toMatch(/<input id="new_money" name="new_money"[^>]*value="0.25"[^>]*aria-invalid="true"/);
+    // The field refused is described by the refusal, then by its hint: its hint's aria-describedby came first in
+    // the tag and the refusal's second, and a browser keeps the first of two, so a screen reader on the field read
+    // the hint and never why it was refused.
+    const newMoney = /<input id="new_money"[^>]*>/.exec(refused.text)?.[0] ?? '';
+    expect(newMoney.match(/aria-describedby=/g)).toHaveLength(1);
+    expect(refusedFormStateOf(refused.text).describedBy.new_money).toBe('receipt-action-error new_money-hint');
     await expectStillPending(again);
     const marked = await admin
       .post(`/admin/receipts/${again}/paid`)
