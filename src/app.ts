@@ -184,6 +184,7 @@ export function createApp(deps: AppDeps): express.Express {
     closeCanceledCheckouts,
     now,
     backgroundWork: deps.backgroundWork,
+    isDraining: deps.isDraining,
     logger,
   });
   const usage = createUsageService({ db, config, rates, receipts, now });
