@@ -190,6 +190,7 @@ export function createApp(deps: AppDeps): express.Express {
     closeCanceledCheckouts,
     now,
     backgroundWork: deps.backgroundWork,
+    isDraining: deps.isDraining,
     logger,
   });
   const usage = createUsageService({ db, config, rates, receipts, now });

@@ -155,6 +155,7 @@ async function runWorker(config: AppConfig, databaseUrl: string, logger: Logger)
         service: buildIngestionService({ config, db, logger, metrics }),
         intervalSec: config.ingestion.intervalSec,
         logger,
+        isDraining: drain.isDraining,
       })
     : async () => undefined;
   const stop = async () => {

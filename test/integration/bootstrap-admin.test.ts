@@ -91,3 +91,27 @@ describe('a start with no enabled admin', () => {
     }
   });
 });
+
+// Two instances (replicas, or hosts of one deployment) started together with the same settings
+// both found no ADMIN_USERNAME user, both created it, and the one that committed second stopped
+// with `HPC Billing failed to start: A user named "ops" already exists.` (exit 1): a first
+// production start of a second instance failed for the admin the first had just made.
+describe('ADMIN_USERNAME with two instances starting at once', () => {
+  it('creates the admin once, and both starts succeed without a warning', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const starts = await Promise.allSettled([
+        startWith('first', 'first-admin-password', fresh),
+        startWith('first', 'first-admin-password', fresh),
+      ]);
+      expect(starts.map((start) => (start.status === 'rejected' ? String(start.reason) : start.value))).toEqual([
+        [],
+        [],
+      ]);
+      expect(await fresh.prisma.user.count({ where: { username: 'first', role: 'admin' } })).toBe(1);
+      expect(await fresh.prisma.auditLog.count({ where: { action: 'user.create' } })).toBe(1);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});

@@ -17,6 +17,8 @@ export interface SchedulerDeps {
   logger: Logger;
   /** Delay before the first run; a worker that just started lets the others settle. */
   initialDelayMs?: number;
+  /** True while the process drains before a shutdown (SHUTDOWN_DRAIN_DELAY_MS): no run starts then. */
+  isDraining?: () => boolean;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface SchedulerDeps {
  * never pile up). Every worker and replica schedules one: the advisory lock lets one through
  * at a time (a tick queues for it for up to half an interval, so a backfill cannot keep it out),
  * and a run that finds another scheduled or manual run finished within half an interval does
- * nothing (backfill days do not count).
+ * nothing (backfill days do not count). A process draining before a shutdown starts no run.
  * Returns a function that stops it: a run in progress is stopped (its sacct killed) and awaited.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {
@@ -37,6 +39,13 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
 
   const tick = () => {
     timer = undefined;
+    // A run started in the drain would be stopped when it ends, recorded failed, and make the other
+    // instances skip their next tick as one just finished: they run it instead.
+    if (deps.isDraining?.()) {
+      deps.logger.debug('ingestion run skipped: this process is draining before a shutdown');
+      if (!isStopped) timer = setTimeout(tick, deps.intervalSec * 1000);
+      return;
+    }
     current = deps.service
       // Half an interval: another process's run this interval counts, last interval's does not.
       .runOnce({

@@ -714,6 +714,8 @@ export interface ReceiptsServiceDeps {
   now?: () => Date;
   /** Where month-end runs go on after the request that started them; the server stops it on SIGTERM. */
   backgroundWork?: BackgroundWork;
+  /** True while the process drains before a shutdown (SHUTDOWN_DRAIN_DELAY_MS): no month-end run starts then. */
+  isDraining?: () => boolean;
   /** Logs a month-end run that failed; its row says why too. */
   logger?: Logger;
 }
@@ -1546,7 +1548,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    */
   async function startMonthEnd(actor: AuditContext, before: string) {
     assertNotFuture(before);
-    if (backgroundWork.isStopping()) {
+    // Draining, the process stops once the delay is over: a run started now was interrupted then,
+    // having billed next to nothing, after its start had been answered as started.
+    if (backgroundWork.isStopping() || deps.isDraining?.()) {
       throw new ServiceUnavailableError('The app is stopping; start the month-end run again in a moment.');
     }
     const startedAt = now();

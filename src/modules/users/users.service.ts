@@ -559,10 +559,17 @@ export async function withTakenUsername(
   );
 }
 
-/** Creates or promotes the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet. */
+/** Creates the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet; false when it did. */
 export async function ensureBootstrapAdmin(db: Db, username: string, password: string): Promise<boolean> {
   if (await usersRepository.findByUsername(db, username)) return false;
-  await createUser(db, { username, role: 'admin', password }, { actor: SYSTEM_ACTOR, ip: null, userAgent: null });
+  try {
+    await createUser(db, { username, role: 'admin', password }, { actor: SYSTEM_ACTOR, ip: null, userAgent: null });
+  } catch (error) {
+    // Another instance of the same deployment, started at the same moment, created it after this
+    // one looked: it exists, as on any later start. The start used to fail with this conflict.
+    if (error instanceof ConflictError) return false;
+    throw error;
+  }
   return true;
 }
 

@@ -54,3 +54,45 @@ describe('the ingestion scheduler, when a run fails before it starts', () => {
     ]);
   });
 });
+
+// Behind a load balancer a stopping instance first drains (SHUTDOWN_DRAIN_DELAY_MS), serving on while
+// /readyz says 503. Its scheduler went on ticking meanwhile: a run started in the drain was stopped
+// when the drain ended, recorded failed ("stopped: the process is shutting down"), and as a run that
+// had just finished it made the other instances skip their next tick, so every rolling deploy could
+// cost a failed run and an interval of freshness (seen driving two instances on one database).
+describe('the ingestion scheduler of a process draining for a shutdown', () => {
+  function countingService() {
+    const calls = { runs: 0 };
+    const service = {
+      runOnce: async () => {
+        calls.runs += 1;
+        return { status: 'finished' };
+      },
+      restoreFreshnessGauge: async () => undefined,
+    } as unknown as IngestionService;
+    return { calls, service };
+  }
+
+  it('starts no run while the process drains, and the instances that stay run them', async () => {
+    const logger = pino({ level: 'silent' });
+    const draining = countingService();
+    const staying = countingService();
+    const stopDraining = startIngestionScheduler({
+      service: draining.service,
+      intervalSec: 0.05,
+      logger,
+      initialDelayMs: 0,
+      isDraining: () => true,
+    });
+    const stopStaying = startIngestionScheduler({
+      service: staying.service,
+      intervalSec: 0.05,
+      logger,
+      initialDelayMs: 0,
+      isDraining: () => false,
+    });
+    await expect.poll(() => staying.calls.runs).toBeGreaterThanOrEqual(3);
+    await Promise.all([stopDraining(), stopStaying()]);
+    expect(draining.calls.runs).toBe(0);
+  });
+});
