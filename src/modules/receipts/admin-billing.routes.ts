@@ -767,13 +767,21 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
+    // `?page=` of its table of disabled users billed, as a receipt's page of jobs: refused or past the last,
+    // it leads to the run's page 1 once the run is known to be there. Its JSON lists them all whatever the page.
+    const runUrl = monthEndRunUrl(id);
+    const page = await receiptPageAsked(req, res, runUrl, () => receipts.assertMonthEndRunFound(id));
+    if (page > 1) {
+      await receipts.assertMonthEndRunFound(id);
+      offerWayBack(res, { href: runUrl, text: 'Go to page 1' });
+    }
     // A HEAD (a link checker; the run's page refreshes itself): the run looked up, not settled or summed up.
     if (req.method === 'HEAD') {
-      await receipts.assertMonthEndRunFound(id);
+      await receipts.assertMonthEndRunFound(id, page);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const run = await receipts.getMonthEndRun(id);
+    const run = await receipts.getMonthEndRun(id, page);
     const fmt = req.app.locals.fmt as ViewFormatters;
     if (prefersJson(req)) {
       res.json({ timeZone: fmt.timeZone, ...monthEndRunJson(run, fmt) });
@@ -782,6 +790,7 @@ export function adminBillingRoutes(deps: {
     res.render('admin/month-end-run', {
       title: `Month-end run #${id}`,
       run,
+      link: (changes: Record<string, unknown>) => linkTo(runUrl, {}, changes),
       message: summaryOf(run, fmt),
       refreshSeconds: run.isRunning ? MONTH_END_REFRESH_SEC : undefined,
       // Without JavaScript only (in <noscript>): with it, month-end-wait.js follows the run in place,

@@ -762,6 +762,26 @@ export const RECEIPT_ITEMS_PAGE_SIZE = 500;
 /** Month-end runs on a page of their list: one a month is four years. */
 export const MONTH_END_RUNS_PAGE_SIZE = 50;
 
+/**
+ * Disabled users billed on a page of a month-end run's table: a run after 428 users were disabled
+ * listed 312 in one table (82 KB). Its JSON lists every one (docs/billing.md).
+ */
+export const MONTH_END_DISABLED_BILLED_PAGE_SIZE = 50;
+
+/**
+ * How many pages of its disabled users billed run `row` shows (none while it runs: its page lists them
+ * once it has ended); a page past the last is a 404 saying how many there are.
+ */
+function disabledBilledPageCountOf(row: { id: number; outcome: string; disabledUsersBilled: unknown }, page: number) {
+  const count = row.outcome === 'running' ? 0 : (row.disabledUsersBilled as unknown[]).length;
+  return pageCountOrNotFound(
+    count,
+    MONTH_END_DISABLED_BILLED_PAGE_SIZE,
+    page,
+    (pages) => `Month-end run #${row.id} billed ${counted(count, 'disabled user')} on ${counted(pages, 'page')}`,
+  );
+}
+
 const ITEMS_CSV_BATCH = 5_000;
 /**
  * Items read and rendered at a time on the printable receipt, which lists every item: the
@@ -1867,14 +1887,26 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** Month-end run `id` with its progress, or its outcome once it has ended; a 404 when there is none. */
-  async function getMonthEndRun(id: number) {
+  async function getMonthEndRun(id: number, page = 1) {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
     const [settled, linkedReceiptCount] = await Promise.all([
       settleMonthEndRun(row),
       receiptsRepository.countReceiptsOfMonthEndRun(db, id),
     ]);
-    return { ...monthEndRunViewOf(settled), linkedReceiptCount };
+    const view = monthEndRunViewOf(settled);
+    const pageCount = disabledBilledPageCountOf(settled, page);
+    const start = (page - 1) * MONTH_END_DISABLED_BILLED_PAGE_SIZE;
+    return {
+      ...view,
+      linkedReceiptCount,
+      /** The page of its table of disabled users billed (`page` of `pageCount`); empty while it runs. */
+      disabledBilledPage: {
+        page,
+        pageCount,
+        rows: view.isRunning ? [] : view.disabledUsersBilled.slice(start, start + MONTH_END_DISABLED_BILLED_PAGE_SIZE),
+      },
+    };
   }
 
   /**
@@ -1920,9 +1952,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), query.page);
   }
 
-  /** Nothing when month-end run `id` is there, else its 404: for a HEAD of its page, which reads no more. */
-  async function assertMonthEndRunFound(id: number): Promise<void> {
-    if (!(await monthEndRunsRepository.findRun(db, id))) throw notFoundById('Month-end run', id);
+  /**
+   * Nothing when month-end run `id` is there with a page `page` of its disabled users billed, else its
+   * 404: for a HEAD of its page, which reads no more (the run is not settled).
+   */
+  async function assertMonthEndRunFound(id: number, page = 1): Promise<void> {
+    const row = await monthEndRunsRepository.findRun(db, id);
+    if (!row) throw notFoundById('Month-end run', id);
+    disabledBilledPageCountOf(row, page);
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
