@@ -21,7 +21,7 @@ import { type ListPlace, NOT_A_PLACE_REASON, sliceOf } from '../../shared/list-p
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
-import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
+import { isWholeName, type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { type AuditContext, type AuditEntry, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -2948,9 +2948,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
-  async function checkedAdminFilterOf(
-    filter: TReceiptFilter,
-  ): Promise<{ repoFilter: receiptsRepository.ReceiptFilter; alsoContaining: string[] }> {
+  async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<{
+    repoFilter: receiptsRepository.ReceiptFilter;
+    matchedUsers: string[] | null;
+    alsoContaining: string[];
+  }> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
@@ -2969,14 +2971,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const { usernames, alsoContaining } = filter.user
       ? await usernamesMatching(filter.user)
       : { usernames: undefined, alsoContaining: [] };
+    // A whole name typed is its few names; part of one is every name containing it (userFilterMatchOf),
+    // which the queries read by the same pattern rather than as a list of every such name.
+    const typed = filter.user;
+    const isPartOfNames = typed !== undefined && !usernames?.some((name) => isWholeName(typed, name));
     const repoFilter = {
       status: filter.status,
-      usernames,
+      usernames: isPartOfNames ? undefined : usernames,
+      usernameContaining: isPartOfNames ? filter.user : undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
     };
-    return { repoFilter, alsoContaining };
+    return { repoFilter, matchedUsers: usernames ?? null, alsoContaining };
   }
 
   /**
@@ -3009,7 +3016,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
-    const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
+    const { repoFilter, matchedUsers, alsoContaining } = await checkedAdminFilterOf(filter);
     await assertReceiptPlace(filter);
     const [{ rows, ...paging }, totals, received, paidWithVoided] = await Promise.all([
       db.$transaction(
@@ -3066,7 +3073,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       ...paging,
       // The usernames a User filter matched, which the page names when there are several, and the
       // other names containing a whole name matched, offered as links (bobby's beside bob's).
-      matchedUsers: repoFilter.usernames ?? null,
+      matchedUsers,
       alsoContaining,
     };
   }
