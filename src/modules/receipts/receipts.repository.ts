@@ -541,6 +541,37 @@ export async function findReceiptUsernamesContaining(db: Client, search: string)
   return rows.map((row) => row.name);
 }
 
+/**
+ * Up to `limit` receipts the billing list's filter matches, newest first (created_at, then id, as the list),
+ * after `after` (the last of the batch before): a batch of /admin/receipts.csv, read from the list's indexes
+ * by place, as its Older pages are, never by OFFSET.
+ */
+export function findReceiptBatch(
+  db: Client,
+  filter: ReceiptFilter,
+  after: (ListPlace & { at: Date }) | undefined,
+  limit: number,
+) {
+  return db.receipt.findMany({
+    where: after ? { AND: [whereOf(filter), placeWhere(after, 'lt')] } : whereOf(filter),
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: limit,
+    select: {
+      id: true,
+      username: true,
+      status: true,
+      total: true,
+      currency: true,
+      tierName: true,
+      billedThrough: true,
+      createdAt: true,
+      paidAt: true,
+      paymentMethod: true,
+      monthEndRunId: true,
+    },
+  });
+}
+
 /** How many receipts match, without reading one. */
 export function countReceipts(db: Client, filter: ReceiptFilter): Promise<number> {
   return db.receipt.count({ where: whereOf(filter) });

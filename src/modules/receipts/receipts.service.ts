@@ -789,6 +789,24 @@ const ITEMS_CSV_BATCH = 5_000;
  */
 const ITEMS_PRINT_BATCH = 1_000;
 
+/** The columns of /admin/receipts.csv: a receipt a line, as the billing list shows it. */
+export const ADMIN_RECEIPTS_CSV_COLUMNS = [
+  'receipt_id',
+  'user',
+  'status',
+  'total',
+  'currency',
+  'tier',
+  'billed_through',
+  'created_at',
+  'paid_at',
+  'payment_method',
+  'month_end_run_id',
+] as const;
+
+/** Receipts read a batch of /admin/receipts.csv. */
+const ADMIN_RECEIPTS_CSV_BATCH = 5_000;
+
 /** Header row and column order of a receipt's items CSV. */
 export const RECEIPT_ITEMS_CSV_COLUMNS = [
   'receipt_id',
@@ -3078,6 +3096,39 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     };
   }
 
+  /**
+   * The receipts the billing list's filters match, every page of them, newest first, as CSV lines in
+   * batches (ADMIN_RECEIPTS_CSV_COLUMNS): what finance chases pending receipts from. Its filters are
+   * checked as the list's are (a reversed window 400, a run not there 404) before any line.
+   */
+  async function streamAdminCsv(filter: TReceiptFilter) {
+    const { repoFilter } = await checkedAdminFilterOf(filter);
+    async function* chunks() {
+      let after: { at: Date; id: number } | undefined;
+      for (;;) {
+        const batch = await receiptsRepository.findReceiptBatch(db, repoFilter, after, ADMIN_RECEIPTS_CSV_BATCH);
+        const records = batch.map((receipt) => [
+          receipt.id,
+          escapeCsvText(receipt.username),
+          receipt.status,
+          receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+          receipt.currency,
+          escapeCsvText(receipt.tierName),
+          receipt.billedThrough.toISOString().slice(0, 10),
+          receipt.createdAt.toISOString(),
+          receipt.paidAt?.toISOString() ?? '',
+          receipt.paymentMethod ?? '',
+          receipt.monthEndRunId ?? '',
+        ]);
+        yield formatCsvLines(records, ADMIN_RECEIPTS_CSV_COLUMNS);
+        const last = batch.at(-1);
+        if (!last || batch.length < ADMIN_RECEIPTS_CSV_BATCH) return;
+        after = { at: last.createdAt, id: last.id };
+      }
+    }
+    return { chunks: chunks() };
+  }
+
   /** Today, the local day (APP_TZ) now. */
   function today(): string {
     return toLocalDate(now(), config.timeZone);
@@ -3120,6 +3171,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     getPrintable,
     streamItemsCsv,
     listForAdmin,
+    streamAdminCsv,
   };
 }
 
