@@ -30,7 +30,7 @@ export function excelCsvLinkOf(link: string | undefined): string | undefined {
 }
 
 /** The kinds of CSV export (the `kind` label of csv_download_total). */
-export type CsvExportKind = 'my_usage' | 'user_usage' | 'receipt_items' | 'admin_paid' | 'audit';
+export type CsvExportKind = 'my_usage' | 'user_usage' | 'receipt_items' | 'admin_paid' | 'admin_receipts' | 'audit';
 
 /** How many CSV exports a worker runs at once, and how long one may wait on its client. */
 export interface CsvExportLimits {

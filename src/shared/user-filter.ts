@@ -18,8 +18,12 @@ export interface UserFilterMatch {
  * every name containing it. Names keep the order `containing` gives them.
  */
 export function userFilterMatchOf(search: string, containing: readonly string[]): UserFilterMatch {
-  const typed = search.toLowerCase();
-  const whole = containing.filter((name) => name.toLowerCase() === typed);
+  const whole = containing.filter((name) => isWholeName(search, name));
   if (whole.length === 0) return { usernames: [...containing], alsoContaining: [] };
-  return { usernames: whole, alsoContaining: containing.filter((name) => name.toLowerCase() !== typed) };
+  return { usernames: whole, alsoContaining: containing.filter((name) => !isWholeName(search, name)) };
+}
+
+/** Whether `name` is the whole name `search` typed, in any case (bob and Bob are both bob's). */
+export function isWholeName(search: string, name: string): boolean {
+  return name.toLowerCase() === search.toLowerCase();
 }

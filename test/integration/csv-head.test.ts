@@ -87,6 +87,7 @@ const EXPORTS: [string, () => Agent, () => string, string, string][] = [
     'receipt_items',
   ],
   ['/admin/paid.csv', () => admin, () => `/admin/paid.csv?${WINDOW}`, 'receipts', 'admin_paid'],
+  ['/admin/receipts.csv', () => admin, () => '/admin/receipts.csv', 'receipts', 'admin_receipts'],
   ['/admin/audit.csv', () => admin, () => '/admin/audit.csv', 'audit_log', 'audit'],
 ];
 

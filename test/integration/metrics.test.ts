@@ -36,6 +36,7 @@ describe('GET /metrics', () => {
       'billing_receipt_created_total{scope="admin"}',
       'billing_receipt_marked_paid_total{actor_type="admin"}',
       'csv_download_total{kind="admin_paid"}',
+      'csv_download_total{kind="admin_receipts"}',
       'csv_download_total{kind="my_usage"}',
       'csv_download_total{kind="user_usage"}',
       'csv_download_total{kind="audit"}',

@@ -33,6 +33,7 @@ export const LOGIN_FAILURE_REASONS = ['bad_credentials', 'disabled', 'locked'] a
 /** The `kind` label of the CSV export counters: every CsvExportKind. */
 export const CSV_EXPORT_KINDS = [
   'admin_paid',
+  'admin_receipts',
   'my_usage',
   'user_usage',
   'audit',

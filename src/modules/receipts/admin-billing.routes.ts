@@ -51,6 +51,7 @@ import {
   ZVoidReceipt,
 } from './receipts.schema.js';
 import {
+  ADMIN_RECEIPTS_CSV_COLUMNS,
   type DismissedPayment,
   describeMonthEndRun,
   MonthEndInProgressError,
@@ -322,6 +323,13 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
   };
 }
 
+/** The billing list's filters as typed in `query` (a link's, or a download's address), for links back to it. */
+function typedFiltersOf(query: unknown) {
+  return Object.fromEntries(
+    (['status', 'user', 'start', 'end', 'run'] as const).map((name) => [name, typedIn(query, name)]),
+  );
+}
+
 /** Admin billing: receipts across users, mark paid, void, month-end run, paid CSV. */
 export function adminBillingRoutes(deps: {
   receipts: ReceiptsService;
@@ -367,6 +375,8 @@ export function adminBillingRoutes(deps: {
         ...result,
         ...olderNewerLinks('/admin/receipts', filtersOf(page.applied ?? { page: 1 }), result),
       },
+      // The list's receipts at its filters as applied, every page of them (a list refused has none).
+      csvLink: result && page.applied && linkTo('/admin/receipts.csv', filtersOf(page.applied), {}),
       link: (changes: Record<string, unknown>) =>
         linkTo(
           '/admin/receipts',
@@ -767,13 +777,21 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
+    // `?page=` of its table of disabled users billed, as a receipt's page of jobs: refused or past the last,
+    // it leads to the run's page 1 once the run is known to be there. Its JSON lists them all whatever the page.
+    const runUrl = monthEndRunUrl(id);
+    const page = await receiptPageAsked(req, res, runUrl, () => receipts.assertMonthEndRunFound(id));
+    if (page > 1) {
+      await receipts.assertMonthEndRunFound(id);
+      offerWayBack(res, { href: runUrl, text: 'Go to page 1' });
+    }
     // A HEAD (a link checker; the run's page refreshes itself): the run looked up, not settled or summed up.
     if (req.method === 'HEAD') {
-      await receipts.assertMonthEndRunFound(id);
+      await receipts.assertMonthEndRunFound(id, page);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const run = await receipts.getMonthEndRun(id);
+    const run = await receipts.getMonthEndRun(id, page);
     const fmt = req.app.locals.fmt as ViewFormatters;
     if (prefersJson(req)) {
       res.json({ timeZone: fmt.timeZone, ...monthEndRunJson(run, fmt) });
@@ -782,6 +800,7 @@ export function adminBillingRoutes(deps: {
     res.render('admin/month-end-run', {
       title: `Month-end run #${id}`,
       run,
+      link: (changes: Record<string, unknown>) => linkTo(runUrl, {}, changes),
       message: summaryOf(run, fmt),
       refreshSeconds: run.isRunning ? MONTH_END_REFRESH_SEC : undefined,
       // Without JavaScript only (in <noscript>): with it, month-end-wait.js follows the run in place,
@@ -789,6 +808,30 @@ export function adminBillingRoutes(deps: {
       isRefreshWithoutScriptOnly: true,
     });
   });
+
+  // The billing list's receipts at its filters, every page of them (a page or place asked for is not read).
+  getDownload(
+    router,
+    '/admin/receipts.csv',
+    (address) => linkTo('/admin/receipts', typedFiltersOf(address.query), {}),
+    guards.requireAdmin,
+    async (req, res) => {
+      // Refused, back to the list at the filters typed, which says the same beside them.
+      offerWayBack(res, { href: linkTo('/admin/receipts', typedFiltersOf(req.query), {}), text: 'Back to Billing' });
+      const filter = parseInput(ZReceiptFilter, req.query);
+      // The export's own refusals (a reversed window, a run not there) before the answer starts.
+      const { chunks } = await receipts.streamAdminCsv(filter);
+      await csvExports.send(req, res, {
+        kind: 'admin_receipts',
+        username: sessionUserOf(req).username,
+        filename: `receipts-${receipts.today()}.csv`,
+        columns: ADMIN_RECEIPTS_CSV_COLUMNS,
+        async open() {
+          return chunks;
+        },
+      });
+    },
+  );
 
   getDownload(
     router,

@@ -7,7 +7,7 @@ import {
   tryAcquireSessionLock,
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { namesContainingSql } from '../../db/username-search.js';
+import { likeLiteral, namesContainingSql } from '../../db/username-search.js';
 import { type ListPage, type ListPlace, type ListSlice, pageOf } from '../../shared/list-place.js';
 import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
 import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
@@ -495,8 +495,14 @@ export async function findItemsBatch(
 export interface ReceiptFilter {
   status?: ReceiptStatus | undefined;
   username?: string | undefined;
-  /** Receipts of any of these usernames (findReceiptUsernamesContaining's); none matches an empty list. */
+  /** Receipts of any of these usernames (a whole name typed, in any case); none matches an empty list. */
   usernames?: string[] | undefined;
+  /**
+   * Receipts whose username contains this text in any case (part of a name typed): one pattern in each
+   * query. The names it matched were spelled out as `username IN (...)`, 1,100 parameters in each of the
+   * billing page's queries for part of 1,100 names, each query planned anew (0.46-1.5 s a page).
+   */
+  usernameContaining?: string | undefined;
   createdFrom?: Date | undefined;
   createdBefore?: Date | undefined;
   monthEndRunId?: number | undefined;
@@ -508,6 +514,11 @@ function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
     ...(filter.monthEndRunId !== undefined ? { monthEndRunId: filter.monthEndRunId } : {}),
     ...(filter.username ? { username: filter.username } : {}),
     ...(filter.usernames ? { username: { in: filter.usernames } } : {}),
+    // Prisma's `contains` is ILIKE '%<text>%' with the text's % and _ left as wildcards: given the text
+    // with them escaped, it is usernameContainingPattern's pattern, the one the names were read by.
+    ...(filter.usernameContaining !== undefined
+      ? { username: { contains: likeLiteral(filter.usernameContaining), mode: 'insensitive' as const } }
+      : {}),
     ...(filter.createdFrom || filter.createdBefore
       ? {
           createdAt: {
@@ -522,12 +533,43 @@ function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
 /**
  * The usernames of receipts that contain `search` in any case (the billing page's User filter), in name
  * order. Read as a loose index scan of receipts (username, created_at): one probe of the index per
- * username that has a receipt, not a read of every receipt; the list's queries then read the
- * receipts of those names through the same index, as a whole name did.
+ * username that has a receipt, not a read of every receipt. The page names them; its queries read the
+ * receipts of part of a name by the same pattern (ReceiptFilter.usernameContaining), not by these names.
  */
 export async function findReceiptUsernamesContaining(db: Client, search: string): Promise<string[]> {
   const rows = await db.$queryRaw<{ name: string }[]>(namesContainingSql('receipts', 'username', search));
   return rows.map((row) => row.name);
+}
+
+/**
+ * Up to `limit` receipts the billing list's filter matches, newest first (created_at, then id, as the list),
+ * after `after` (the last of the batch before): a batch of /admin/receipts.csv, read from the list's indexes
+ * by place, as its Older pages are, never by OFFSET.
+ */
+export function findReceiptBatch(
+  db: Client,
+  filter: ReceiptFilter,
+  after: (ListPlace & { at: Date }) | undefined,
+  limit: number,
+) {
+  return db.receipt.findMany({
+    where: after ? { AND: [whereOf(filter), placeWhere(after, 'lt')] } : whereOf(filter),
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: limit,
+    select: {
+      id: true,
+      username: true,
+      status: true,
+      total: true,
+      currency: true,
+      tierName: true,
+      billedThrough: true,
+      createdAt: true,
+      paidAt: true,
+      paymentMethod: true,
+      monthEndRunId: true,
+    },
+  });
 }
 
 /** How many receipts match, without reading one. */

@@ -21,7 +21,7 @@ import { type ListPlace, NOT_A_PLACE_REASON, sliceOf } from '../../shared/list-p
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound } from '../../shared/paging.js';
-import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
+import { isWholeName, type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { type AuditContext, type AuditEntry, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -764,12 +764,50 @@ export const RECEIPT_ITEMS_PAGE_SIZE = 500;
 /** Month-end runs on a page of their list: one a month is four years. */
 export const MONTH_END_RUNS_PAGE_SIZE = 50;
 
+/**
+ * Disabled users billed on a page of a month-end run's table: a run after 428 users were disabled
+ * listed 312 in one table (82 KB). Its JSON lists every one (docs/billing.md).
+ */
+export const MONTH_END_DISABLED_BILLED_PAGE_SIZE = 50;
+
+/**
+ * How many pages of its disabled users billed run `row` shows (none while it runs: its page lists them
+ * once it has ended); a page past the last is a 404 saying how many there are.
+ */
+function disabledBilledPageCountOf(row: { id: number; outcome: string; disabledUsersBilled: unknown }, page: number) {
+  const count = row.outcome === 'running' ? 0 : (row.disabledUsersBilled as unknown[]).length;
+  return pageCountOrNotFound(
+    count,
+    MONTH_END_DISABLED_BILLED_PAGE_SIZE,
+    page,
+    (pages) => `Month-end run #${row.id} billed ${counted(count, 'disabled user')} on ${counted(pages, 'page')}`,
+  );
+}
+
 const ITEMS_CSV_BATCH = 5_000;
 /**
  * Items read and rendered at a time on the printable receipt, which lists every item: the
  * page is written batch by batch, so a receipt of any size takes the memory of one batch.
  */
 const ITEMS_PRINT_BATCH = 1_000;
+
+/** The columns of /admin/receipts.csv: a receipt a line, as the billing list shows it. */
+export const ADMIN_RECEIPTS_CSV_COLUMNS = [
+  'receipt_id',
+  'user',
+  'status',
+  'total',
+  'currency',
+  'tier',
+  'billed_through',
+  'created_at',
+  'paid_at',
+  'payment_method',
+  'month_end_run_id',
+] as const;
+
+/** Receipts read a batch of /admin/receipts.csv. */
+const ADMIN_RECEIPTS_CSV_BATCH = 5_000;
 
 /** Header row and column order of a receipt's items CSV. */
 export const RECEIPT_ITEMS_CSV_COLUMNS = [
@@ -1871,14 +1909,26 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** Month-end run `id` with its progress, or its outcome once it has ended; a 404 when there is none. */
-  async function getMonthEndRun(id: number) {
+  async function getMonthEndRun(id: number, page = 1) {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
     const [settled, linkedReceiptCount] = await Promise.all([
       settleMonthEndRun(row),
       receiptsRepository.countReceiptsOfMonthEndRun(db, id),
     ]);
-    return { ...monthEndRunViewOf(settled), linkedReceiptCount };
+    const view = monthEndRunViewOf(settled);
+    const pageCount = disabledBilledPageCountOf(settled, page);
+    const start = (page - 1) * MONTH_END_DISABLED_BILLED_PAGE_SIZE;
+    return {
+      ...view,
+      linkedReceiptCount,
+      /** The page of its table of disabled users billed (`page` of `pageCount`); empty while it runs. */
+      disabledBilledPage: {
+        page,
+        pageCount,
+        rows: view.isRunning ? [] : view.disabledUsersBilled.slice(start, start + MONTH_END_DISABLED_BILLED_PAGE_SIZE),
+      },
+    };
   }
 
   /**
@@ -1924,9 +1974,14 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     monthEndRunsPageCountOf(await monthEndRunsRepository.countRuns(db), query.page);
   }
 
-  /** Nothing when month-end run `id` is there, else its 404: for a HEAD of its page, which reads no more. */
-  async function assertMonthEndRunFound(id: number): Promise<void> {
-    if (!(await monthEndRunsRepository.findRun(db, id))) throw notFoundById('Month-end run', id);
+  /**
+   * Nothing when month-end run `id` is there with a page `page` of its disabled users billed, else its
+   * 404: for a HEAD of its page, which reads no more (the run is not settled).
+   */
+  async function assertMonthEndRunFound(id: number, page = 1): Promise<void> {
+    const row = await monthEndRunsRepository.findRun(db, id);
+    if (!row) throw notFoundById('Month-end run', id);
+    disabledBilledPageCountOf(row, page);
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
@@ -2915,9 +2970,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /** The admin list's filter for the repository, once checked: a reversed window 400, a run not there 404. */
-  async function checkedAdminFilterOf(
-    filter: TReceiptFilter,
-  ): Promise<{ repoFilter: receiptsRepository.ReceiptFilter; alsoContaining: string[] }> {
+  async function checkedAdminFilterOf(filter: TReceiptFilter): Promise<{
+    repoFilter: receiptsRepository.ReceiptFilter;
+    matchedUsers: string[] | null;
+    alsoContaining: string[];
+  }> {
     // Answered like the other windows (/admin/usage, /admin/paid.csv): an empty list with zero
     // totals would read as "nothing was billed" rather than "these dates are the wrong way round".
     if (filter.start && filter.end && filter.start > filter.end) {
@@ -2936,14 +2993,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const { usernames, alsoContaining } = filter.user
       ? await usernamesMatching(filter.user)
       : { usernames: undefined, alsoContaining: [] };
+    // A whole name typed is its few names; part of one is every name containing it (userFilterMatchOf),
+    // which the queries read by the same pattern rather than as a list of every such name.
+    const typed = filter.user;
+    const isPartOfNames = typed !== undefined && !usernames?.some((name) => isWholeName(typed, name));
     const repoFilter = {
       status: filter.status,
-      usernames,
+      usernames: isPartOfNames ? undefined : usernames,
+      usernameContaining: isPartOfNames ? filter.user : undefined,
       createdFrom: filter.start ? startOfLocalDay(filter.start, config.timeZone) : undefined,
       createdBefore: filter.end ? endOfLocalDay(filter.end, config.timeZone) : undefined,
       monthEndRunId: filter.run,
     };
-    return { repoFilter, alsoContaining };
+    return { repoFilter, matchedUsers: usernames ?? null, alsoContaining };
   }
 
   /**
@@ -2976,7 +3038,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
 
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
-    const { repoFilter, alsoContaining } = await checkedAdminFilterOf(filter);
+    const { repoFilter, matchedUsers, alsoContaining } = await checkedAdminFilterOf(filter);
     await assertReceiptPlace(filter);
     const [{ rows, ...paging }, totals, received, paidWithVoided] = await Promise.all([
       db.$transaction(
@@ -3033,9 +3095,42 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       ...paging,
       // The usernames a User filter matched, which the page names when there are several, and the
       // other names containing a whole name matched, offered as links (bobby's beside bob's).
-      matchedUsers: repoFilter.usernames ?? null,
+      matchedUsers,
       alsoContaining,
     };
+  }
+
+  /**
+   * The receipts the billing list's filters match, every page of them, newest first, as CSV lines in
+   * batches (ADMIN_RECEIPTS_CSV_COLUMNS): what finance chases pending receipts from. Its filters are
+   * checked as the list's are (a reversed window 400, a run not there 404) before any line.
+   */
+  async function streamAdminCsv(filter: TReceiptFilter) {
+    const { repoFilter } = await checkedAdminFilterOf(filter);
+    async function* chunks() {
+      let after: { at: Date; id: number } | undefined;
+      for (;;) {
+        const batch = await receiptsRepository.findReceiptBatch(db, repoFilter, after, ADMIN_RECEIPTS_CSV_BATCH);
+        const records = batch.map((receipt) => [
+          receipt.id,
+          escapeCsvText(receipt.username),
+          receipt.status,
+          receipt.total.toFixed(minorUnitDigits(receipt.currency)),
+          receipt.currency,
+          escapeCsvText(receipt.tierName),
+          receipt.billedThrough.toISOString().slice(0, 10),
+          receipt.createdAt.toISOString(),
+          receipt.paidAt?.toISOString() ?? '',
+          receipt.paymentMethod ?? '',
+          receipt.monthEndRunId ?? '',
+        ]);
+        yield formatCsvLines(records, ADMIN_RECEIPTS_CSV_COLUMNS);
+        const last = batch.at(-1);
+        if (!last || batch.length < ADMIN_RECEIPTS_CSV_BATCH) return;
+        after = { at: last.createdAt, id: last.id };
+      }
+    }
+    return { chunks: chunks() };
   }
 
   /** Today, the local day (APP_TZ) now. */
@@ -3080,6 +3175,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     getPrintable,
     streamItemsCsv,
     listForAdmin,
+    streamAdminCsv,
   };
 }
 
