@@ -101,6 +101,7 @@ const EXPECTED_ACCESS: Record<string, Access> = {
   'POST /admin/month-end': 'admin',
   'GET /admin/month-end/:id': 'admin',
   'GET /admin/paid.csv': 'admin',
+  'GET /admin/receipts.csv': 'admin',
   'GET /admin/ingestion': 'admin',
   'POST /admin/ingestion/run': 'admin',
 };
