@@ -104,3 +104,21 @@ describe("a receipt's hours billed", () => {
     }
   });
 });
+
+describe("a receipt's period", () => {
+  it('starts when its first job ended, on every page, the printout and the JSON', async () => {
+    // The first of the 1,200 jobs ended 2025-09-01 00:00 UTC, 07:00 in Bangkok.
+    const expected =
+      '<dt>Jobs ended from</dt><dd><span><span class="nowrap">2025-09-01</span> <span class="nowrap">07:00</span></span> (its first job, Asia/Bangkok)</dd>';
+    for (const [agent, path] of [
+      [alice, `/me/receipts/${id}?page=3`],
+      [alice, `/me/receipts/${id}/print`],
+      [admin, `/admin/receipts/${id}?page=2`],
+    ] as const) {
+      const page = await agent.get(path).set('Accept', 'text/html').expect(200);
+      expect(page.text, path).toContain(expected);
+    }
+    const json = await alice.get(`/me/receipts/${id}`).set('Accept', 'application/json').expect(200);
+    expect(json.body.receipt.firstJobEndedAt).toBe('2025-09-01T00:00:00.000Z');
+  });
+});

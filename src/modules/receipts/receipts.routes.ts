@@ -209,7 +209,9 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
       voidReason: receipt.voidReason,
       received,
       refunds: refundedPayments.map(refundJson),
-      // The hours of every item, the total row's: what the total bills of each resource.
+      // The period's start: when its first job ended (null for a receipt made before it was kept).
+      firstJobEndedAt: receipt.windowStart?.toISOString() ?? null,
+      // The hours of every item: what the total bills of each resource.
       hours: { cpu: hoursJson(hours.cpuHours), gpu: hoursJson(hours.gpuHours), mem: hoursJson(hours.memGbHours) },
     },
     page: itemPager.page,
