@@ -60,6 +60,7 @@ export const VIEW_LOCALS = [
   'heldElsewhere',
   'heldHere',
   'heldPayment',
+  'hours',
   'ingested',
   'invalidFields',
   'isAdminView',

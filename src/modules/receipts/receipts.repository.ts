@@ -426,6 +426,27 @@ export async function findReceipt(db: Client, id: number, username?: string): Pr
   return receipt ?? undefined;
 }
 
+/**
+ * The CPU, GPU and memory hours a receipt bills in all, summed over every item in one query through
+ * the index that leads with receipt_id: its total row and JSON give them beside the total, which a
+ * paged receipt's page could not (a grant office added up the CSV for them).
+ */
+export async function sumItemHours(
+  db: Client,
+  receiptId: number,
+): Promise<{ cpuHours: Prisma.Decimal; gpuHours: Prisma.Decimal; memGbHours: Prisma.Decimal }> {
+  const sums = await db.receiptItem.aggregate({
+    where: { receiptId },
+    _sum: { cpuHours: true, gpuHours: true, memGbHours: true },
+  });
+  const zero = new Prisma.Decimal(0);
+  return {
+    cpuHours: sums._sum.cpuHours ?? zero,
+    gpuHours: sums._sum.gpuHours ?? zero,
+    memGbHours: sums._sum.memGbHours ?? zero,
+  };
+}
+
 const ITEM_WITH_JOB_COLUMNS = Prisma.sql`ri.id, ri.cluster, ri.display_job_id AS "displayJobId",
   ri.cpu_hours AS "cpuHours", ri.gpu_hours AS "gpuHours", ri.mem_gb_hours AS "memGbHours", ri.cost,
   ri.job_end_at AS "billedEndAt", j.name AS "jobName", j.end_at AS "jobEndAt"`;

@@ -176,7 +176,10 @@ function receiptJson(receipt: ReceiptFacts, heldPayment: HeldPaymentNote | null)
   };
 }
 
-type ReceiptWithItems = Pick<ShownReceipt, 'receipt' | 'items' | 'itemPager' | 'paidWith' | 'refundedPayments'>;
+type ReceiptWithItems = Pick<
+  ShownReceipt,
+  'receipt' | 'items' | 'hours' | 'itemPager' | 'paidWith' | 'refundedPayments'
+>;
 
 /**
  * A receipt with one page of its items (as the page pages them), as the researcher's and the admin's
@@ -184,7 +187,7 @@ type ReceiptWithItems = Pick<ShownReceipt, 'receipt' | 'items' | 'itemPager' | '
  * were priced at and costs at the currency's minor unit.
  */
 export function receiptWithItemsJson(shown: ReceiptWithItems) {
-  const { receipt, items, itemPager, paidWith, refundedPayments } = shown;
+  const { receipt, items, hours, itemPager, paidWith, refundedPayments } = shown;
   // What the online payment that paid it received, as the page's "Received" line says: an admin may
   // have accepted a short or over payment, so the total alone would tell a client it was paid in full.
   const received =
@@ -206,6 +209,10 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
       voidReason: receipt.voidReason,
       received,
       refunds: refundedPayments.map(refundJson),
+      // The period's start: when its first job ended (null for a receipt made before it was kept).
+      firstJobEndedAt: receipt.windowStart?.toISOString() ?? null,
+      // The hours of every item: what the total bills of each resource.
+      hours: { cpu: hoursJson(hours.cpuHours), gpu: hoursJson(hours.gpuHours), mem: hoursJson(hours.memGbHours) },
     },
     page: itemPager.page,
     pageCount: itemPager.pageCount,
@@ -478,6 +485,7 @@ export async function sendPrintableReceipt(
 ): Promise<void> {
   const {
     receipt,
+    hours,
     paidWith,
     heldPayment,
     paidOnline,
@@ -496,6 +504,7 @@ export async function sendPrintableReceipt(
     {
       title: `Receipt #${receipt.id} (printable, all jobs)`,
       receipt,
+      hours,
       paidWith,
       heldPayment,
       paidOnline,

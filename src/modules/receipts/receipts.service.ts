@@ -2583,8 +2583,10 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const count = receipt._count.items;
     const pageCount = itemPageCountOf(receipt, page);
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
+    const [items, hours, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
+      // The hours of every page, for the total row beside the total of every page.
+      receiptsRepository.sumItemHours(db, receipt.id),
       // Paying online again is closed while one of its payments waits for an admin's review.
       paymentsRepository.hasPaymentInReview(db, receipt.id),
       // An admin about to void a paid receipt is told that its online payment will be held.
@@ -2600,6 +2602,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // A pending receipt of 0.00 (made before such receipts were settled at once) has no Pay button.
       hasAmountDue: hasAmountDue(receipt),
       items,
+      hours,
       isPaymentHeld,
       paidOnline,
       paidWith,
@@ -2735,19 +2738,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
     // And money paid by hand on a receipt voided since that billed some of its jobs: printed for a finance
     // office, a receipt the researcher may have paid already read as a bill to pay.
-    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand] = await Promise.all([
+    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand, hours] = await Promise.all([
       findPaidWith(receipt),
       paymentsRepository.findHeldPaymentRowsOfReceipt(db, receipt.id),
       receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
       receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
       paymentsRepository.findRefundedPayments(db, receipt.id),
       findVoidedPaidByHandOfSameJobs([receipt]),
+      receiptsRepository.sumItemHours(db, receipt.id),
     ]);
     const own = heldHere[0];
     const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     const moneyPaid = await findMoneyPaidByHeld(receipt, own !== undefined, receipt.username);
     return {
       receipt,
+      hours,
       paidWith,
       paidOnline,
       refundedPayments: refunded.map(refundOf),
