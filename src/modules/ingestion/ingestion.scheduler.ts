@@ -8,7 +8,7 @@ import {
   sqlStateOf,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { JobStoreError } from './ingestion.repository.js';
+import { JobStoreError, SHUTDOWN_STOP_REASON } from './ingestion.repository.js';
 import { describeStoreFailure, type IngestionService, lastLineOf } from './ingestion.service.js';
 
 export interface SchedulerDeps {
@@ -123,7 +123,7 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
   return async () => {
     isStopped = true;
     if (timer) clearTimeout(timer);
-    stopping.abort(new Error('the process is shutting down'));
+    stopping.abort(new Error(SHUTDOWN_STOP_REASON));
     await current;
   };
 }
