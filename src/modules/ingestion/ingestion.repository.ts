@@ -666,13 +666,22 @@ export async function findLastSuccessfulFinishWithin(
     : null;
 }
 
+/** Why a server's scheduler stops its run when the process shuts down (the run's error ends with it). */
+export const SHUTDOWN_STOP_REASON = 'the process is shutting down';
+
 /**
  * When the newest run reading up to now (of any outcome) finished; runs hold the lock, so ids
- * follow finishes.
+ * follow finishes. A run its server's shutdown stopped does not count: it read its window only
+ * part way, and counted, the other instances skipped their next tick (an interval more unread).
  */
 export async function findLastLiveRunFinish(db: Db): Promise<Date | null> {
   const row = await db.ingestionRun.findFirst({
-    where: { finishedAt: { not: null }, trigger: { in: LIVE_WINDOW_TRIGGERS } },
+    where: {
+      finishedAt: { not: null },
+      trigger: { in: LIVE_WINDOW_TRIGGERS },
+      // Spelled out for NULL: NOT (error LIKE …) alone leaves out every run with no error.
+      OR: [{ error: null }, { NOT: { error: { endsWith: `stopped: ${SHUTDOWN_STOP_REASON}` } } }],
+    },
     orderBy: { id: 'desc' },
     select: { finishedAt: true },
   });

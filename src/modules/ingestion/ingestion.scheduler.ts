@@ -8,7 +8,7 @@ import {
   sqlStateOf,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { JobStoreError } from './ingestion.repository.js';
+import { JobStoreError, SHUTDOWN_STOP_REASON } from './ingestion.repository.js';
 import { describeStoreFailure, type IngestionService, lastLineOf } from './ingestion.service.js';
 
 export interface SchedulerDeps {
@@ -26,7 +26,8 @@ export interface SchedulerDeps {
  * never pile up). Every worker and replica schedules one: the advisory lock lets one through
  * at a time (a tick queues for it for up to half an interval, so a backfill cannot keep it out),
  * and a run that finds another scheduled or manual run finished within half an interval does
- * nothing (backfill days do not count). A process draining before a shutdown starts no run.
+ * nothing (backfill days do not count). A process draining before a shutdown starts no run, nor
+ * does a tick that was waiting for the lock when the drain began.
  * Returns a function that stops it: a run in progress is stopped (its sacct killed) and awaited.
  */
 export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void> {
@@ -55,13 +56,18 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
         // run's turn; waiting longer would only meet the next tick.
         waitForLockMs: (deps.intervalSec * 1000) / 2,
         signal: stopping.signal,
+        // Asked again once the lock is held: a tick queued for it when the drain began would
+        // otherwise start the run the check above keeps out (the service then releases the lock).
+        startsRun: () => !deps.isDraining?.(),
       })
       .then((result) => {
         if (result.status === 'skipped') {
           deps.logger.debug(
             result.reason === 'locked'
               ? 'ingestion run skipped: another process holds the lock'
-              : 'ingestion run skipped: another process ran one this interval',
+              : result.reason === 'not-started'
+                ? 'ingestion run not started: this process began draining before a shutdown while it waited for the lock'
+                : 'ingestion run skipped: another process ran one this interval',
           );
         }
       })
@@ -117,7 +123,7 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
   return async () => {
     isStopped = true;
     if (timer) clearTimeout(timer);
-    stopping.abort(new Error('the process is shutting down'));
+    stopping.abort(new Error(SHUTDOWN_STOP_REASON));
     await current;
   };
 }

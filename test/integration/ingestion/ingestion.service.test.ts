@@ -1312,6 +1312,30 @@ describe('one run at a time', () => {
     expect(await db.prisma.ingestionRun.count()).toBe(3);
   });
 
+  // Two instances on one database: instance A's run stopped by its shutdown was recorded failed a
+  // moment ago, and instance B's tick (often the one queued for the lock behind it) skipped it as this
+  // interval's run, so nothing read Slurm for an interval more. A stopped run read nothing through.
+  it('a scheduled run stopped by a shutdown does not make the next scheduled run skip', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const ingest = service([source]);
+    const stopping = new AbortController();
+    stopping.abort(new Error('the process is shutting down'));
+    const stopped = await ingest.runOnce({ trigger: 'schedule', window: WINDOW, signal: stopping.signal });
+    expect(stopped).toMatchObject({
+      status: 'finished',
+      run: { outcome: 'failed', error: expect.stringContaining('stopped: the process is shutting down') },
+    });
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toMatchObject({
+      status: 'finished',
+      run: { outcome: 'success' },
+    });
+    // That run counts as this interval's, as before.
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toEqual({
+      status: 'skipped',
+      reason: 'recent',
+    });
+  });
+
   it('a backfill day that just finished does not make a scheduled run skip; a scheduled run does', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const ingest = service([source]);

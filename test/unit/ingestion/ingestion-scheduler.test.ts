@@ -96,3 +96,50 @@ describe('the ingestion scheduler of a process draining for a shutdown', () => {
     expect(draining.calls.runs).toBe(0);
   });
 });
+
+// A tick that was already queued for the ingestion lock (behind another process's run or a backfill)
+// when the drain began still started its run once it got the lock: the drain's end then stopped it,
+// recorded failed, and the other instances skipped their next tick as one had just finished.
+describe('the ingestion scheduler of a process that starts draining while it waits for the lock', () => {
+  it('starts no run once it gets the lock, and says why at debug', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    let isDraining = false;
+    let grantLock: () => void = () => undefined;
+    const lockHeld = new Promise<void>((resolve) => {
+      grantLock = resolve;
+    });
+    const calls = { waits: 0, runs: 0, answered: 0 };
+    // As the service does: wait for the lock, then ask startsRun (the lock held) before recording a run.
+    const service = {
+      runOnce: async (input: { startsRun?: () => boolean }) => {
+        calls.waits += 1;
+        await lockHeld;
+        calls.answered += 1;
+        if (input.startsRun && !input.startsRun()) return { status: 'skipped', reason: 'not-started' };
+        calls.runs += 1;
+        return { status: 'finished' };
+      },
+      restoreFreshnessGauge: async () => undefined,
+    } as unknown as IngestionService;
+    const stop = startIngestionScheduler({
+      service,
+      intervalSec: 3600,
+      logger,
+      initialDelayMs: 0,
+      isDraining: () => isDraining,
+    });
+    await expect.poll(() => calls.waits).toBe(1);
+    isDraining = true;
+    grantLock();
+    await expect.poll(() => calls.answered).toBe(1);
+    await stop();
+    expect(calls.runs).toBe(0);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 20,
+        msg: 'ingestion run not started: this process began draining before a shutdown while it waited for the lock',
+      }),
+    ]);
+  });
+});
