@@ -5,7 +5,7 @@ import type { Database, Db } from '../../db/database.js';
 import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
-import { counted, formatCount } from '../../shared/counted.js';
+import { counted, formatCount, listedNames } from '../../shared/counted.js';
 import {
   AppError,
   ConflictError,
@@ -530,16 +530,6 @@ export interface MonthEndUnfinishedJobs {
   count: number;
 }
 
-/** Names listed in one sentence of the month-end message; the rest are counted. */
-export const MONTH_END_NAMES_LISTED = 10;
-
-/** "a, b, c" or "a, b, … and 184 more.": a list that stays short at any scale. */
-function listedNames(usernames: string[]): string {
-  const shown = usernames.slice(0, MONTH_END_NAMES_LISTED).join(', ');
-  const rest = usernames.length - MONTH_END_NAMES_LISTED;
-  return rest > 0 ? `${shown} and ${formatCount(rest)} more` : shown;
-}
-
 /**
  * What the admin is to do about the disabled users' receipts of a run. A receipt of 0.00 is made paid,
  * settled as no charge: there is nothing to chase or mark paid. When some are and some are not, only
@@ -566,7 +556,7 @@ function chaseSentenceOf(disabled: MonthEndDisabledUserBilled[], isOne: boolean)
 
 /**
  * The month-end run's result for the admin, on its status page. One sentence a kind of
- * skip, with a count and at most MONTH_END_NAMES_LISTED names: a sentence for each user made a
+ * skip, with a count and at most NAMES_LISTED names (listedNames): a sentence for each user made a
  * 40 KB banner at 465 users. The billing page's user filter finds any one of them.
  */
 export function describeMonthEndRun(
