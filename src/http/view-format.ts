@@ -1,6 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
-import { formatCount } from '../shared/counted.js';
+import { formatCount, listedNames } from '../shared/counted.js';
 import { endOfLocalDay, localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
 import { revealBidiControls } from '../shared/visible-text.js';
 
@@ -119,6 +119,8 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     },
     /** 10,146: a count with thousands separators. */
     count: formatCount,
+    /** "a, b, … and 1,090 more": at most 10 names, the rest counted, as the month-end summary lists them. */
+    listedNames,
     /** bank_transfer -> bank transfer: a payment method's code as the mark-paid form names it. */
     paymentMethod: (code: string | null | undefined) => (code ?? '').replaceAll('_', ' '),
     /**

@@ -9,3 +9,13 @@ export function formatCount(count: number): string {
 export function counted(count: number, noun: string): string {
   return `${formatCount(count)} ${noun}${count === 1 ? '' : 's'}`;
 }
+
+/** Names listed in one sentence of a message (the month-end summary, the billing page); the rest are counted. */
+export const NAMES_LISTED = 10;
+
+/** "a, b, c" or "a, b, … and 184 more": a list of names that stays short at any scale. */
+export function listedNames(names: string[]): string {
+  const shown = names.slice(0, NAMES_LISTED).join(', ');
+  const rest = names.length - NAMES_LISTED;
+  return rest > 0 ? `${shown} and ${formatCount(rest)} more` : shown;
+}

@@ -115,6 +115,21 @@ describe('the billing page’s User filter', () => {
     expect((await json('/admin/receipts?user=lic')).matchedUsers).toEqual(['alice', 'malice']);
   });
 
+  it('names at most 10 of the users it matched when none has a receipt under the filters, counting the rest', async () => {
+    // A large centre: part of a name matched 1,100 users, and the empty answer named every one in one sentence.
+    for (let i = 1; i <= 120; i += 1) {
+      await buildReceiptRow(db, `crew${String(i).padStart(3, '0')}`, {
+        createdAt: new Date('2026-03-06T12:00:00Z'),
+      });
+    }
+    const page = await html('/admin/receipts?user=crew&status=void');
+    const first10 = Array.from({ length: 10 }, (_, i) => `crew${String(i + 1).padStart(3, '0')}`).join(', ');
+    expect(page).toContain(`No receipts match. ${first10} and 110 more have no receipt under these filters.`);
+    expect(page).not.toContain('crew011');
+    // Its JSON still names them all.
+    expect((await json('/admin/receipts?user=crew&status=void')).matchedUsers).toHaveLength(120);
+  });
+
   it('reads _ and % as themselves', async () => {
     expect(usersListed(await html('/admin/receipts?user=a_b'))).toEqual(['a_b']);
     expect(await html('/admin/receipts?user=%25')).toContain('No receipts match.');

@@ -30,6 +30,7 @@ import {
   describeMoneyNotTotal,
   describePaidByHand,
   isShortOfTotal,
+  pagesAsked,
   paidWithReceiptJson,
   printableHasNoJson,
   receiptFactsJson,
@@ -45,6 +46,7 @@ import {
   ZCreateReceipt,
   ZMarkPaid,
   ZMonthEndRunId,
+  ZMonthEndRunPagesQuery,
   ZMonthEndRunsQuery,
   ZReceiptFilter,
   ZReceiptId,
@@ -777,21 +779,23 @@ export function adminBillingRoutes(deps: {
   router.get('/admin/month-end/:id', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, MONTH_END_RUNS);
     const id = parseInput(ZMonthEndRunId, req.params.id, 'month-end run id');
-    // `?page=` of its table of disabled users billed, as a receipt's page of jobs: refused or past the last,
-    // it leads to the run's page 1 once the run is known to be there. Its JSON lists them all whatever the page.
+    // `?page=` of its table of disabled users billed and `?skipped_page=` of its users skipped, as a receipt's
+    // page of jobs: refused or past the last, it leads to the run's page 1 once the run is known to be there.
+    // Its JSON lists them all whatever the pages.
     const runUrl = monthEndRunUrl(id);
-    const page = await receiptPageAsked(req, res, runUrl, () => receipts.assertMonthEndRunFound(id));
-    if (page > 1) {
+    const asked = await pagesAsked(req, res, runUrl, () => receipts.assertMonthEndRunFound(id), ZMonthEndRunPagesQuery);
+    const pages = { disabledBilled: asked.page, skipped: asked.skipped_page };
+    if (pages.disabledBilled > 1 || pages.skipped > 1) {
       await receipts.assertMonthEndRunFound(id);
       offerWayBack(res, { href: runUrl, text: 'Go to page 1' });
     }
     // A HEAD (a link checker; the run's page refreshes itself): the run looked up, not settled or summed up.
     if (req.method === 'HEAD') {
-      await receipts.assertMonthEndRunFound(id, page);
+      await receipts.assertMonthEndRunFound(id, pages);
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const run = await receipts.getMonthEndRun(id, page);
+    const run = await receipts.getMonthEndRun(id, pages);
     const fmt = req.app.locals.fmt as ViewFormatters;
     if (prefersJson(req)) {
       res.json({ timeZone: fmt.timeZone, ...monthEndRunJson(run, fmt) });
@@ -800,7 +804,17 @@ export function adminBillingRoutes(deps: {
     res.render('admin/month-end-run', {
       title: `Month-end run #${id}`,
       run,
-      link: (changes: Record<string, unknown>) => linkTo(runUrl, {}, changes),
+      // Each table's pager keeps the other's page (page 1 left out of the address): `link({ page })` pages the
+      // disabled users billed, `link({ skipped_page })` the users skipped.
+      link: (changes: Record<string, unknown>) =>
+        linkTo(
+          runUrl,
+          {
+            page: pages.disabledBilled > 1 ? pages.disabledBilled : undefined,
+            skipped_page: pages.skipped > 1 ? pages.skipped : undefined,
+          },
+          changes,
+        ),
       message: summaryOf(run, fmt),
       refreshSeconds: run.isRunning ? MONTH_END_REFRESH_SEC : undefined,
       // Without JavaScript only (in <noscript>): with it, month-end-wait.js follows the run in place,

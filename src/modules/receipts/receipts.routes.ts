@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import express from 'express';
+import type { z } from 'zod';
 import { auditContextOf } from '../../http/audit-context.js';
 import type { CsvExports } from '../../http/csv-exports.js';
 import { getDownload, receiptPageOf } from '../../http/download-page.js';
@@ -547,8 +548,22 @@ export async function receiptPageAsked(
   receiptUrl: string,
   assertFound: () => Promise<void>,
 ): Promise<number> {
+  return (await pagesAsked(req, res, receiptUrl, assertFound, ZPageQuery)).page;
+}
+
+/**
+ * The pages of its tables a page's address asks for (`schema`, its page fields), refused as a receipt's
+ * `?page=` is (receiptPageAsked): with a way to `pageUrl` once what it shows is known to be there.
+ */
+export async function pagesAsked<T extends z.ZodType>(
+  req: express.Request,
+  res: express.Response,
+  pageUrl: string,
+  assertFound: () => Promise<void>,
+  schema: T,
+): Promise<z.infer<T>> {
   try {
-    return parseInput(ZPageQuery, req.query).page;
+    return parseInput(schema, req.query);
   } catch (error) {
     const isFound = await assertFound().then(
       () => true,
@@ -557,7 +572,7 @@ export async function receiptPageAsked(
         throw notFound;
       },
     );
-    if (isFound) offerWayBack(res, { href: receiptUrl, text: 'Go to page 1' });
+    if (isFound) offerWayBack(res, { href: pageUrl, text: 'Go to page 1' });
     throw error;
   }
 }

@@ -31,6 +31,7 @@ export const RECEIPT_FIELD_LABELS = {
   older: 'Older',
   newer: 'Newer',
   page: 'Page',
+  skipped_page: 'Page of users skipped',
 } as const;
 
 /** The month-end run. */
@@ -221,6 +222,15 @@ export type TReceiptFilter = z.infer<typeof ZReceiptFilter>;
 
 /** ?page= of a listing; a page shows a refusal as "Page: ...", as every other list does. */
 export const ZPageQuery = labelFields(z.object({ page: ZPageNumber }), RECEIPT_FIELD_LABELS);
+
+/**
+ * A month-end run's page: `?page=` pages its disabled users billed (as it did alone, so links kept work),
+ * `?skipped_page=` its users skipped, each table keeping the other's page.
+ */
+export const ZMonthEndRunPagesQuery = labelFields(
+  z.object({ page: ZPageNumber, skipped_page: ZPageNumber }),
+  RECEIPT_FIELD_LABELS,
+);
 
 /** My receipts' ?page=, or the place its Older and Newer links carry (a receipt's creation time and id). */
 export const ZReceiptListQuery = labelFields(

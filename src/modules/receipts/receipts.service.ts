@@ -5,7 +5,7 @@ import type { Database, Db } from '../../db/database.js';
 import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
-import { counted, formatCount } from '../../shared/counted.js';
+import { counted, formatCount, listedNames } from '../../shared/counted.js';
 import {
   AppError,
   ConflictError,
@@ -530,16 +530,6 @@ export interface MonthEndUnfinishedJobs {
   count: number;
 }
 
-/** Names listed in one sentence of the month-end message; the rest are counted. */
-export const MONTH_END_NAMES_LISTED = 10;
-
-/** "a, b, c" or "a, b, … and 184 more.": a list that stays short at any scale. */
-function listedNames(usernames: string[]): string {
-  const shown = usernames.slice(0, MONTH_END_NAMES_LISTED).join(', ');
-  const rest = usernames.length - MONTH_END_NAMES_LISTED;
-  return rest > 0 ? `${shown} and ${formatCount(rest)} more` : shown;
-}
-
 /**
  * What the admin is to do about the disabled users' receipts of a run. A receipt of 0.00 is made paid,
  * settled as no charge: there is nothing to chase or mark paid. When some are and some are not, only
@@ -566,7 +556,7 @@ function chaseSentenceOf(disabled: MonthEndDisabledUserBilled[], isOne: boolean)
 
 /**
  * The month-end run's result for the admin, on its status page. One sentence a kind of
- * skip, with a count and at most MONTH_END_NAMES_LISTED names: a sentence for each user made a
+ * skip, with a count and at most NAMES_LISTED names (listedNames): a sentence for each user made a
  * 40 KB banner at 465 users. The billing page's user filter finds any one of them.
  */
 export function describeMonthEndRun(
@@ -765,23 +755,45 @@ export const RECEIPT_ITEMS_PAGE_SIZE = 500;
 export const MONTH_END_RUNS_PAGE_SIZE = 50;
 
 /**
- * Disabled users billed on a page of a month-end run's table: a run after 428 users were disabled
- * listed 312 in one table (82 KB). Its JSON lists every one (docs/billing.md).
+ * Rows on a page of each of a month-end run's tables, its disabled users billed and its users skipped: a
+ * run after 428 users were disabled listed 312 in one table (82 KB). Its JSON lists every one (docs/billing.md).
  */
-export const MONTH_END_DISABLED_BILLED_PAGE_SIZE = 50;
+export const MONTH_END_TABLE_PAGE_SIZE = 50;
+
+/** A month-end run's row, as much of it as paging its tables reads. */
+type MonthEndTableRow = { id: number; outcome: string; disabledUsersBilled: unknown; skipped: unknown };
 
 /**
- * How many pages of its disabled users billed run `row` shows (none while it runs: its page lists them
- * once it has ended); a page past the last is a 404 saying how many there are.
+ * What each of a month-end run's paged tables lists, from its row, and how its 404 counts it: the disabled
+ * users billed are listed once the run has ended (none while it runs), the users skipped as it goes.
  */
-function disabledBilledPageCountOf(row: { id: number; outcome: string; disabledUsersBilled: unknown }, page: number) {
-  const count = row.outcome === 'running' ? 0 : (row.disabledUsersBilled as unknown[]).length;
-  return pageCountOrNotFound(
-    count,
-    MONTH_END_DISABLED_BILLED_PAGE_SIZE,
+const MONTH_END_TABLES = {
+  disabledBilled: {
+    rowsOf: (row: MonthEndTableRow) => (row.outcome === 'running' ? [] : (row.disabledUsersBilled as unknown[])),
+    said: (id: number, count: number) => `Month-end run #${id} billed ${counted(count, 'disabled user')}`,
+  },
+  skipped: {
+    rowsOf: (row: MonthEndTableRow) => row.skipped as unknown[],
+    said: (id: number, count: number) => `Month-end run #${id} skipped ${counted(count, 'user')}`,
+  },
+} as const;
+
+/** The pages asked of a month-end run's tables (`?page=` and `?skipped_page=`). */
+export type MonthEndTablePages = Record<keyof typeof MONTH_END_TABLES, number>;
+
+/**
+ * Page `page` of `rows`, table `table` of run `row` (`page` of `pageCount`); a page past the last is a 404
+ * saying how many there are.
+ */
+function monthEndTablePageOf<T>(row: MonthEndTableRow, table: keyof typeof MONTH_END_TABLES, rows: T[], page: number) {
+  const pageCount = pageCountOrNotFound(
+    rows.length,
+    MONTH_END_TABLE_PAGE_SIZE,
     page,
-    (pages) => `Month-end run #${row.id} billed ${counted(count, 'disabled user')} on ${counted(pages, 'page')}`,
+    (pages) => `${MONTH_END_TABLES[table].said(row.id, rows.length)} on ${counted(pages, 'page')}`,
   );
+  const start = (page - 1) * MONTH_END_TABLE_PAGE_SIZE;
+  return { page, pageCount, rows: rows.slice(start, start + MONTH_END_TABLE_PAGE_SIZE) };
 }
 
 const ITEMS_CSV_BATCH = 5_000;
@@ -1908,8 +1920,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     return running && (await settleMonthEndRun(running));
   }
 
-  /** Month-end run `id` with its progress, or its outcome once it has ended; a 404 when there is none. */
-  async function getMonthEndRun(id: number, page = 1) {
+  /**
+   * Month-end run `id` with its progress, or its outcome once it has ended, and the pages `pages` of its
+   * tables; a 404 when there is none, or no such page.
+   */
+  async function getMonthEndRun(id: number, pages: MonthEndTablePages = { disabledBilled: 1, skipped: 1 }) {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
     const [settled, linkedReceiptCount] = await Promise.all([
@@ -1917,17 +1932,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receiptsRepository.countReceiptsOfMonthEndRun(db, id),
     ]);
     const view = monthEndRunViewOf(settled);
-    const pageCount = disabledBilledPageCountOf(settled, page);
-    const start = (page - 1) * MONTH_END_DISABLED_BILLED_PAGE_SIZE;
     return {
       ...view,
       linkedReceiptCount,
-      /** The page of its table of disabled users billed (`page` of `pageCount`); empty while it runs. */
-      disabledBilledPage: {
-        page,
-        pageCount,
-        rows: view.isRunning ? [] : view.disabledUsersBilled.slice(start, start + MONTH_END_DISABLED_BILLED_PAGE_SIZE),
-      },
+      /** The page of its table of disabled users billed; empty while it runs. */
+      disabledBilledPage: monthEndTablePageOf(
+        settled,
+        'disabledBilled',
+        view.isRunning ? [] : view.disabledUsersBilled,
+        pages.disabledBilled,
+      ),
+      /** The page of its table of users skipped. */
+      skippedPage: monthEndTablePageOf(settled, 'skipped', view.skipped, pages.skipped),
     };
   }
 
@@ -1975,13 +1991,18 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
   }
 
   /**
-   * Nothing when month-end run `id` is there with a page `page` of its disabled users billed, else its
-   * 404: for a HEAD of its page, which reads no more (the run is not settled).
+   * Nothing when month-end run `id` is there with the pages `pages` of its tables, else its 404: for a
+   * HEAD of its page, which reads no more (the run is not settled).
    */
-  async function assertMonthEndRunFound(id: number, page = 1): Promise<void> {
+  async function assertMonthEndRunFound(
+    id: number,
+    pages: MonthEndTablePages = { disabledBilled: 1, skipped: 1 },
+  ): Promise<void> {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
-    disabledBilledPageCountOf(row, page);
+    for (const table of ['disabledBilled', 'skipped'] as const) {
+      monthEndTablePageOf(row, table, MONTH_END_TABLES[table].rowsOf(row), pages[table]);
+    }
   }
 
   /** The run under way, if any, and the newest run that has ended (the billing page). */
