@@ -82,6 +82,24 @@ describe('the usage page’s User filter', () => {
     expect(await json(`/admin/usage?${WINDOW}`)).toMatchObject({ matchedUsers: null, alsoContaining: [] });
   });
 
+  it('names at most 10 of the users it matched when none ran a job in the window, counting the rest', async () => {
+    // A large centre: part of a name matched 1,100 users, and the empty answer named every one in one sentence.
+    await buildJobs(
+      db,
+      Array.from({ length: 120 }, (_, i) => ({
+        user: `crew${String(i + 1).padStart(3, '0')}`,
+        jobId: String(9000 + i),
+        end: '2025-06-01T03:00:00Z',
+      })),
+    );
+    const page = await html(`/admin/usage?${WINDOW}&user=crew`);
+    const first10 = Array.from({ length: 10 }, (_, i) => `crew${String(i + 1).padStart(3, '0')}`).join(', ');
+    expect(page).toContain(`No jobs match. ${first10} and 110 more ran no job in this window under these filters.`);
+    expect(page).not.toContain('crew011 ran');
+    // Its JSON still names them all.
+    expect((await json(`/admin/usage?${WINDOW}&user=crew`)).matchedUsers).toHaveLength(120);
+  });
+
   it('keeps a whole name exact when that user ran nothing in the window', async () => {
     // dan's jobs ended before the window: dan's usage there is none, not danny's.
     const page = await html(`/admin/usage?${WINDOW}&user=dan`);
