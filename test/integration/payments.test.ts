@@ -1519,7 +1519,7 @@ describe('voiding a receipt that was paid online', () => {
     // money paid by hand is not the app's to return.
     expect(page.text).toMatch(
       new RegExp(
-        `<form method="post" action="/admin/receipts/${receiptId}/void" class="form-row" data-confirm="Void paid receipt #${receiptId} of 0\\.50 THB\\? Its \\d+ jobs? can then be billed again; the 0\\.50 THB paid by hand is for you to return or apply elsewhere\\. This cannot be undone\\." data-submit-once>`,
+        `<form method="post" action="/admin/receipts/${receiptId}/void" class="form-row" aria-labelledby="void-heading" data-confirm="Void paid receipt #${receiptId} of 0\\.50 THB\\? Its \\d+ jobs? can then be billed again; the 0\\.50 THB paid by hand is for you to return or apply elsewhere\\. This cannot be undone\\." data-submit-once>`,
       ),
     );
     expect(page.text).toContain('<script src="/static/js/confirm.js" defer></script>');
