@@ -151,7 +151,7 @@ export const VIEW_LOCALS = [
   'verdict',
   'verifiedAt',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs)
+  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs, views/partials/scroll-box.ejs)
   'pager',
   'at',
   'searchPath',
@@ -162,6 +162,7 @@ export const VIEW_LOCALS = [
   'userFilterMatch',
   'nameKind',
   'linkToName',
+  'caption',
 ] as const;
 
 // What Express itself adds to the data of every render.
