@@ -151,7 +151,8 @@ export const VIEW_LOCALS = [
   'verdict',
   'verifiedAt',
   // include data (views/partials/pager.ejs, views/payments/held-notice.ejs, views/partials/header.ejs,
-  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs, views/partials/scroll-box.ejs)
+  // views/partials/user-search.ejs, views/partials/user-filter-matches.ejs, views/partials/scroll-box.ejs,
+  // views/partials/flash.ejs)
   'pager',
   'at',
   'searchPath',
@@ -163,6 +164,7 @@ export const VIEW_LOCALS = [
   'nameKind',
   'linkToName',
   'caption',
+  'flashId',
 ] as const;
 
 // What Express itself adds to the data of every render.

@@ -146,7 +146,7 @@ describe('the title of a page showing a refused form', () => {
     // Lee's next page: the session ended, and the sign-in page says why.
     const next = await getHtml(agent, '/me');
     const signIn = await getHtml(agent, next.headers.location ?? '/login').expect(200);
-    expect(signIn.text).toContain('<div class="alert error" role="status">');
+    expect(signIn.text).toContain('<div class="alert error" role="status" id="login-flash">');
     expect(titleOf(signIn.text)).toBe('Error: Sign in · HPC Billing');
   });
 
