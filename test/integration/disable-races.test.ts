@@ -16,7 +16,8 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 const DISABLED = 'Your account has been disabled. Ask an administrator.';
-const flashOf = (html: string) => /<div class="alert (\w+)" role="status">([^<]*)<\/div>/.exec(html)?.slice(1, 3);
+const flashOf = (html: string) =>
+  /<div class="alert (\w+)" role="status"(?: id="login-flash")?>([^<]*)<\/div>/.exec(html)?.slice(1, 3);
 
 /**
  * Holds the audit chain's lock, so that every audited step waits for it: a sign-in whose password

@@ -30,7 +30,8 @@ async function sessionRowsHolding(text: string) {
   return Number(rows[0]?.n);
 }
 
-const flashOf = (html: string) => /<div class="alert (\w+)" role="status">([^<]*)<\/div>/.exec(html)?.slice(1, 3);
+const flashOf = (html: string) =>
+  /<div class="alert (\w+)" role="status"(?: id="login-flash")?>([^<]*)<\/div>/.exec(html)?.slice(1, 3);
 
 /**
  * A generated password as the page shows it: in a monospace element of its own, so that l, I and 1
