@@ -2,29 +2,10 @@ import type pg from 'pg';
 
 /**
  * Counts the SQL statements sent through `pool` (Prisma's and the session store's) while `work`
- * runs: every connection checked out meanwhile has its query counted.
+ * runs: every connection checked out meanwhile has its query counted (statementsDuring's).
  */
 export async function countQueriesDuring(pool: pg.Pool, work: () => Promise<unknown>): Promise<number> {
-  let count = 0;
-  let isCounting = true;
-  const counting = new WeakSet<object>();
-  const onAcquire = (client: pg.PoolClient) => {
-    if (counting.has(client)) return;
-    counting.add(client);
-    const query = client.query;
-    client.query = ((...args: unknown[]) => {
-      if (isCounting) count += 1;
-      return (query as (...rest: unknown[]) => unknown).apply(client, args);
-    }) as typeof client.query;
-  };
-  pool.on('acquire', onAcquire);
-  try {
-    await work();
-  } finally {
-    isCounting = false;
-    pool.off('acquire', onAcquire);
-  }
-  return count;
+  return (await statementsDuring(pool, work)).length;
 }
 
 /** A statement sent through the pool: its text and how many parameters it carried. */
@@ -34,8 +15,9 @@ export interface SentStatement {
 }
 
 /**
- * The SQL statements sent through `pool` while `work` runs, as countQueriesDuring counts them: to
- * check what a page sends (a list of values spelled out as parameters, say), not only how many.
+ * The SQL statements sent through `pool` (Prisma's and the session store's) while `work` runs: every
+ * connection checked out meanwhile has its statements recorded, to check what a page sends (a list of
+ * values spelled out as parameters, say), or how many (countQueriesDuring).
  */
 export async function statementsDuring(pool: pg.Pool, work: () => Promise<unknown>): Promise<SentStatement[]> {
   const sent: SentStatement[] = [];

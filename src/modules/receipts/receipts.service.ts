@@ -20,7 +20,7 @@ import {
 import { type ListPlace, NOT_A_PLACE_REASON, sliceOf } from '../../shared/list-place.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
-import { pageCountOrNotFound } from '../../shared/paging.js';
+import { pageCountOrNotFound, pageOfRows } from '../../shared/paging.js';
 import { isWholeName, type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { type AuditContext, type AuditEntry, appendAudit } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
@@ -786,14 +786,12 @@ export type MonthEndTablePages = Record<keyof typeof MONTH_END_TABLES, number>;
  * saying how many there are.
  */
 function monthEndTablePageOf<T>(row: MonthEndTableRow, table: keyof typeof MONTH_END_TABLES, rows: T[], page: number) {
-  const pageCount = pageCountOrNotFound(
-    rows.length,
+  return pageOfRows(
+    rows,
     MONTH_END_TABLE_PAGE_SIZE,
     page,
     (pages) => `${MONTH_END_TABLES[table].said(row.id, rows.length)} on ${counted(pages, 'page')}`,
   );
-  const start = (page - 1) * MONTH_END_TABLE_PAGE_SIZE;
-  return { page, pageCount, rows: rows.slice(start, start + MONTH_END_TABLE_PAGE_SIZE) };
 }
 
 const ITEMS_CSV_BATCH = 5_000;

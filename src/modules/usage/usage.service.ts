@@ -21,7 +21,7 @@ import {
   startOfLocalDay,
   toLocalDate,
 } from '../../shared/local-date.js';
-import { pageCountOrNotFound } from '../../shared/paging.js';
+import { pageOfRows } from '../../shared/paging.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { isTerminalState } from '../ingestion/slurm-time.parser.js';
 import {
@@ -800,14 +800,13 @@ export function createUsageService(deps: UsageServiceDeps) {
   async function getAdminUsagePage(query: TAdminUsagePageQuery) {
     const result = await getAdminUsage(query);
     const count = result.users.length;
-    const pageCount = pageCountOrNotFound(
-      count,
+    const { rows, page, pageCount } = pageOfRows(
+      result.users,
       PAGE_SIZE,
       query.page,
       (pages) => `The window and filters match ${counted(count, 'user')} on ${counted(pages, 'page')}`,
     );
-    const offset = (query.page - 1) * PAGE_SIZE;
-    return { ...result, users: result.users.slice(offset, offset + PAGE_SIZE), count, page: query.page, pageCount };
+    return { ...result, users: rows, count, page, pageCount };
   }
 
   /**
