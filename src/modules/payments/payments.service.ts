@@ -1419,6 +1419,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     // Nothing was taken, so no refund of it can have failed.
     if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
+    // A refund of nothing returned nothing, so its failure leaves nothing with the centre, as a dispute
+    // of nothing claims nothing (applyDispute). Recorded, it held the payment for money that is not
+    // there, and a receipt refunded in full could not be paid online again meanwhile.
+    if (failed.amountMinor === 0n) return { outcome: 'ignored', paymentId: payment.id };
     refuseClaimBeyondReceived(payment, failed, 'failed refund');
     const at = now();
     // Reported already when the refunds the provider's last total counted (the recorded total less
