@@ -1,5 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { JsonDuplicateKeyError, JsonTooDeepError, parseJsonKeepingNumberText } from '../../http/lossless-json.js';
+import {
+  JsonDuplicateKeyError,
+  JsonNumberText,
+  JsonTooDeepError,
+  type LosslessJson,
+  parseJsonKeepingNumberText,
+} from '../../http/lossless-json.js';
 import { AppError } from '../../shared/errors.js';
 import { findFirstNonUtf8Byte } from '../../shared/utf8-bytes.js';
 
@@ -134,15 +140,49 @@ export function jsonTextOf(rawBody: Buffer): string {
 }
 
 /**
+ * The whole number a JSON number's text is exactly ("1000.0", "1e3", "100000e-2" are 1000), or
+ * undefined when its digits are not one ("999.99999999999999", which JSON.parse rounds to 1000).
+ */
+export function exactWholeNumberOf(text: string): bigint | undefined {
+  const parts = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!parts) return undefined;
+  const [, sign = '', whole = '', fraction = '', exponent = '0'] = parts;
+  const shift = Number(exponent) - fraction.length;
+  // No amount comes near; a double holds no whole number past 10^309 anyway.
+  if (!Number.isSafeInteger(shift) || shift > 400) return undefined;
+  const digits = `${whole}${fraction}`;
+  if (shift >= 0) return BigInt(`${sign}${digits}`) * 10n ** BigInt(shift);
+  const kept = digits.slice(0, Math.max(0, digits.length + shift));
+  if (!/^0*$/.test(digits.slice(kept.length))) return undefined;
+  return BigInt(`${sign}${kept || '0'}`);
+}
+
+/** The value at `path` in a parsed body, or undefined. */
+function valueAt(tree: LosslessJson | undefined, path: readonly string[]): LosslessJson | undefined {
+  let at: LosslessJson | undefined = tree;
+  for (const key of path) {
+    if (at === null || typeof at !== 'object' || Array.isArray(at) || at instanceof JsonNumberText) return undefined;
+    at = Object.hasOwn(at, key) ? at[key] : undefined;
+  }
+  return at;
+}
+
+/**
  * A signed webhook body parsed as JSON: WebhookBodyError when it is not JSON, or when an object in it
  * gives a key twice. JSON.parse keeps the last value unseen (`"event_type":"payment.failed",
  * "event_type":"payment.succeeded"` paid a receipt), where another reader of the same signed bytes
  * (the provider's log, a proxy) may take the first; the app's other JSON bodies are refused alike.
+ *
+ * `amountPaths` are where the provider's amounts are (`["amount_cents"]`): one written with more
+ * digits than a JSON number holds and read by JSON.parse as a whole number that its digits are not
+ * (`999.99999999999999` is 1000 once parsed) comes back as NaN, which the provider's check of the
+ * amount refuses as not a whole number of minor units. Such a body paid a 10.00 receipt in full.
  */
-export function parseWebhookJson(rawBody: Buffer): unknown {
+export function parseWebhookJson(rawBody: Buffer, amountPaths: readonly (readonly string[])[] = []): unknown {
   const text = jsonTextOf(rawBody);
+  let literal: LosslessJson | undefined;
   try {
-    parseJsonKeepingNumberText(text);
+    literal = parseJsonKeepingNumberText(text);
   } catch (error) {
     if (error instanceof JsonDuplicateKeyError) {
       throw new WebhookBodyError(
@@ -156,11 +196,23 @@ export function parseWebhookJson(rawBody: Buffer): unknown {
     }
     // Anything else it cannot read (not JSON) is left to JSON.parse below.
   }
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch {
     throw new WebhookBodyError('body is not JSON');
   }
+  for (const path of amountPaths) {
+    const written = valueAt(literal, path);
+    if (!(written instanceof JsonNumberText)) continue;
+    const parent = path.slice(0, -1).reduce<unknown>((at, key) => (at as Record<string, unknown>)[key], body);
+    const key = path[path.length - 1] as string;
+    const read = (parent as Record<string, unknown>)[key];
+    if (typeof read === 'number' && Number.isInteger(read) && exactWholeNumberOf(written.text) !== BigInt(read)) {
+      (parent as Record<string, unknown>)[key] = Number.NaN;
+    }
+  }
+  return body;
 }
 
 export class WebhookSignatureError extends AppError {

@@ -359,6 +359,15 @@ export async function recordFailedRefund(
   return rows.length === 1;
 }
 
+/** The payment a refund's recorded failure is of, or null when no failure of that refund is recorded. */
+export async function findPaymentOfFailedRefund(tx: Tx, provider: string, externalRefundId: string) {
+  const row = await tx.paymentFailedRefund.findUnique({
+    where: { provider_externalRefundId: { provider, externalRefundId } },
+    select: { paymentId: true },
+  });
+  return row?.paymentId ?? null;
+}
+
 /**
  * What of the payment's refunds the provider reported failed or canceled, in minor units (0 when
  * none): all of them, or only those the recorded refunded total counts (`isInReportedTotal`).

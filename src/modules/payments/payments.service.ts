@@ -1419,6 +1419,10 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     }
     // Nothing was taken, so no refund of it can have failed.
     if (!hasTakenMoney(payment)) return { outcome: 'ignored', paymentId: payment.id };
+    // A refund of nothing returned nothing, so its failure leaves nothing with the centre, as a dispute
+    // of nothing claims nothing (applyDispute). Recorded, it held the payment for money that is not
+    // there, and a receipt refunded in full could not be paid online again meanwhile.
+    if (failed.amountMinor === 0n) return { outcome: 'ignored', paymentId: payment.id };
     refuseClaimBeyondReceived(payment, failed, 'failed refund');
     const at = now();
     // Reported already when the refunds the provider's last total counted (the recorded total less
@@ -1440,8 +1444,22 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       isInReportedTotal: standingMinor >= failed.amountMinor,
       failureOccurredAt: event.occurredAt ?? null,
     });
-    // The same refund's failure told again by another event.
-    if (!isNew) return { outcome: 'ignored', paymentId: payment.id };
+    if (!isNew) {
+      // Refund ids are the provider's, one per refund: a failure recorded under this one for another
+      // payment is another refund under a used id (a second demo payment's failure sent with the
+      // docs' refund_id), not this one told again. Answered "ignored", it was read as taken, and
+      // this payment's money was never shown as still with the centre.
+      const recordedFor = await paymentsRepository.findPaymentOfFailedRefund(tx, providerName, event.refund.id);
+      if (recordedFor !== null && recordedFor !== payment.id) {
+        throw new ConflictError(
+          `Webhook rejected: the refund ${event.refund.id} was already reported failed for payment #${recordedFor}, ` +
+            `and this delivery says it was a refund of payment #${payment.id}; a refund id names one refund, so this ` +
+            `failure was not applied. Send it with the refund_id of payment #${payment.id}'s refund; nothing was changed.`,
+        );
+      }
+      // The same refund's failure told again by another event.
+      return { outcome: 'ignored', paymentId: payment.id };
+    }
     // A dispute lost in full took back all the payment received, so a refund of it tried since
     // (a provider refuses one) returned nothing and leaves nothing with the centre: holding the
     // payment would ask finance to decide on money that is not there, and accepting is refused.

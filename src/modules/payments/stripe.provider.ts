@@ -154,12 +154,19 @@ export function fromStripeAmount(amount: number, currency: string, rounding: 're
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** Where the amounts toPaymentEvent reads are: a Checkout Session's, a Charge's refunded, a Dispute's or Refund's. */
+const STRIPE_AMOUNT_PATHS = [
+  ['data', 'object', 'amount_total'],
+  ['data', 'object', 'amount_refunded'],
+  ['data', 'object', 'amount'],
+] as const;
+
 /**
  * The event Stripe signed, checked for what toPaymentEvent reads: the signature only proves who
  * sent the bytes, and a body that is no event is the sender's mistake, not a wrong secret.
  */
 function readStripeEvent(rawBody: Buffer): Stripe.Event {
-  const body = parseWebhookJson(rawBody);
+  const body = parseWebhookJson(rawBody, STRIPE_AMOUNT_PATHS);
   if (
     !isRecord(body) ||
     typeof body.id !== 'string' ||
