@@ -2280,6 +2280,23 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             },
           );
         }
+        // Part of its money went back since it arrived (a refund, a lost dispute): what is left is short of
+        // the total, as a short payment's is, and is accepted only so, ticked. It marked the receipt paid at
+        // its whole total with nothing asked, also from a page opened before the refund arrived.
+        if (returned > 0n && !payment.hasAmountMismatch && !input.accept_mismatch) {
+          throw new BadRequestError(
+            `Payment #${paymentId} received ${describeMinorUnits(received.amountMinor, received.currency)}, but ` +
+              `${describeMinorUnits(returned, received.currency)} of it went back to the payer since (refunded, or ` +
+              `taken back by a lost dispute): only ${describeMinorUnits(received.amountMinor - returned, received.currency)} ` +
+              `of it is left for receipt #${payment.receiptId}, whose total is ` +
+              `${describeMinorUnits(payment.amountMinor, payment.currency)}. To accept it anyway, say in the note how ` +
+              'the rest was settled and tick "accept the different amount" (accept_mismatch=yes).',
+            {
+              field: 'accept_mismatch',
+              fields: { accept_mismatch: 'is required to accept a payment part of whose money went back' },
+            },
+          );
+        }
         // Payment, then the receipt's open payments, then the receipt: the order a webhook and a void take.
         // The receipt before reading it or its other held payments, as a mark paid by hand takes it: a
         // late success being held at this moment holds the receipt, and read before it, that payment
