@@ -2233,6 +2233,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       const payment = await paymentsRepository.lockById(tx, paymentId);
       refuseUnlessHeld(paymentId, payment);
+      // A form opened before the payment changed (a refund or a dispute reported, its receipt voided or
+      // paid since): its reason, which the decision is taken on, is not the one the admin read.
+      if (
+        input.based_on_updated_at !== undefined &&
+        payment.updatedAt.getTime() !== Number(input.based_on_updated_at)
+      ) {
+        throw new ConflictError(
+          `Payment #${paymentId} changed after this page was opened; nothing was changed. ` +
+            'Read why it is held now, then resolve it.',
+        );
+      }
       if (input.outcome === 'refunded') await refuseRefundOfMoneyPayingAReceipt(tx, payment);
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
