@@ -100,6 +100,7 @@ export const VIEW_LOCALS = [
   'paidExport',
   'paidOnline',
   'paidWith',
+  'receivedNet',
   'payment',
   'paymentMethods',
   'paymentMoney',

@@ -58,8 +58,20 @@ export const ZResolveReview = strictBody(
       .union([z.literal('yes'), z.literal(true)], { error: 'must be "yes" when given' })
       .optional()
       .transform((value) => value !== undefined),
+    // When the payment was last changed as the payments page showed it (ms since 1970), its hidden field: a
+    // payment changed since (a refund, a dispute, its receipt voided or paid) is refused (409) rather than
+    // resolved on a reason the admin did not read. Left out (a script), nothing is compared.
+    based_on_updated_at: z
+      .string()
+      .regex(/^\d{1,15}$/, 'must be the whole number of milliseconds the payments page gave')
+      .optional(),
   },
-  { outcome: 'Outcome', note: 'Note', accept_mismatch: 'Accept the different amount' },
+  {
+    outcome: 'Outcome',
+    note: 'Note',
+    accept_mismatch: 'Accept the different amount',
+    based_on_updated_at: 'Payment as the page showed it',
+  },
 );
 export type TResolveReview = z.infer<typeof ZResolveReview>;
 

@@ -2251,6 +2251,17 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
       }
       const payment = await paymentsRepository.lockById(tx, paymentId);
       refuseUnlessHeld(paymentId, payment);
+      // A form opened before the payment changed (a refund or a dispute reported, its receipt voided or
+      // paid since): its reason, which the decision is taken on, is not the one the admin read.
+      if (
+        input.based_on_updated_at !== undefined &&
+        payment.updatedAt.getTime() !== Number(input.based_on_updated_at)
+      ) {
+        throw new ConflictError(
+          `Payment #${paymentId} changed after this page was opened; nothing was changed. ` +
+            'Read why it is held now, then resolve it.',
+        );
+      }
       if (input.outcome === 'refunded') await refuseRefundOfMoneyPayingAReceipt(tx, payment);
       if (payment.holdsPaidReceipt && input.outcome !== 'accepted') {
         // Its receipt is paid from it: any other outcome would leave a paid receipt that no money pays.
@@ -2295,6 +2306,23 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
             {
               field: 'accept_mismatch',
               fields: { accept_mismatch: 'is required to accept a payment whose amount did not match' },
+            },
+          );
+        }
+        // Part of its money went back since it arrived (a refund, a lost dispute): what is left is short of
+        // the total, as a short payment's is, and is accepted only so, ticked. It marked the receipt paid at
+        // its whole total with nothing asked, also from a page opened before the refund arrived.
+        if (returned > 0n && !payment.hasAmountMismatch && !input.accept_mismatch) {
+          throw new BadRequestError(
+            `Payment #${paymentId} received ${describeMinorUnits(received.amountMinor, received.currency)}, but ` +
+              `${describeMinorUnits(returned, received.currency)} of it went back to the payer since (refunded, or ` +
+              `taken back by a lost dispute): only ${describeMinorUnits(received.amountMinor - returned, received.currency)} ` +
+              `of it is left for receipt #${payment.receiptId}, whose total is ` +
+              `${describeMinorUnits(payment.amountMinor, payment.currency)}. To accept it anyway, say in the note how ` +
+              'the rest was settled and tick "accept the different amount" (accept_mismatch=yes).',
+            {
+              field: 'accept_mismatch',
+              fields: { accept_mismatch: 'is required to accept a payment part of whose money went back' },
             },
           );
         }

@@ -275,6 +275,12 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
       url: `/admin/receipts/${receipt.id}`,
       itemsCsvUrl: `/admin/receipts/${receipt.id}/items.csv`,
       isPaymentHeld: shown.isPaymentHeld,
+      // What it brought in when that is not its total, as the billing list's row (and this receipt's page)
+      // says it: a receipt paid with a voided receipt's money part of which went back since read as paid in full.
+      receivedNetOfRefunds: shown.receivedNet && {
+        amount: moneyJson(shown.receivedNet.amount, shown.receivedNet.currency),
+        currency: shown.receivedNet.currency,
+      },
       sameJobsHeldPayment: sameJobs && {
         paymentId: sameJobs.id,
         receiptId: sameJobs.receiptId,

@@ -1280,6 +1280,27 @@ export interface OnlineMoneyPayment {
 }
 
 /**
+ * What a paid receipt brought in when that is not its total, as the billing list's row and the receipt's
+ * pages say it ("received, net of refunds and lost disputes"): what its online payment received less what
+ * went back of it, or, for one marked paid with a voided receipt's money, what stays of that money now with
+ * the new money received beside it. Null when it is the total (or unknown).
+ */
+function receivedDifferentOf(
+  receipt: { id: number; status: string; total: Prisma.Decimal; currency: string },
+  receivedOf: ReadonlyMap<number, { receivedMinor: bigint; currency: string }>,
+  stays: ReadonlyMap<number, { amount: Prisma.Decimal; currency: string }>,
+): { amount: Prisma.Decimal; currency: string } | null {
+  const paidWith = receivedOf.get(receipt.id);
+  if (paidWith !== undefined) {
+    const amount = fromMinorUnits(paidWith.receivedMinor, paidWith.currency);
+    if (paidWith.currency !== receipt.currency || !amount.equals(receipt.total)) {
+      return { amount, currency: paidWith.currency };
+    }
+  }
+  return (receipt.status === 'paid' ? stays.get(receipt.id) : undefined) ?? null;
+}
+
+/**
  * PaidByHand as the JSON answers and the audit entries record it, amounts to the currency's minor unit:
  * a receipt topped up with new money beside a voided receipt's money names both parts.
  */
@@ -2602,7 +2623,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const count = receipt._count.items;
     const pageCount = itemPageCountOf(receipt, page);
     const offset = (page - 1) * RECEIPT_ITEMS_PAGE_SIZE;
-    const [items, hours, isPaymentHeld, paidOnline, paidWith, openPayments, refunded] = await Promise.all([
+    const [items, hours, isPaymentHeld, paidOnline, paidWith, openPayments, refunded, receivedNet] = await Promise.all([
       receiptsRepository.listItems(db, receipt.id, { offset, limit: RECEIPT_ITEMS_PAGE_SIZE }),
       // The hours of every page, for the total row beside the total of every page.
       receiptsRepository.sumItemHours(db, receipt.id),
@@ -2615,9 +2636,12 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receipt.status === 'void' ? [] : paymentsRepository.findOpenPayments(db, receipt.id),
       // Money the provider gave back: a receipt unpaid again says why, and a paid one how much went back.
       paymentsRepository.findRefundedPayments(db, receipt.id),
+      receivedNetOf(receipt),
     ]);
     return {
       receipt,
+      /** What it brought in when not its total, as the billing list's row says it; null otherwise. */
+      receivedNet,
       // A pending receipt of 0.00 (made before such receipts were settled at once) has no Pay button.
       hasAmountDue: hasAmountDue(receipt),
       items,
@@ -2757,15 +2781,17 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     // On paper too: the receipt's page says a payment is being checked, or was refunded, but only on screen.
     // And money paid by hand on a receipt voided since that billed some of its jobs: printed for a finance
     // office, a receipt the researcher may have paid already read as a bill to pay.
-    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand, hours] = await Promise.all([
-      findPaidWith(receipt),
-      paymentsRepository.findHeldPaymentRowsOfReceipt(db, receipt.id),
-      receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
-      receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
-      paymentsRepository.findRefundedPayments(db, receipt.id),
-      findVoidedPaidByHandOfSameJobs([receipt]),
-      receiptsRepository.sumItemHours(db, receipt.id),
-    ]);
+    const [paidWith, heldHere, heldForSameJobs, paidOnline, refunded, voidedPaidByHand, hours, receivedNet] =
+      await Promise.all([
+        findPaidWith(receipt),
+        paymentsRepository.findHeldPaymentRowsOfReceipt(db, receipt.id),
+        receipt.status === 'pending' ? paymentsRepository.findHeldPaymentForSameJobs(db, id) : null,
+        receipt.status === 'paid' ? paymentsRepository.findPaymentThatPaid(db, receipt.id) : null,
+        paymentsRepository.findRefundedPayments(db, receipt.id),
+        findVoidedPaidByHandOfSameJobs([receipt]),
+        receiptsRepository.sumItemHours(db, receipt.id),
+        receivedNetOf(receipt),
+      ]);
     const own = heldHere[0];
     const sameJobsVoidedPaidByHand = voidedPaidByHand.get(id) ?? [];
     const moneyPaid = await findMoneyPaidByHeld(receipt, own !== undefined, receipt.username);
@@ -2773,6 +2799,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       receipt,
       hours,
       paidWith,
+      receivedNet,
       paidOnline,
       refundedPayments: refunded.map(refundOf),
       /** For a pending receipt, the receipts voided after they were paid by hand that billed some of its jobs. */
@@ -2890,6 +2917,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       }),
     );
     return judged.filter((receipt) => receipt !== null);
+  }
+
+  /**
+   * For a paid receipt, what the billing list's row says it brought in when that is not its total (net of
+   * refunds and lost disputes), by the row's rule: its pages and JSON say the same. Null otherwise.
+   */
+  async function receivedNetOf(receipt: FoundReceipt): Promise<{ amount: Prisma.Decimal; currency: string } | null> {
+    if (receipt.status !== 'paid') return null;
+    const [receivedOf, staying] = await Promise.all([
+      receiptsRepository.findReceivedOfPaid(db, [receipt.id]),
+      stayingOfVoidedMoney(receipt.paidWithReceiptId === null ? [] : [receipt]),
+    ]);
+    return receivedDifferentOf(receipt, receivedOf, new Map(staying.map((paid) => [paid.id, paid.stays])));
   }
 
   /** Any receipt with one page of its items (admin). */
@@ -3098,16 +3138,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     const receipts = rows.map((receipt) => {
       const heldHere = held.find((row) => row.receiptId === receipt.id);
       const heldPayment = heldHere ? { paymentId: heldHere.paymentId, receiptId: heldHere.heldReceiptId } : null;
-      const paidWith = receivedOf.get(receipt.id);
-      const amount = paidWith ? fromMinorUnits(paidWith.receivedMinor, paidWith.currency) : undefined;
-      const isDifferent =
-        paidWith !== undefined &&
-        amount !== undefined &&
-        (paidWith.currency !== receipt.currency || !amount.equals(receipt.total));
-      const voidedMoney = receipt.status === 'paid' ? stays.get(receipt.id) : undefined;
       return {
         ...receipt,
-        receivedDifferent: isDifferent ? { amount, currency: paidWith.currency } : (voidedMoney ?? null),
+        receivedDifferent: receivedDifferentOf(receipt, receivedOf, stays),
         heldPayment,
       };
     });
