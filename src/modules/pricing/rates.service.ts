@@ -1243,24 +1243,43 @@ export function createRatesService(deps: RatesServiceDeps) {
    * for the tier the user is already on changes nothing and writes no audit entry
    * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
    */
-  async function setOverride(actor: AuditContext, input: TSetOverride) {
-    const snapshot = await getSnapshot();
-    const tier = snapshot.tiers.get(input.tier);
-    if (tier && !snapshot.knownTiers.has(input.tier)) {
+  /** The tiers as the database has them now, without overrides: what a change is judged by, not the cache. */
+  async function readTiersNow(client: Db | Prisma.TransactionClient): Promise<RatesSnapshot> {
+    return buildSnapshot(await ratesRepository.listTiersWithRates(client), new Map(), new Map(), now().getTime());
+  }
+
+  /**
+   * The tier named `name` in `tiers` that a user can be placed on; refused (400, naming the tiers there
+   * are) when no tier has that name (saying what became of it: renamed or deleted) or it has no rates
+   * in force yet.
+   */
+  async function placeableTier(client: Db | Prisma.TransactionClient, tiers: RatesSnapshot, name: string) {
+    const tier = tiers.tiers.get(name);
+    if (tier && !tiers.knownTiers.has(name)) {
       // A tier that exists but cannot price anyone yet (its rates scheduled by SQL, or none): it was
       // refused as an "unknown tier" in a sentence that listed it among the known ones.
-      throw new InvalidFieldsError({ tier: noRatesInForceReason(tier, snapshot) }, TIER_FIELD_LABELS, {
-        knownTiers: [...snapshot.knownTiers],
+      throw new InvalidFieldsError({ tier: noRatesInForceReason(tier, tiers) }, TIER_FIELD_LABELS, {
+        knownTiers: [...tiers.knownTiers],
       });
     }
     if (!tier) {
-      const { note } = await fateOfTierName(db, input.tier);
+      const { note } = await fateOfTierName(client, name);
       // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
-      const { names, known } = await listKnownTiers(db);
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}. ${known}` }, TIER_FIELD_LABELS, {
+      const { names, known } = await listKnownTiers(client);
+      throw new InvalidFieldsError({ tier: `unknown tier "${name}"${note}. ${known}` }, TIER_FIELD_LABELS, {
         knownTiers: names,
       });
     }
+    return tier;
+  }
+
+  async function setOverride(actor: AuditContext, input: TSetOverride) {
+    // The tier is judged by the tiers as they are, read here, not by this worker's cache, which may be
+    // up to PRICING_CACHE_CHECK_MS behind another worker's change: a tier renamed there was still found
+    // under its old name, and the user put on it with an audit entry naming a tier that had that name no
+    // more; a tier added there was "unknown" in a sentence listing it among the known ones. Checked
+    // here first so a refusal does not wait for the receipts in flight, and again under the lock below.
+    await placeableTier(db, await readTiersNow(db), input.tier);
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
     }
@@ -1274,22 +1293,14 @@ export function createRatesService(deps: RatesServiceDeps) {
         // judged by it, choosing the tier that was the default a moment ago was taken for "back to
         // the natural tier" and left the user on the new default. Compared by id: a rename of the
         // tier chosen, meanwhile, does not change which tier it is.
-        const tiersNow = buildSnapshot(
-          await ratesRepository.listTiersWithRates(tx),
-          new Map(),
-          new Map(),
-          now().getTime(),
-        );
+        const tiersNow = await readTiersNow(tx);
+        // Renames and additions take the lock above: the tier of this name stays the one read here.
+        const tier = await placeableTier(tx, tiersNow, input.tier);
         const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
         // The tier the page offered under this name, replaced since by another of that name: the rates
-        // it showed are no rates of the tier of that name now (read here, not from the cache).
-        const chosenNow = tiersNow.tiers.get(input.tier);
+        // it showed are no rates of the tier of that name now.
         const basedOnRate = input.based_on ?? input.based_on_rates?.get(input.tier);
-        if (
-          chosenNow &&
-          basedOnRate !== undefined &&
-          !(await ratesRepository.findTierRate(tx, chosenNow.id, basedOnRate))
-        ) {
+        if (basedOnRate !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, basedOnRate))) {
           await refuseTierReplaced(tx, input.tier, basedOnRate, { move: input.username });
         }
         const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
