@@ -918,6 +918,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           effectiveFrom,
           createdBy: actor.actor,
         });
+        const rulePatterns = rulePatternsFor(input.name);
         await appendAudit(tx, {
           ...actor,
           action: 'pricing.tier.create',
@@ -930,9 +931,12 @@ export function createRatesService(deps: RatesServiceDeps) {
             description: input.description,
             rates: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
             currency: config.currency,
+            // The users PRICING_TIER_RULES sends to it move onto it now, and their prices with them: the
+            // entry says by which patterns, as the setting itself is audited nowhere.
+            ...(rulePatterns.length > 0 ? { rulePatterns } : {}),
           },
         });
-        return { name: input.name, isDefault, rulePatterns: rulePatternsFor(input.name) };
+        return { name: input.name, isDefault, rulePatterns };
       }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       const index = uniqueViolationOf(error);
@@ -1054,6 +1058,11 @@ export function createRatesService(deps: RatesServiceDeps) {
             tierId: tier.id,
             previous: { name: tier.name, description: tier.description },
             next,
+            // A rename moves the users the rules naming the new name match onto it (and those naming the
+            // old name off it, were it allowed): which patterns applied, before and after.
+            ...(outcome.isRenamed && (outcome.previousRulePatterns.length > 0 || outcome.rulePatterns.length > 0)
+              ? { rulePatterns: { previous: outcome.previousRulePatterns, next: outcome.rulePatterns } }
+              : {}),
           },
         });
         return { ...outcome, isChanged: true };
