@@ -428,6 +428,18 @@ export function createRatesService(deps: RatesServiceDeps) {
     return inflight;
   }
 
+  /**
+   * Tiers and rates as the database has them now, for the pages admins change them on (Edit rates, Tier
+   * overrides): the version is read whatever PRICING_CACHE_CHECK_MS says (one row, and a reload only
+   * when it moved), and the cache takes the result. With several workers the page a change redirects to
+   * is often another worker's, whose cache may be that interval behind: after "Rates of gov saved" the
+   * card showed the old rates (and their id, so saving it again was refused as a stale page), and a tier
+   * just added was missing from the page and from Tier overrides' lists.
+   */
+  async function getCurrentSnapshot(): Promise<RatesSnapshot> {
+    return reload();
+  }
+
   function invalidate() {
     generation += 1;
     cached = undefined;
@@ -495,7 +507,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     tiers: AdminRatesTier[];
     ruleTiers: { tier: string; patterns: string[] }[];
   }> {
-    const snapshot = await getSnapshot();
+    const snapshot = await getCurrentSnapshot();
     const nowMs = now().getTime();
     const overrideUsernames = (tierName: string) =>
       [...snapshot.overrides].filter(([, name]) => name === tierName).map(([username]) => username);
@@ -506,7 +518,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         ...tier,
         isDefault,
         history: tier.history.map((rate) => ({ ...rate, isScheduled: isScheduledRate(rate, nowMs) })),
-        // From the cached snapshot: the page may be a moment behind, deleteTier decides afresh.
+        // As the page is opened: deleteTier decides afresh, for a page opened before a user was placed on it.
         deletionBlockers: deletionBlockersOf({
           isDefault,
           overrideUsernames: overrideUsernames(tier.name).sort(),
@@ -1219,7 +1231,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    * read. Page 1 is always there and needs no count.
    */
   async function checkUserTiersPage(query: { search?: string; page: number }): Promise<void> {
-    if ((await getSnapshot()).knownTiers.size === 0) throw new NoTiersError();
+    if ((await getCurrentSnapshot()).knownTiers.size === 0) throw new NoTiersError();
     if (query.page === 1) return;
     userListPageCount(await ratesRepository.countKnownUsernames(db, query.search), query);
   }
@@ -1230,7 +1242,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    */
   async function listUserTiers(query: { search?: string; page: number }) {
     const [snapshot, { usernames, count }] = await Promise.all([
-      getSnapshot(),
+      getCurrentSnapshot(),
       ratesRepository.listKnownUsernamesPage(db, {
         search: query.search,
         offset: (query.page - 1) * USERS_PAGE_SIZE,
@@ -1362,6 +1374,7 @@ export function createRatesService(deps: RatesServiceDeps) {
 
   return {
     getSnapshot,
+    getCurrentSnapshot,
     getFormula,
     getPriceList,
     getAdminRates,
