@@ -1259,11 +1259,6 @@ export function createRatesService(deps: RatesServiceDeps) {
     return { users, page: query.page, pageCount, count };
   }
 
-  /**
-   * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
-   * for the tier the user is already on changes nothing and writes no audit entry
-   * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
-   */
   /** The tiers as the database has them now, without overrides: what a change is judged by, not the cache. */
   async function readTiersNow(client: Db | Prisma.TransactionClient): Promise<RatesSnapshot> {
     return buildSnapshot(await ratesRepository.listTiersWithRates(client), new Map(), new Map(), now().getTime());
@@ -1294,6 +1289,11 @@ export function createRatesService(deps: RatesServiceDeps) {
     return tier;
   }
 
+  /**
+   * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
+   * for the tier the user is already on changes nothing and writes no audit entry
+   * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
+   */
   async function setOverride(actor: AuditContext, input: TSetOverride) {
     // The tier is judged by the tiers as they are, read here, not by this worker's cache, which may be
     // up to PRICING_CACHE_CHECK_MS behind another worker's change: a tier renamed there was still found
@@ -1312,8 +1312,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         // The natural tier as it is now, read under the lock that default changes and new tiers take:
         // this worker's cache may be up to PRICING_CACHE_CHECK_MS behind another worker's change, and
         // judged by it, choosing the tier that was the default a moment ago was taken for "back to
-        // the natural tier" and left the user on the new default. Compared by id: a rename of the
-        // tier chosen, meanwhile, does not change which tier it is.
+        // the natural tier" and left the user on the new default. Compared by id.
         const tiersNow = await readTiersNow(tx);
         // Renames and additions take the lock above: the tier of this name stays the one read here.
         const tier = await placeableTier(tx, tiersNow, input.tier);
