@@ -1193,6 +1193,20 @@ export function createRatesService(deps: RatesServiceDeps) {
           await refuseTierReplaced(tx, input.type, input.based_on, 'default');
         }
         if (tier.isDefault) return { name: tier.name, previous: tier.name, isChanged: false };
+        // Changed by someone else since the page was opened: making this one the default would undo
+        // their choice unnoticed, and the audit log would read as a choice over a default never shown.
+        // The default the page showed, renamed since, is the same tier: no conflict.
+        const defaultNow = (await readTiersNow(tx)).defaultTier;
+        const shown = input.based_on_default;
+        if (shown !== undefined && shown !== defaultNow && !(await isRenamedTo(tx, shown, defaultNow || undefined))) {
+          const change = await ratesRepository.findDefaultChange(tx, defaultNow);
+          const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, config.timeZone)}` : '';
+          throw new ConflictError(
+            `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
+              `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
+              'if you still mean to.',
+          );
+        }
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
           // buildSnapshot would pass over it and keep pricing with another tier: say so instead.
           throw new ConflictError(`${tier.name} has no rates in force yet, so it cannot be the default tier.`);
