@@ -150,6 +150,8 @@ describe('renaming and describing a tier', () => {
       tierId: gov.id,
       previous: { name: 'gov', description: '' },
       next: { name: 'government', description: 'Government agencies' },
+      // The rules that sent users to it under each name (tier-rules-audited.test.ts).
+      rulePatterns: { previous: ['^gov[-_.]'], next: ['^gov[-_.]'] },
     });
     await postAuditVerify(admin, 'text/html');
 

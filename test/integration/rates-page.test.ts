@@ -209,6 +209,19 @@ describe('with tiers', () => {
     expect(html).toContain('<a href="/formula">/formula</a>');
   });
 
+  it('says a new rate bills every unbilled job on a later receipt, not only the jobs run after it', async () => {
+    // "New rates apply from the moment shown" read as the jobs of before being billed at the old rates: a
+    // receipt prices all its jobs at the rates in force when it is made (docs/pricing.md).
+    const text = (html: string) => html.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ');
+    expect(text((await page().expect(200)).text)).toContain(
+      'New rates apply from the moment shown to every receipt created from then, for all the jobs on it, including jobs that ran before;',
+    );
+    const ops = await signInAs(app, 'ops', 'ops-password');
+    expect(text((await ops.get('/admin/rates').set('Accept', 'text/html').expect(200)).text)).toContain(
+      'A change applies from now on to receipts created afterwards, for every unbilled job on them, including jobs that ended before the change;',
+    );
+  });
+
   it('describes CPU core-hours as allocated when PRICING_CPU_BASIS=allocated', async () => {
     const allocated = buildTestApp(db, { env: { ...env, PRICING_CPU_BASIS: 'allocated' }, now: () => NOW });
     const html = (await request(allocated).get('/rates').set('Accept', 'text/html').expect(200)).text;

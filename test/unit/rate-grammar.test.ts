@@ -36,6 +36,9 @@ describe.each(Object.entries(parsers))('a rate (%s) is plain decimal digits with
     // Leading zeros hide no digit and allow one reading only.
     ['00.5', '0.5'],
     ['007', '7'],
+    // So do zeros past the sixth decimal: only a digit other than 0 there is one the rate would lose.
+    ['0.5000000', '0.5'],
+    ['0.1234560', '0.123456'],
     // A form field is trimmed.
     [' 0.5 ', '0.5'],
   ])('reads %j as %s, as form text and as a JSON number', (text, expected) => {
@@ -75,6 +78,7 @@ describe.each(Object.entries(parsers))('a rate (%s) is plain decimal digits with
     ['  ', RULE],
     [undefined, RULE],
     ['0.1234567', RULE],
+    ['0.12345601', RULE],
     ['1000000.01', RULE],
   ])('refuses %j: %s', (text, message) => {
     expect(refusalOf(() => parse(text))).toBe(message);

@@ -363,7 +363,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
       const type = renamed ? error.tier : typed('type');
       res.status(error.status);
       // A tier that is not on the page has no card to show it in.
-      const { tiers } = await rates.getSnapshot();
+      const { tiers } = await rates.getCurrentSnapshot();
       if (!tiers.has(type)) {
         await renderRates(res, { error: ratesRefusalWithoutCard(error, typed, [...tiers.keys()]) });
         return;
@@ -470,7 +470,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
         await renderRates(res, { error: readableMessageOf(error) });
         return;
       }
-      if (!(await rates.getSnapshot()).tiers.has(type)) {
+      if (!(await rates.getCurrentSnapshot()).tiers.has(type)) {
         await renderRates(res, { error: `Tier not changed. ${readableMessageOf(error)}` });
         return;
       }
@@ -557,7 +557,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
     query: TUserListQuery,
     extra: { error?: string; refusedUser?: string; invalidFields?: string[] } = {},
   ) {
-    const snapshot = await rates.getSnapshot();
+    const snapshot = await rates.getCurrentSnapshot();
     // Before the first tier there is no tier to show anyone on: the page says where to add one.
     const list =
       snapshot.knownTiers.size === 0 ? undefined : await rates.listUserTiers({ search: query.q, page: query.page });
@@ -603,7 +603,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
     if (prefersJson(req)) {
       // A script gets the list as JSON, as the page's changes and the other admin lists answer it.
       // Before the first tier no one can be on one: the 404 /formula and /me give, with its reason.
-      const snapshot = await rates.getSnapshot();
+      const snapshot = await rates.getCurrentSnapshot();
       if (snapshot.knownTiers.size === 0) throw new NoTiersError();
       const list = await rates.listUserTiers({ search: listed.q, page: listed.page });
       res.json({

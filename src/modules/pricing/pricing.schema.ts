@@ -146,8 +146,15 @@ export type TEditTier = z.infer<typeof ZEditTier>;
 export const ZDeleteTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
 export type TDeleteTier = z.infer<typeof ZDeleteTier>;
 
-/** The rates page's button that makes a tier the default tier; `based_on` as ZDeleteTier's. */
-export const ZSetDefaultTier = strictBody({ type: ZTierName, based_on: ZBasedOnRate }, TIER_FIELD_LABELS);
+/**
+ * The rates page's button that makes a tier the default tier; `based_on` as ZDeleteTier's.
+ * `based_on_default` is the default tier the page showed (its hidden field): a default changed by
+ * someone else since is not overwritten unnoticed (409). Left out (a script), nothing is compared.
+ */
+export const ZSetDefaultTier = strictBody(
+  { type: ZTierName, based_on: ZBasedOnRate, based_on_default: z.string().max(MAX_TIER_NAME_LENGTH).optional() },
+  TIER_FIELD_LABELS,
+);
 export type TSetDefaultTier = z.infer<typeof ZSetDefaultTier>;
 
 /**

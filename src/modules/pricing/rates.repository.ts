@@ -121,6 +121,19 @@ export async function findDefaultTierName(tx: Client): Promise<string | undefine
   return tier?.name;
 }
 
+/**
+ * Who made `name` the default tier, and when: the newest `pricing.tier.default` entry, when it made that
+ * tier the default (undefined otherwise: a default set by SQL, or renamed since, is not told).
+ */
+export async function findDefaultChange(tx: Client, name: string): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await tx.$queryRaw<{ actor: string; at: Date; next: string | null }[]>`
+    SELECT actor, ts AS at, details ->> 'next' AS next FROM audit_log
+     WHERE action = 'pricing.tier.default'
+     ORDER BY id DESC LIMIT 1`;
+  const last = rows[0];
+  return last && last.next === name ? { actor: last.actor, at: last.at } : undefined;
+}
+
 /** Marks one tier as the default and clears the mark of the one before (in that order: at most one may hold it). */
 export async function markDefaultTier(tx: Prisma.TransactionClient, tierId: number): Promise<void> {
   await tx.pricingTier.updateMany({ where: { isDefault: true, id: { not: tierId } }, data: { isDefault: false } });

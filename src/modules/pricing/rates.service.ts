@@ -428,6 +428,18 @@ export function createRatesService(deps: RatesServiceDeps) {
     return inflight;
   }
 
+  /**
+   * Tiers and rates as the database has them now, for the pages admins change them on (Edit rates, Tier
+   * overrides): the version is read whatever PRICING_CACHE_CHECK_MS says (one row, and a reload only
+   * when it moved), and the cache takes the result. With several workers the page a change redirects to
+   * is often another worker's, whose cache may be that interval behind: after "Rates of gov saved" the
+   * card showed the old rates (and their id, so saving it again was refused as a stale page), and a tier
+   * just added was missing from the page and from Tier overrides' lists.
+   */
+  async function getCurrentSnapshot(): Promise<RatesSnapshot> {
+    return reload();
+  }
+
   function invalidate() {
     generation += 1;
     cached = undefined;
@@ -495,7 +507,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     tiers: AdminRatesTier[];
     ruleTiers: { tier: string; patterns: string[] }[];
   }> {
-    const snapshot = await getSnapshot();
+    const snapshot = await getCurrentSnapshot();
     const nowMs = now().getTime();
     const overrideUsernames = (tierName: string) =>
       [...snapshot.overrides].filter(([, name]) => name === tierName).map(([username]) => username);
@@ -506,7 +518,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         ...tier,
         isDefault,
         history: tier.history.map((rate) => ({ ...rate, isScheduled: isScheduledRate(rate, nowMs) })),
-        // From the cached snapshot: the page may be a moment behind, deleteTier decides afresh.
+        // As the page is opened: deleteTier decides afresh, for a page opened before a user was placed on it.
         deletionBlockers: deletionBlockersOf({
           isDefault,
           overrideUsernames: overrideUsernames(tier.name).sort(),
@@ -918,6 +930,7 @@ export function createRatesService(deps: RatesServiceDeps) {
           effectiveFrom,
           createdBy: actor.actor,
         });
+        const rulePatterns = rulePatternsFor(input.name);
         await appendAudit(tx, {
           ...actor,
           action: 'pricing.tier.create',
@@ -930,9 +943,12 @@ export function createRatesService(deps: RatesServiceDeps) {
             description: input.description,
             rates: { cpu: input.cpu.toFixed(), gpu: input.gpu.toFixed(), mem: input.mem.toFixed() },
             currency: config.currency,
+            // The users PRICING_TIER_RULES sends to it move onto it now, and their prices with them: the
+            // entry says by which patterns, as the setting itself is audited nowhere.
+            ...(rulePatterns.length > 0 ? { rulePatterns } : {}),
           },
         });
-        return { name: input.name, isDefault, rulePatterns: rulePatternsFor(input.name) };
+        return { name: input.name, isDefault, rulePatterns };
       }, WAITS_FOR_RECEIPTS);
     } catch (error) {
       const index = uniqueViolationOf(error);
@@ -1054,6 +1070,11 @@ export function createRatesService(deps: RatesServiceDeps) {
             tierId: tier.id,
             previous: { name: tier.name, description: tier.description },
             next,
+            // A rename moves the users the rules naming the new name match onto it (and those naming the
+            // old name off it, were it allowed): which patterns applied, before and after.
+            ...(outcome.isRenamed && (outcome.previousRulePatterns.length > 0 || outcome.rulePatterns.length > 0)
+              ? { rulePatterns: { previous: outcome.previousRulePatterns, next: outcome.rulePatterns } }
+              : {}),
           },
         });
         return { ...outcome, isChanged: true };
@@ -1172,6 +1193,20 @@ export function createRatesService(deps: RatesServiceDeps) {
           await refuseTierReplaced(tx, input.type, input.based_on, 'default');
         }
         if (tier.isDefault) return { name: tier.name, previous: tier.name, isChanged: false };
+        // Changed by someone else since the page was opened: making this one the default would undo
+        // their choice unnoticed, and the audit log would read as a choice over a default never shown.
+        // The default the page showed, renamed since, is the same tier: no conflict.
+        const defaultNow = (await readTiersNow(tx)).defaultTier;
+        const shown = input.based_on_default;
+        if (shown !== undefined && shown !== defaultNow && !(await isRenamedTo(tx, shown, defaultNow || undefined))) {
+          const change = await ratesRepository.findDefaultChange(tx, defaultNow);
+          const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, config.timeZone)}` : '';
+          throw new ConflictError(
+            `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
+              `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
+              'if you still mean to.',
+          );
+        }
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
           // buildSnapshot would pass over it and keep pricing with another tier: say so instead.
           throw new ConflictError(`${tier.name} has no rates in force yet, so it cannot be the default tier.`);
@@ -1210,7 +1245,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    * read. Page 1 is always there and needs no count.
    */
   async function checkUserTiersPage(query: { search?: string; page: number }): Promise<void> {
-    if ((await getSnapshot()).knownTiers.size === 0) throw new NoTiersError();
+    if ((await getCurrentSnapshot()).knownTiers.size === 0) throw new NoTiersError();
     if (query.page === 1) return;
     userListPageCount(await ratesRepository.countKnownUsernames(db, query.search), query);
   }
@@ -1221,7 +1256,7 @@ export function createRatesService(deps: RatesServiceDeps) {
    */
   async function listUserTiers(query: { search?: string; page: number }) {
     const [snapshot, { usernames, count }] = await Promise.all([
-      getSnapshot(),
+      getCurrentSnapshot(),
       ratesRepository.listKnownUsernamesPage(db, {
         search: query.search,
         offset: (query.page - 1) * USERS_PAGE_SIZE,
@@ -1238,29 +1273,48 @@ export function createRatesService(deps: RatesServiceDeps) {
     return { users, page: query.page, pageCount, count };
   }
 
+  /** The tiers as the database has them now, without overrides: what a change is judged by, not the cache. */
+  async function readTiersNow(client: Db | Prisma.TransactionClient): Promise<RatesSnapshot> {
+    return buildSnapshot(await ratesRepository.listTiersWithRates(client), new Map(), new Map(), now().getTime());
+  }
+
+  /**
+   * The tier named `name` in `tiers` that a user can be placed on; refused (400, naming the tiers there
+   * are) when no tier has that name (saying what became of it: renamed or deleted) or it has no rates
+   * in force yet.
+   */
+  async function placeableTier(client: Db | Prisma.TransactionClient, tiers: RatesSnapshot, name: string) {
+    const tier = tiers.tiers.get(name);
+    if (tier && !tiers.knownTiers.has(name)) {
+      // A tier that exists but cannot price anyone yet (its rates scheduled by SQL, or none): it was
+      // refused as an "unknown tier" in a sentence that listed it among the known ones.
+      throw new InvalidFieldsError({ tier: noRatesInForceReason(tier, tiers) }, TIER_FIELD_LABELS, {
+        knownTiers: [...tiers.knownTiers],
+      });
+    }
+    if (!tier) {
+      const { note } = await fateOfTierName(client, name);
+      // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
+      const { names, known } = await listKnownTiers(client);
+      throw new InvalidFieldsError({ tier: `unknown tier "${name}"${note}. ${known}` }, TIER_FIELD_LABELS, {
+        knownTiers: names,
+      });
+    }
+    return tier;
+  }
+
   /**
    * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
    * for the tier the user is already on changes nothing and writes no audit entry
    * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
    */
   async function setOverride(actor: AuditContext, input: TSetOverride) {
-    const snapshot = await getSnapshot();
-    const tier = snapshot.tiers.get(input.tier);
-    if (tier && !snapshot.knownTiers.has(input.tier)) {
-      // A tier that exists but cannot price anyone yet (its rates scheduled by SQL, or none): it was
-      // refused as an "unknown tier" in a sentence that listed it among the known ones.
-      throw new InvalidFieldsError({ tier: noRatesInForceReason(tier, snapshot) }, TIER_FIELD_LABELS, {
-        knownTiers: [...snapshot.knownTiers],
-      });
-    }
-    if (!tier) {
-      const { note } = await fateOfTierName(db, input.tier);
-      // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
-      const { names, known } = await listKnownTiers(db);
-      throw new InvalidFieldsError({ tier: `unknown tier "${input.tier}"${note}. ${known}` }, TIER_FIELD_LABELS, {
-        knownTiers: names,
-      });
-    }
+    // The tier is judged by the tiers as they are, read here, not by this worker's cache, which may be
+    // up to PRICING_CACHE_CHECK_MS behind another worker's change: a tier renamed there was still found
+    // under its old name, and the user put on it with an audit entry naming a tier that had that name no
+    // more; a tier added there was "unknown" in a sentence listing it among the known ones. Checked
+    // here first so a refusal does not wait for the receipts in flight, and again under the lock below.
+    await placeableTier(db, await readTiersNow(db), input.tier);
     if (!(await ratesRepository.isKnownUsername(db, input.username))) {
       throw new NotFoundError(`No user or job owner is called "${input.username}".`);
     }
@@ -1272,24 +1326,15 @@ export function createRatesService(deps: RatesServiceDeps) {
         // The natural tier as it is now, read under the lock that default changes and new tiers take:
         // this worker's cache may be up to PRICING_CACHE_CHECK_MS behind another worker's change, and
         // judged by it, choosing the tier that was the default a moment ago was taken for "back to
-        // the natural tier" and left the user on the new default. Compared by id: a rename of the
-        // tier chosen, meanwhile, does not change which tier it is.
-        const tiersNow = buildSnapshot(
-          await ratesRepository.listTiersWithRates(tx),
-          new Map(),
-          new Map(),
-          now().getTime(),
-        );
+        // the natural tier" and left the user on the new default. Compared by id.
+        const tiersNow = await readTiersNow(tx);
+        // Renames and additions take the lock above: the tier of this name stays the one read here.
+        const tier = await placeableTier(tx, tiersNow, input.tier);
         const natural = tierOf(tiersNow, input.username, undefined).naturalTier;
         // The tier the page offered under this name, replaced since by another of that name: the rates
-        // it showed are no rates of the tier of that name now (read here, not from the cache).
-        const chosenNow = tiersNow.tiers.get(input.tier);
+        // it showed are no rates of the tier of that name now.
         const basedOnRate = input.based_on ?? input.based_on_rates?.get(input.tier);
-        if (
-          chosenNow &&
-          basedOnRate !== undefined &&
-          !(await ratesRepository.findTierRate(tx, chosenNow.id, basedOnRate))
-        ) {
+        if (basedOnRate !== undefined && !(await ratesRepository.findTierRate(tx, tier.id, basedOnRate))) {
           await refuseTierReplaced(tx, input.tier, basedOnRate, { move: input.username });
         }
         const isRemoval = tiersNow.tiers.get(natural)?.id === tier.id;
@@ -1342,6 +1387,7 @@ export function createRatesService(deps: RatesServiceDeps) {
 
   return {
     getSnapshot,
+    getCurrentSnapshot,
     getFormula,
     getPriceList,
     getAdminRates,
