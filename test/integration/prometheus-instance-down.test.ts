@@ -36,8 +36,8 @@ async function waitFor<T>(what: string, attempt: () => Promise<T | undefined>, t
   }
 }
 
-/** A /metrics that answers `hpc_ready 1` until it is told to fail. */
-async function startExporter(): Promise<{ server: http.Server; host: string; fail(): void }> {
+/** A /metrics that answers `hpc_ready 1` (and `extra`) until it is told to fail. */
+async function startExporter(extra = ''): Promise<{ server: http.Server; host: string; fail(): void }> {
   let isFailing = false;
   const server = http.createServer((_req, res) => {
     if (isFailing) {
@@ -45,7 +45,7 @@ async function startExporter(): Promise<{ server: http.Server; host: string; fai
       return;
     }
     res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE });
-    res.end('# TYPE hpc_ready gauge\nhpc_ready 1\n# TYPE audit_chain_ok gauge\naudit_chain_ok 1\n');
+    res.end(`# TYPE hpc_ready gauge\nhpc_ready 1\n# TYPE audit_chain_ok gauge\naudit_chain_ok 1\n${extra}`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -65,9 +65,13 @@ describe.skipIf(!hasPrometheus)(
     let workDir: string;
     let healthy: Awaited<ReturnType<typeof startExporter>>;
     let stopped: Awaited<ReturnType<typeof startExporter>>;
+    // Only the instance that stops reports ingestion, as if every instance had stopped.
+    const lastSuccess = Math.floor(Date.now() / 1000) - 100;
 
-    /** Per instance, the last point of a range query over the last minute, as the stat panel reduces it. */
-    async function lastPoints(expression: string): Promise<Map<string, string>> {
+    /** Each series' points over the last minute, as a stat panel's range query asks for them. */
+    async function rangeOf(
+      expression: string,
+    ): Promise<{ metric: Record<string, string>; values: [number, string][] }[]> {
       const end = Date.now() / 1000;
       const query = new URLSearchParams({ query: expression, start: String(end - 60), end: String(end), step: '1' });
       const response = await fetch(`${prometheusUrl}/api/v1/query_range?${query}`);
@@ -77,14 +81,20 @@ describe.skipIf(!hasPrometheus)(
         data: { result: { metric: Record<string, string>; values: [number, string][] }[] };
       };
       if (body.status !== 'success') throw new Error(`query failed: ${expression}: ${body.error}`);
-      return new Map(
-        body.data.result.map((series) => [series.metric.instance as string, series.values.at(-1)?.[1] as string]),
-      );
+      return body.data.result;
+    }
+
+    /** Per instance, the last point of a range query over the last minute, as the stat panel reduces it (lastNotNull). */
+    async function lastPoints(expression: string): Promise<Map<string, string>> {
+      const result = await rangeOf(expression);
+      return new Map(result.map((series) => [series.metric.instance as string, series.values.at(-1)?.[1] as string]));
     }
 
     beforeAll(async () => {
       healthy = await startExporter();
-      stopped = await startExporter();
+      stopped = await startExporter(
+        `# TYPE slurm_ingest_last_success_timestamp_seconds gauge\nslurm_ingest_last_success_timestamp_seconds ${lastSuccess}\n`,
+      );
       workDir = await mkdtemp(path.join(os.tmpdir(), 'hpc-billing-prometheus-down-'));
       const configFile = path.join(workDir, 'prometheus.yml');
       await writeFile(
@@ -145,6 +155,27 @@ describe.skipIf(!hasPrometheus)(
         return lastPoints(expression);
       });
       expect(Object.fromEntries(points)).toEqual({ [healthy.host]: '1', [stopped.host]: '0' });
+    }, 60_000);
+
+    // "Ingestion freshness" took the newest success from series that end with the scrapes: with every
+    // instance stopped it kept the age it had at the last scrape (a green "1.7 min" for as long as the
+    // app stayed down), where no ingestion has been known to succeed since.
+    it('keeps counting "Ingestion freshness" up while no instance can be scraped, from the last success it read', async () => {
+      const panel = dashboard.panels.find((candidate) => candidate.title === 'Ingestion freshness');
+      const [expression] = (panel?.targets ?? []).map((target) => target.expr) as [string];
+      await waitFor('the ingestion gauge scraped', async () =>
+        (await rangeOf(expression)).length > 0 ? true : undefined,
+      );
+      stopped.fail();
+      await waitFor('the instance reporting ingestion down', async () =>
+        (await lastPoints('up{job="hpc-billing"}')).get(stopped.host) === '0' ? true : undefined,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const [series] = await rangeOf(expression);
+      const [at, value] = series?.values.at(-1) ?? [0, 'none'];
+      // The panel's last point is now, not the last scrape's, and says how long ago the last success was.
+      expect(Date.now() / 1000 - at).toBeLessThan(2);
+      expect(Number(value)).toBeCloseTo(at - lastSuccess, 0);
     }, 60_000);
   },
 );
