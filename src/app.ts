@@ -53,7 +53,7 @@ import { createReadinessLog } from './modules/health/readiness-log.js';
 import { buildIngestionService } from './modules/ingestion/ingestion.factory.js';
 import { ingestionRoutes } from './modules/ingestion/ingestion.routes.js';
 import { findLastIngestionSuccess } from './modules/ingestion/ingestion.service.js';
-import type { Metrics } from './modules/metrics/metrics.js';
+import { type Metrics, SCRAPE_DATABASE_READ_LIMIT_MS } from './modules/metrics/metrics.js';
 import { metricsRoutes } from './modules/metrics/metrics.routes.js';
 import { createCheckoutCloser } from './modules/payments/checkout-closer.js';
 import { pricedStepOf } from './modules/payments/payment-money.js';
@@ -140,9 +140,6 @@ export interface AppDeps {
   /** True once server.ts has begun a shutdown's drain: /readyz answers 503, hpc_ready reads 0. Default: never. */
   isDraining?: () => boolean;
 }
-
-/** How long a scrape of /metrics waits for each database read: half of Prometheus's default scrape_timeout. */
-export const SCRAPE_DATABASE_READ_LIMIT_MS = 5_000;
 
 /** Builds the Express app from its dependencies; it does not listen (server.ts does, tests use supertest). */
 export function createApp(deps: AppDeps): express.Express {

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/logger.js';
+import { SCRAPE_DATABASE_READ_LIMIT_MS } from './metrics.js';
 
 /*
  * With WEB_CONCURRENCY > 1 each worker counts only the requests it served, and a
@@ -23,8 +24,15 @@ const COLLECT_RESPONSE = 'hpc-billing:metrics-collect-response';
 /** A worker says so once it answers collect requests: one asked before would never answer. */
 const COLLECT_READY = 'hpc-billing:metrics-collect-ready';
 
-/** How long the primary waits for every worker's registry, as prom-client's aggregator did. */
-const COLLECT_TIMEOUT_MS = 5_000;
+/**
+ * How long the primary waits for every worker's registry: longer than a worker's own database reads
+ * at a scrape (SCRAPE_DATABASE_READ_LIMIT_MS, run together), with time to spare for a busy machine, and
+ * still within Prometheus's 10 s scrape_timeout. It was 5 s, as prom-client's aggregator waits: with a
+ * silent database and a READY_TIMEOUT_MS of 5 s or more, every worker answered, hpc_ready 0, just after
+ * the primary had given up, so every scrape failed (500), up read 0 and AppDown paged instead of
+ * AppNotReady.
+ */
+export const COLLECT_TIMEOUT_MS = SCRAPE_DATABASE_READ_LIMIT_MS + 3_000;
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 

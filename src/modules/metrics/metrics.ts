@@ -21,6 +21,12 @@ export interface MetricsOptions {
   processLabels?: Record<string, string>;
 }
 
+/**
+ * How long a scrape of /metrics waits for each database read (hpc_ready's check, the ingestion and
+ * checkout gauges; at most READY_TIMEOUT_MS): half of Prometheus's default scrape_timeout, 10 s.
+ */
+export const SCRAPE_DATABASE_READ_LIMIT_MS = 5_000;
+
 /** slurm_ingest_jobs_total's results: what happened to each job a run read. */
 export const INGEST_JOB_RESULTS = ['inserted', 'updated', 'unchanged', 'skipped'] as const;
 
