@@ -152,6 +152,30 @@ describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
     await rewriteFrom(firstSealed.id, { index: 0, total: '0.01' });
     expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false, brokenAt: firstSealed.id });
   });
+
+  // AUDIT_CHAIN_UNSEALED_UNTIL is a plain setting beside the key: set past the sealed entries (a
+  // typo, or by whoever can change the app's settings but not read its key), it let a rewrite
+  // without the key verify as intact, from any entry after the first sealed one.
+  it('refuses an unsealed entry after a sealed one, whatever AUDIT_CHAIN_UNSEALED_UNTIL says', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(6);
+    const [first, , , fourth] = await entries();
+    if (!first || !fourth) throw new Error('too few entries');
+    await rewriteFrom(fourth.id, { index: 3, total: '0.01' });
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 1_000_000n });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: fourth.id,
+      reason: `the entry is not sealed with AUDIT_CHAIN_KEY, though #${first.id} before it is: it was rewritten without the key (AUDIT_CHAIN_UNSEALED_UNTIL takes only entries written before the log had a key, and none comes after a sealed one)`,
+    });
+  });
+
+  it('still takes the unsealed entries before the first sealed one up to AUDIT_CHAIN_UNSEALED_UNTIL, set past it', async () => {
+    await recordEntries(2, 'test.before-the-key');
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 1_000_000n });
+    await recordEntries(2, 'test.sealed');
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 4, isSealed: true });
+  });
 });
 
 describe('an entry deleted or moved within the chain', () => {

@@ -286,6 +286,8 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   let head: ChainCheckpoint | undefined;
   let headEntry: auditRepository.StoredAuditEntry | undefined;
   let isHeadSealed = false;
+  // The first sealed entry: no unsealed one may follow it, whatever AUDIT_CHAIN_UNSEALED_UNTIL says.
+  let firstSealedId: bigint | undefined;
   let hasMetCheckpoint = checkpoint === undefined;
   for await (const batch of auditRepository.iterateEntries(db, 'asc')) {
     for (const entry of batch) {
@@ -318,7 +320,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
           reason: `${CHANGED}: it holds a value no hash can be computed of (${cause})`,
         };
       }
-      const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
+      const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil, firstSealedId);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
         if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
@@ -340,6 +342,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       head = { id: entry.id, hash: entry.hash };
       headEntry = entry;
       isHeadSealed = seal === 'sealed';
+      if (isHeadSealed) firstSealedId ??= entry.id;
     }
   }
   if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint, head?.id);
@@ -349,17 +352,27 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   return { isIntact: true, count, head, isSealed: isHeadSealed, isSealedWithOldKey };
 }
 
-/** Why an entry's own hash is not to be trusted, or undefined when it holds. */
+/**
+ * Why an entry's own hash is not to be trusted, or undefined when it holds. `firstSealedId`: the
+ * first sealed entry before it, if any.
+ */
 function sealProblemOf(
   seal: 'sealed' | 'unsealed' | 'none',
   id: bigint,
   keys: readonly string[],
   unsealedUntil: bigint,
+  firstSealedId: bigint | undefined,
 ): string | undefined {
   if (seal === 'none') {
     return keys.length > 0
       ? `${CHANGED} (or sealed with a key this instance does not have)`
       : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
+  }
+  // The unsealed entries AUDIT_CHAIN_UNSEALED_UNTIL takes were written before the log had a key, so
+  // all before the first sealed one. Set past them, the setting (which is not the key, and sits
+  // beside it) let a rewrite without the key from any later entry verify as intact.
+  if (seal === 'unsealed' && keys.length > 0 && firstSealedId !== undefined) {
+    return `the entry is not sealed with AUDIT_CHAIN_KEY, though #${firstSealedId} before it is: it was rewritten without the key (AUDIT_CHAIN_UNSEALED_UNTIL takes only entries written before the log had a key, and none comes after a sealed one)`;
   }
   if (seal === 'unsealed' && keys.length > 0 && id > unsealedUntil) {
     return 'the entry is not sealed with AUDIT_CHAIN_KEY: it was rewritten without the key, or written before the key was set (then set AUDIT_CHAIN_UNSEALED_UNTIL, docs/security.md)';
