@@ -266,6 +266,45 @@ describe('an entry deleted or moved within the chain', () => {
     });
   });
 
+  // The unique index on hash refuses a copy of an entry; whoever can drop it can insert one. Said as
+  // "entries were moved (their ids changed)", the operator looked for an id change, and none was made.
+  it('is named as a copy of an older entry when one is inserted again (replayed)', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, second, , fourth] = await entries();
+    if (!first || !second || !fourth) throw new Error('too few entries');
+    const replay = `INSERT INTO audit_log (id, ts, actor, ip, user_agent, action, target, status, details, prev_hash, hash)
+      SELECT $2, ts, actor, ip, user_agent, action, target, status, details, prev_hash, hash FROM audit_log WHERE id = $1`;
+    try {
+      await asSuperuser('DROP INDEX audit_log_hash_key');
+      await asSuperuser(replay, [second.id, fourth.id + 10n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: fourth.id + 10n,
+        reason: `the entry is as it was written, but it was not chained after #${fourth.id}, the entry now before it: #${second.id} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+      // A copy put before the first entry: named from where the walk starts.
+      await asSuperuser(replay, [second.id, 0n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: 0n,
+        reason: `the entry is as it was written, but it is not the first entry: #${second.id} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+      await asSuperuser('DELETE FROM audit_log WHERE id = 0');
+      // A copy of the first entry put before it fits where it stands: the original is then named.
+      await asSuperuser('DELETE FROM audit_log WHERE id = $1', [fourth.id + 10n]);
+      await asSuperuser(replay, [first.id, 0n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: first.id,
+        reason: `the entry is as it was written, but it was not chained after #0, the entry before it: #0 holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+    } finally {
+      await asSuperuser('DELETE FROM audit_log WHERE id = 0 OR id > $1', [fourth.id]);
+      await asSuperuser('CREATE UNIQUE INDEX audit_log_hash_key ON audit_log (hash)');
+    }
+  });
+
   it('names a moved first entry as moved', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
     await recordEntries(3);

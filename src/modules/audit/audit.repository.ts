@@ -225,6 +225,19 @@ export async function findEntryIdByHash(db: Db, hash: string): Promise<bigint | 
 }
 
 /**
+ * The id of another entry than `id` whose hash is also `hash`: a copy of it inserted again (replayed)
+ * once the unique index on hash was dropped. Undefined when none is.
+ */
+export async function findOtherEntryIdWithHash(db: Db, hash: string, id: bigint): Promise<bigint | undefined> {
+  const entry = await db.auditLog.findFirst({
+    where: { hash, id: { not: id } },
+    orderBy: { id: 'asc' },
+    select: { id: true },
+  });
+  return entry?.id;
+}
+
+/**
  * The actors of the log that contain `search` in any case (the page's Actor filter), in order: one
  * probe of the (actor, ts) index per actor, as listDistinctActions reads the actions. The entries of
  * those actors are then read with actor IN (...).

@@ -324,11 +324,13 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
         if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
+        const copyOfId = await auditRepository.findOtherEntryIdWithHash(db, entry.hash, entry.id);
         const followedId = await auditRepository.findEntryIdByHash(db, entry.prevHash);
-        const reason = describeMissingLink(entry.id, head?.id, followedId);
+        const reason = describeMissingLink(entry.id, head?.id, followedId, copyOfId);
         // The entry right before it matches its own hash, yet is not the one this entry followed:
         // it was rewritten with its hash recomputed, so it is not intact either.
-        const replacedId = followedId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
+        const replacedId =
+          followedId === undefined && copyOfId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
         return {
           isIntact: false,
           count,
@@ -383,11 +385,17 @@ function sealProblemOf(
 /**
  * Why an intact entry does not follow the one before it (`previousId`, none for the first), given
  * where the entry it was chained after is now (`followedId`: the entry whose hash is its prev_hash,
- * none when no entry has it). Said as "prev_hash does not match the previous entry", a deleted entry
+ * none when no entry has it) and another entry with its own hash (`copyOfId`: one of the two is a
+ * copy). Said as "prev_hash does not match the previous entry", a deleted entry
  * read as a change to the intact one after it, and the operator looked for the tampering in the
  * wrong entry; and an entry given another id was said to be deleted while it was still there.
  */
-function describeMissingLink(id: bigint, previousId: bigint | undefined, followedId: bigint | undefined): string {
+function describeMissingLink(
+  id: bigint,
+  previousId: bigint | undefined,
+  followedId: bigint | undefined,
+  copyOfId?: bigint,
+): string {
   // Ids are never reused, so the entry it followed had an id between the two; a rolled-back
   // append leaves gaps too, so the exact id is not known when the gap is wider than one.
   const idsBetween = (from: bigint, to: bigint) => (from === to ? `#${from}` : `an id from #${from} to #${to}`);
@@ -395,7 +403,14 @@ function describeMissingLink(id: bigint, previousId: bigint | undefined, followe
   // nothing was deleted, but ids were changed. Which entry was given another id, this one or the
   // one it followed, the chain cannot tell.
   const moved = 'entries were moved (their ids changed)';
+  // The same entry is in the log twice (the unique index on hash refuses that until it is dropped):
+  // which of the two is the copy the chain cannot tell, since a copy fits where the original stood.
+  const copy =
+    copyOfId === undefined
+      ? undefined
+      : `#${copyOfId} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`;
   if (previousId === undefined) {
+    if (copy !== undefined) return `the entry is as it was written, but it is not the first entry: ${copy}`;
     if (followedId !== undefined) {
       return `the entry is as it was written, but it was chained after #${followedId}, an entry that is not before it: ${moved}`;
     }
@@ -405,6 +420,7 @@ function describeMissingLink(id: bigint, previousId: bigint | undefined, followe
   }
   const before = id > previousId + 1n ? 'the entry now before it' : 'the entry before it';
   const notAfter = `the entry is as it was written, but it was not chained after #${previousId}, ${before}`;
+  if (copy !== undefined) return `${notAfter}: ${copy}`;
   if (followedId !== undefined) return `${notAfter}: it was chained after #${followedId}, so ${moved}`;
   if (id > previousId + 1n) {
     return `${notAfter}: the entry it followed (${idsBetween(previousId + 1n, id - 1n)}) was deleted`;
