@@ -173,6 +173,11 @@ export function recordAudit(db: Database, entry: AuditEntry, now = new Date()): 
 export interface ChainCheckpoint {
   id: bigint;
   hash: string;
+  /**
+   * Where it comes from, as a broken verdict names it: this process's last intact verification
+   * (the default), or an anchor kept outside the database (`npm run audit:verify -- --anchor`).
+   */
+  source?: 'last-verification' | 'anchor';
 }
 
 export type ChainVerdict =
@@ -299,7 +304,10 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
             isIntact: false,
             count,
             brokenAt: entry.id,
-            reason: 'the entry was rewritten since the last verification',
+            reason:
+              checkpoint.source === 'anchor'
+                ? `the entry is not the anchor given (--anchor): it was rewritten since, or the anchor is another log's (its hash is ${entry.hash})`
+                : 'the entry was rewritten since the last verification',
           };
         }
         hasMetCheckpoint = true;
@@ -437,11 +445,12 @@ function checkpointGone(count: number, checkpoint: ChainCheckpoint, lastIntactId
   const from = (lastIntactId ?? 0n) + 1n;
   const range = from === checkpoint.id ? `#${from}` : `#${from} to #${checkpoint.id}`;
   const which = lastIntactId === undefined ? 'the entries up to it' : `the entries after #${lastIntactId} up to it`;
+  const entry = checkpoint.source === 'anchor' ? 'the anchor given (--anchor)' : 'the newest at the last verification';
   return {
     isIntact: false,
     count,
     brokenAt: checkpoint.id,
-    reason: `the entry, the newest at the last verification, is gone: ${which} (${range}) were deleted`,
+    reason: `the entry, ${entry}, is gone: ${which} (${range}) were deleted`,
   };
 }
 
