@@ -16,9 +16,20 @@ export interface StoredAuditEntry extends AuditRecord {
   hash: string;
 }
 
-/** Takes the append lock for the rest of the transaction and returns the newest hash. */
+/**
+ * Takes the append lock for the rest of the transaction and returns the newest hash. Only under READ
+ * COMMITTED does the head read after the lock see the entry the last holder committed: a REPEATABLE
+ * READ or SERIALIZABLE transaction reads the snapshot of its first statement, so an append there is
+ * refused (the database's connections default to READ COMMITTED: src/db/database.ts).
+ */
 export async function lockChainHead(tx: Tx): Promise<string | undefined> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`;
+  const [lock] = await tx.$queryRaw<{ isolation: string }[]>`
+    SELECT current_setting('transaction_isolation') AS isolation FROM (SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})) AS locked`;
+  if (lock?.isolation !== 'read committed') {
+    throw new Error(
+      `an audit entry is appended in a READ COMMITTED transaction only, not ${lock?.isolation ?? 'an unknown isolation'}: the chain's head is read after its lock, and an older snapshot would fork the chain`,
+    );
+  }
   const head = await tx.auditLog.findFirst({ orderBy: { id: 'desc' }, select: { hash: true } });
   return head?.hash;
 }
