@@ -332,6 +332,47 @@ describe('an entry deleted or moved within the chain', () => {
     });
   });
 
+  // A changed entry and a row inserted by hand were both "changed after it was written", and nothing
+  // said what the hash can and cannot tell: an auditor looked for the field it had found changed.
+  it('says whether the entry after a changed one still follows it, and what the hash cannot tell', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [, second, third] = await entries();
+    if (!second || !third) throw new Error('too few entries');
+    const which =
+      'the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup';
+    await asSuperuser(`UPDATE audit_log SET details = '{"index":1,"total":"0.01"}' WHERE id = $1`, [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry was changed after it was written: what it holds no longer matches its hash, which the entry after it (#${third.id}) still follows (${which}; or it was sealed with a key this instance does not have)`,
+    });
+    await asSuperuser(`UPDATE audit_log SET hash = repeat('b', 64) WHERE id = $1`, [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry was changed after it was written, its hash too, or added behind the app's back: it does not match its hash, and the entry after it (#${third.id}) does not follow it (${which}; or it was sealed with a key this instance does not have)`,
+    });
+  });
+
+  it("names a row added at the end behind the app's back as such", async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const [, , third] = await entries();
+    if (!third) throw new Error('too few entries');
+    await asSuperuser(
+      `INSERT INTO audit_log (ts, actor, action, target, status, details, prev_hash, hash)
+       VALUES (now(), 'admin', 'receipt.void', 'receipt:2', 'ok', '{"reason":"forged"}', $1, repeat('c', 64))`,
+      [third.hash],
+    );
+    const forged = (await entries()).at(-1);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: forged?.id,
+      reason:
+        "the entry was changed after it was written, or added behind the app's back: it does not match its hash, and no entry follows it " +
+        '(the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup; ' +
+        'or it was sealed with a key this instance does not have)',
+    });
+  });
+
   it('is still a change when the entry itself no longer matches its hash', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
     await recordEntries(3);

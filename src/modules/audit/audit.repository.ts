@@ -235,6 +235,16 @@ export async function findEntryIdByHash(db: Db, hash: string): Promise<bigint | 
   return entry?.id;
 }
 
+/** The entry after `id` (the next id), with the hash it follows, if there is one. */
+export async function findEntryAfter(db: Db, id: bigint): Promise<{ id: bigint; prevHash: string } | undefined> {
+  const entry = await db.auditLog.findFirst({
+    where: { id: { gt: id } },
+    orderBy: { id: 'asc' },
+    select: { id: true, prevHash: true },
+  });
+  return entry ?? undefined;
+}
+
 /**
  * The id of another entry than `id` whose hash is also `hash`: a copy of it inserted again (replayed)
  * once the unique index on hash was dropped. Undefined when none is.

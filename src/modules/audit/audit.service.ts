@@ -328,7 +328,10 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
           reason: `${CHANGED}: it holds a value no hash can be computed of (${cause})`,
         };
       }
-      const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil, firstSealedId);
+      const sealProblem =
+        seal === 'none'
+          ? await describeUnmatchedEntry(db, entry, keys)
+          : sealProblemOf(seal, entry.id, keys, unsealedUntil, firstSealedId);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
         if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
@@ -362,9 +365,38 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   return { isIntact: true, count, head, isSealed: isHeadSealed, isSealedWithOldKey };
 }
 
+/** What a hash cannot tell of an entry that does not match it. */
+const WHICH_FIELD =
+  'the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup';
+
 /**
- * Why an entry's own hash is not to be trusted, or undefined when it holds. `firstSealedId`: the
- * first sealed entry before it, if any.
+ * Why an entry does not match its hash with any key this instance has, or without one, told by the
+ * entry after it: one that still follows its hash shows the entry was written so and changed since;
+ * none, or one that follows another hash, leaves a row added by hand as likely as a changed one. They
+ * were all "changed after it was written", and nothing said what the hash cannot tell.
+ */
+async function describeUnmatchedEntry(
+  db: Db,
+  entry: auditRepository.StoredAuditEntry,
+  keys: readonly string[],
+): Promise<string> {
+  const otherKey =
+    keys.length > 0
+      ? 'or it was sealed with a key this instance does not have'
+      : 'or it was sealed with an AUDIT_CHAIN_KEY this instance does not have';
+  const next = await auditRepository.findEntryAfter(db, entry.id);
+  if (next === undefined) {
+    return `${CHANGED}, or added behind the app's back: it does not match its hash, and no entry follows it (${WHICH_FIELD}; ${otherKey})`;
+  }
+  if (next.prevHash === entry.hash) {
+    return `${CHANGED}: what it holds no longer matches its hash, which the entry after it (#${next.id}) still follows (${WHICH_FIELD}; ${otherKey})`;
+  }
+  return `${CHANGED}, its hash too, or added behind the app's back: it does not match its hash, and the entry after it (#${next.id}) does not follow it (${WHICH_FIELD}; ${otherKey})`;
+}
+
+/**
+ * Why an entry's own hash is not to be trusted, or undefined when it holds (an entry that matches no
+ * hash is describeUnmatchedEntry's). `firstSealedId`: the first sealed entry before it, if any.
  */
 function sealProblemOf(
   seal: 'sealed' | 'unsealed' | 'none',
@@ -373,11 +405,7 @@ function sealProblemOf(
   unsealedUntil: bigint,
   firstSealedId: bigint | undefined,
 ): string | undefined {
-  if (seal === 'none') {
-    return keys.length > 0
-      ? `${CHANGED} (or sealed with a key this instance does not have)`
-      : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
-  }
+  if (seal === 'none') return CHANGED;
   // The unsealed entries AUDIT_CHAIN_UNSEALED_UNTIL takes were written before the log had a key, so
   // all before the first sealed one. Set past them, the setting (which is not the key, and sits
   // beside it) let a rewrite without the key from any later entry verify as intact.
