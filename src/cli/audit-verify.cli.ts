@@ -3,6 +3,7 @@ import { loadConfig } from '../config/config.js';
 import {
   type ChainCheckpoint,
   type ChainVerdict,
+  chainAnchorOf,
   configureAuditChain,
   describeChainSeal,
   intactBeforeOf,
@@ -63,11 +64,11 @@ function parseAnchor(args: string[]): ChainCheckpoint | undefined {
  * run can (`--anchor`): deleting the newest entries leaves a shorter chain whose every hash is right.
  */
 function describeAnchor(verdict: Extract<ChainVerdict, { isIntact: true }>): string {
-  if (!verdict.head) return '';
-  const { id, hash } = verdict.head;
+  const anchor = chainAnchorOf(verdict);
+  if (!anchor) return '';
   return (
-    `\nThe newest entry is #${id}, hash ${hash}. Deleting the newest entries leaves a chain that still verifies: ` +
-    `keep this line outside the database, and check a later log against it with ${toolCommand('audit:verify', `--anchor ${id}:${hash}`)}`
+    `\nThe newest entry is #${anchor.id}, hash ${anchor.hash}. Deleting the newest entries leaves a chain that still verifies: ` +
+    `keep this line outside the database, and check a later log against it with ${anchor.command}`
   );
 }
 

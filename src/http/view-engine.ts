@@ -71,6 +71,7 @@ export const VIEW_LOCALS = [
   'isStartAbandoned',
   'isTypedWrong',
   'isUnkeyed',
+  'anchorCommand',
   'itemPager',
   'items',
   'itemsCsvLink',

@@ -90,3 +90,31 @@ describe('/admin/audit/verify on a log of one entry', () => {
     }
   });
 });
+
+// The page said "OK: all N entries are intact" and nothing of what it cannot see: the newest entries
+// deleted once no process remembers them (a restart). It names the newest entry to keep outside the
+// database, as `npm run audit:verify` prints it, and its JSON gives it to an auditor's script.
+describe('/admin/audit/verify on an intact chain', () => {
+  it('names the newest entry as the anchor to keep outside the database', async () => {
+    const own = await createTestDatabase();
+    try {
+      await buildUser(own.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+      const agent = await signInAs(buildTestApp(own), 'auditor', 'auditor-password');
+      const json = await postAuditVerify(agent, 'application/json');
+      const newest = await own.prisma.auditLog.findFirst({ orderBy: { id: 'desc' } });
+      if (!newest) throw new Error('no entry');
+      const anchor = `${newest.id}:${newest.hash}`;
+      expect(json.body).toMatchObject({ status: 'ok', anchor });
+      const page = await postAuditVerify(agent, 'text/html');
+      const latest = await own.prisma.auditLog.findFirst({ orderBy: { id: 'desc' } });
+      expect(page.text).toContain(
+        `The newest entry is #${latest?.id}, hash <code class="audit-anchor">${latest?.hash}</code>. ` +
+          'Deleting the newest entries leaves a chain that still verifies: this process reports them gone ' +
+          'until it restarts, and no later. Keep this line outside the database, and check a later log ' +
+          `against it with <code class="audit-anchor">npm run audit:verify -- --anchor ${latest?.id}:${latest?.hash}</code>`,
+      );
+    } finally {
+      await own.drop();
+    }
+  });
+});

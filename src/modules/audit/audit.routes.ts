@@ -24,6 +24,7 @@ import {
   auditLogPage,
   auditTimeIso,
   type ChainVerdict,
+  chainAnchorOf,
   checkAuditLogQuery,
   describeChainSeal,
   hasChainKey,
@@ -155,6 +156,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         isSealed: verdict.isSealed,
         isSealedWithOldKey: verdict.isSealedWithOldKey,
         seal: describeChainSeal(verdict) ?? null,
+        // The newest entry as `npm run audit:verify -- --anchor` takes it (null for an empty log).
+        anchor: chainAnchorOf(verdict)?.anchor ?? null,
       };
     }
     // The entries before it are intact (null: none is): brokenAt, or the entry before it named as replaced.
@@ -172,6 +175,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     res.render('audit/audit-verify', {
       title: 'Audit chain',
       verdict: verdict === undefined ? undefined : verdictBodyOf(verdict),
+      anchorCommand: verdict?.isIntact ? chainAnchorOf(verdict)?.command : undefined,
       verifiedAt,
       // Only an unkeyed log is a risk to warn of; entries before a first key are sealed by the next one.
       isUnkeyed: !hasChainKey(),

@@ -7,6 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { ReversedWindowError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
+import { toolCommand } from '../../shared/tool-commands.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
@@ -224,6 +225,21 @@ export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: tru
     return 'The newest entries were written before AUDIT_CHAIN_KEY was set (AUDIT_CHAIN_UNSEALED_UNTIL) and are not sealed; the entries written from now on are.';
   }
   return 'The newest entries are not sealed with a key (AUDIT_CHAIN_KEY is not set): whoever can write to the database could rewrite the log so that it still verifies.';
+}
+
+/**
+ * The newest entry of an intact chain as `ID:HASH`, and the command that checks a later log against
+ * it (`npm run audit:verify -- --anchor ID:HASH`, as this copy names its tools): deleting the newest
+ * entries leaves a chain that still verifies, which only an anchor kept outside the database shows
+ * once no process remembers them. Undefined for an empty log.
+ */
+export function chainAnchorOf(
+  verdict: Extract<ChainVerdict, { isIntact: true }>,
+): { id: bigint; hash: string; anchor: string; command: string } | undefined {
+  if (!verdict.head) return undefined;
+  const { id, hash } = verdict.head;
+  const anchor = `${id}:${hash}`;
+  return { id, hash, anchor, command: toolCommand('audit:verify', `--anchor ${anchor}`) };
 }
 
 /**
