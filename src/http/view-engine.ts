@@ -72,6 +72,7 @@ export const VIEW_LOCALS = [
   'isTypedWrong',
   'isUnkeyed',
   'anchorCommand',
+  'chainBreak',
   'itemPager',
   'items',
   'itemsCsvLink',

@@ -72,9 +72,20 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       AuditFilterName,
       string | undefined
     >;
+  /**
+   * The break this process's last verification found (an admin's or the periodic one), for the log's
+   * page to say above the entries: it said "Append-only and hash-chained" over a changed entry that
+   * AuditChainBroken had already named. Undefined when the last verdict was intact, or there is none.
+   */
+  const lastBreak = () => {
+    const last = deps.chainMonitor.lastVerdict();
+    if (last === undefined || last.verdict.isIntact) return undefined;
+    return { brokenAt: String(last.verdict.brokenAt), reason: last.verdict.reason, verifiedAt: last.verifiedAt };
+  };
   const renderPage = (res: Response, page: AuditLogPage, error?: AppError) =>
     res.render('audit/audit-log', {
       title: 'Audit log',
+      chainBreak: lastBreak(),
       entries: page.entries,
       query: page.query,
       actions: page.actions,
