@@ -411,6 +411,49 @@ describe('the newest entry of the last verification', () => {
     expect(await monitor.verify()).toMatchObject({ isIntact: false, brokenAt: newest.id, reason: gone });
   });
 
+  // An admin's verification and the periodic one can overlap: the one that started first (and read
+  // fewer entries) finished last and put its older newest entry back as the one to find, so the
+  // entries after it could go unreported.
+  it('is the newest any verification found, whichever finished last', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    let releaseSlow: () => void = () => {};
+    const slowRead = new Promise<void>((resolve) => {
+      releaseSlow = resolve;
+    });
+    let isSlowing = true;
+    // The first verification's last read (no entry after those it read) waits until the second has finished.
+    const auditLog = new Proxy(db.prisma.auditLog, {
+      get(target, property, receiver) {
+        if (property !== 'findMany') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<typeof target.findMany>) => {
+          const rows = await target.findMany(...args);
+          if (isSlowing && rows.length === 0) await slowRead;
+          return rows;
+        };
+      },
+    });
+    const slowDb = new Proxy(db.prisma, {
+      get: (target, property, receiver) =>
+        property === 'auditLog' ? auditLog : Reflect.get(target, property, receiver),
+    });
+    const monitor = createAuditChainMonitor({ db: slowDb });
+    const first = monitor.verify();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    isSlowing = false;
+    await recordEntries(2);
+    expect(await monitor.verify()).toMatchObject({ isIntact: true, count: 5 });
+    releaseSlow();
+    expect(await first).toMatchObject({ isIntact: true, count: 3 });
+
+    const all = await entries();
+    const newest = all.at(-1);
+    if (!newest) throw new Error('no entries');
+    await asSuperuser('DELETE FROM audit_log WHERE id >= $1', [newest.id - 1n]);
+    const after = await monitor.verify();
+    expect(after).toMatchObject({ isIntact: false, brokenAt: newest.id });
+  });
+
   it('must still be as it was', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
     await recordEntries(3);

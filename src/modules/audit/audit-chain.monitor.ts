@@ -40,7 +40,11 @@ export function createAuditChainMonitor(deps: AuditChainMonitorDeps): AuditChain
     lastVerdict: () => last,
     async verify() {
       const verdict = await verifyAuditChain(deps.db, checkpoint);
-      if (verdict.isIntact && verdict.head) checkpoint = verdict.head;
+      // Never back: an admin's verification and the periodic one may overlap, and the one that read
+      // fewer entries, finishing last, made the entries after its newest ones nobody would miss.
+      if (verdict.isIntact && verdict.head && (checkpoint === undefined || verdict.head.id > checkpoint.id)) {
+        checkpoint = verdict.head;
+      }
       last = { verdict, verifiedAt: now() };
       deps.onVerdict?.(verdict);
       if (!verdict.isIntact) {
