@@ -121,7 +121,34 @@ describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
     expect(await verifyAuditChain(db.prisma)).toMatchObject({
       isIntact: false,
       brokenAt: first?.id,
-      reason: expect.stringContaining('an AUDIT_CHAIN_KEY this instance does not have'),
+      reason: expect.stringContaining(
+        'more likely, it was sealed with a key this instance does not have: neither it nor the newest entry',
+      ),
+    });
+  });
+
+  // A key left out of the configuration (or mistyped) fails every entry, and the verdict led with
+  // "the entry was changed after it was written": read as a security incident, not a setting to check.
+  it('says a key this instance does not have is the likely cause when the newest entry does not match either', async () => {
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, , , fourth] = await entries();
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: first?.id,
+      reason:
+        'the entry was changed after it was written, or, more likely, it was sealed with a key this instance does not have: ' +
+        `neither it nor the newest entry (#${fourth?.id}) matches its hash with AUDIT_CHAIN_KEY or AUDIT_CHAIN_OLD_KEYS; ` +
+        "check the instance's keys before looking for a change (the hash does not say which of its time, actor, address, " +
+        'user agent, action, target, status or details differ: compare it with a backup)',
+    });
+    // With the right key only the changed entry fails: no such hint.
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: 0n });
+    await asSuperuser(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [first?.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: first?.id,
+      reason: expect.not.stringContaining('more likely'),
     });
   });
 

@@ -235,6 +235,12 @@ export async function findEntryIdByHash(db: Db, hash: string): Promise<bigint | 
   return entry?.id;
 }
 
+/** The newest entry (the highest id), if there is one. */
+export async function findNewestEntry(db: Db): Promise<StoredAuditEntry | undefined> {
+  const entry = await db.auditLog.findFirst({ orderBy: { id: 'desc' }, select: SELECT_ENTRY });
+  return entry ?? undefined;
+}
+
 /** The entry after `id` (the next id), with the hash it follows, if there is one. */
 export async function findEntryAfter(db: Db, id: bigint): Promise<{ id: bigint; prevHash: string } | undefined> {
   const entry = await db.auditLog.findFirst({

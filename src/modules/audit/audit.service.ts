@@ -272,6 +272,15 @@ function sealOf(entry: auditRepository.StoredAuditEntry, keys: readonly string[]
 
 const CHANGED = 'the entry was changed after it was written';
 
+/** sealOf, or 'none' for an entry no hash can be computed of. */
+function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly string[]): ReturnType<typeof sealOf> {
+  try {
+    return sealOf(entry, keys);
+  } catch {
+    return 'none';
+  }
+}
+
 /**
  * What the log's page and CSV write for an entry's time that JavaScript cannot hold ('infinity', a
  * year past 275760): only a change behind the app's back makes one, and the verification names it.
@@ -400,6 +409,13 @@ async function describeUnmatchedEntry(
     keys.length > 0
       ? 'or it was sealed with a key this instance does not have'
       : 'or it was sealed with an AUDIT_CHAIN_KEY this instance does not have';
+  // The newest entry does not match either: every entry is likely to fail so, which a key this
+  // instance does not have explains, and a change of two entries far apart rarely does. Said as a
+  // change first, a key left out of the configuration read as a security incident.
+  const newest = await auditRepository.findNewestEntry(db);
+  if (newest !== undefined && newest.id !== entry.id && sealOfOrNone(newest, keys) === 'none') {
+    return `${CHANGED}, or, more likely, it was sealed with a key this instance does not have: neither it nor the newest entry (#${newest.id}) matches its hash ${keys.length > 0 ? 'with AUDIT_CHAIN_KEY or AUDIT_CHAIN_OLD_KEYS' : 'without a key (AUDIT_CHAIN_KEY is not set)'}; check the instance's keys before looking for a change (${WHICH_FIELD})`;
+  }
   const next = await auditRepository.findEntryAfter(db, entry.id);
   if (next === undefined) {
     return `${CHANGED}, or added behind the app's back: it does not match its hash, and no entry follows it (${WHICH_FIELD}; ${otherKey})`;
