@@ -110,7 +110,11 @@ export function openDatabase(
     // request, 31-38 ms) instead of probing the index per job (6-10 ms); 1.1 is the usual
     // value for SSDs and cached data, and still picks the hash for year-long aggregates.
     // Set per connection so the app behaves the same on a server left at its defaults.
-    options: '-c random_page_cost=1.1',
+    // Transactions are READ COMMITTED unless one asks for more (ONE_SNAPSHOT's lists), whatever
+    // default_transaction_isolation the database or the role was given: the audit chain reads its
+    // head after taking its lock, which under a REPEATABLE READ default read the transaction's
+    // older snapshot, and two appends chained after the same entry (the chain forked).
+    options: '-c random_page_cost=1.1 -c default_transaction_isolation=read\\ committed',
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_DB_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });

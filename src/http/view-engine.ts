@@ -71,6 +71,8 @@ export const VIEW_LOCALS = [
   'isStartAbandoned',
   'isTypedWrong',
   'isUnkeyed',
+  'anchorCommand',
+  'chainBreak',
   'itemPager',
   'items',
   'itemsCsvLink',

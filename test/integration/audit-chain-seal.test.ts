@@ -121,7 +121,34 @@ describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
     expect(await verifyAuditChain(db.prisma)).toMatchObject({
       isIntact: false,
       brokenAt: first?.id,
-      reason: expect.stringContaining('an AUDIT_CHAIN_KEY this instance does not have'),
+      reason: expect.stringContaining(
+        'more likely, it was sealed with a key this instance does not have: neither it nor the newest entry',
+      ),
+    });
+  });
+
+  // A key left out of the configuration (or mistyped) fails every entry, and the verdict led with
+  // "the entry was changed after it was written": read as a security incident, not a setting to check.
+  it('says a key this instance does not have is the likely cause when the newest entry does not match either', async () => {
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, , , fourth] = await entries();
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: first?.id,
+      reason:
+        'the entry was changed after it was written, or, more likely, it was sealed with a key this instance does not have: ' +
+        `neither it nor the newest entry (#${fourth?.id}) matches its hash with AUDIT_CHAIN_KEY or AUDIT_CHAIN_OLD_KEYS; ` +
+        "check the instance's keys before looking for a change (the hash does not say which of its time, actor, address, " +
+        'user agent, action, target, status or details differ: compare it with a backup)',
+    });
+    // With the right key only the changed entry fails: no such hint.
+    configureAuditChain({ chainKeys: [OLD_KEY], unsealedUntil: 0n });
+    await asSuperuser(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [first?.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: first?.id,
+      reason: expect.not.stringContaining('more likely'),
     });
   });
 
@@ -151,6 +178,30 @@ describe('a chain sealed with AUDIT_CHAIN_KEY', () => {
     if (!firstSealed) throw new Error('no sealed entry');
     await rewriteFrom(firstSealed.id, { index: 0, total: '0.01' });
     expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false, brokenAt: firstSealed.id });
+  });
+
+  // AUDIT_CHAIN_UNSEALED_UNTIL is a plain setting beside the key: set past the sealed entries (a
+  // typo, or by whoever can change the app's settings but not read its key), it let a rewrite
+  // without the key verify as intact, from any entry after the first sealed one.
+  it('refuses an unsealed entry after a sealed one, whatever AUDIT_CHAIN_UNSEALED_UNTIL says', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(6);
+    const [first, , , fourth] = await entries();
+    if (!first || !fourth) throw new Error('too few entries');
+    await rewriteFrom(fourth.id, { index: 3, total: '0.01' });
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 1_000_000n });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      isIntact: false,
+      brokenAt: fourth.id,
+      reason: `the entry is not sealed with AUDIT_CHAIN_KEY, though #${first.id} before it is: it was rewritten without the key (AUDIT_CHAIN_UNSEALED_UNTIL takes only entries written before the log had a key, and none comes after a sealed one)`,
+    });
+  });
+
+  it('still takes the unsealed entries before the first sealed one up to AUDIT_CHAIN_UNSEALED_UNTIL, set past it', async () => {
+    await recordEntries(2, 'test.before-the-key');
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 1_000_000n });
+    await recordEntries(2, 'test.sealed');
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, count: 4, isSealed: true });
   });
 });
 
@@ -242,6 +293,45 @@ describe('an entry deleted or moved within the chain', () => {
     });
   });
 
+  // The unique index on hash refuses a copy of an entry; whoever can drop it can insert one. Said as
+  // "entries were moved (their ids changed)", the operator looked for an id change, and none was made.
+  it('is named as a copy of an older entry when one is inserted again (replayed)', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [first, second, , fourth] = await entries();
+    if (!first || !second || !fourth) throw new Error('too few entries');
+    const replay = `INSERT INTO audit_log (id, ts, actor, ip, user_agent, action, target, status, details, prev_hash, hash)
+      SELECT $2, ts, actor, ip, user_agent, action, target, status, details, prev_hash, hash FROM audit_log WHERE id = $1`;
+    try {
+      await asSuperuser('DROP INDEX audit_log_hash_key');
+      await asSuperuser(replay, [second.id, fourth.id + 10n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: fourth.id + 10n,
+        reason: `the entry is as it was written, but it was not chained after #${fourth.id}, the entry now before it: #${second.id} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+      // A copy put before the first entry: named from where the walk starts.
+      await asSuperuser(replay, [second.id, 0n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: 0n,
+        reason: `the entry is as it was written, but it is not the first entry: #${second.id} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+      await asSuperuser('DELETE FROM audit_log WHERE id = 0');
+      // A copy of the first entry put before it fits where it stands: the original is then named.
+      await asSuperuser('DELETE FROM audit_log WHERE id = $1', [fourth.id + 10n]);
+      await asSuperuser(replay, [first.id, 0n]);
+      expect(await verifyAuditChain(db.prisma)).toMatchObject({
+        isIntact: false,
+        brokenAt: first.id,
+        reason: `the entry is as it was written, but it was not chained after #0, the entry before it: #0 holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`,
+      });
+    } finally {
+      await asSuperuser('DELETE FROM audit_log WHERE id = 0 OR id > $1', [fourth.id]);
+      await asSuperuser('CREATE UNIQUE INDEX audit_log_hash_key ON audit_log (hash)');
+    }
+  });
+
   it('names a moved first entry as moved', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
     await recordEntries(3);
@@ -266,6 +356,47 @@ describe('an entry deleted or moved within the chain', () => {
     expect(await verifyAuditChain(db.prisma)).toMatchObject({
       brokenAt: 0n,
       reason: `the entry is as it was written, but it was chained after #${third.id}, an entry that is not before it: entries were moved (their ids changed)`,
+    });
+  });
+
+  // A changed entry and a row inserted by hand were both "changed after it was written", and nothing
+  // said what the hash can and cannot tell: an auditor looked for the field it had found changed.
+  it('says whether the entry after a changed one still follows it, and what the hash cannot tell', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(4);
+    const [, second, third] = await entries();
+    if (!second || !third) throw new Error('too few entries');
+    const which =
+      'the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup';
+    await asSuperuser(`UPDATE audit_log SET details = '{"index":1,"total":"0.01"}' WHERE id = $1`, [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry was changed after it was written: what it holds no longer matches its hash, which the entry after it (#${third.id}) still follows (${which}; or it was sealed with a key this instance does not have)`,
+    });
+    await asSuperuser(`UPDATE audit_log SET hash = repeat('b', 64) WHERE id = $1`, [second.id]);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: second.id,
+      reason: `the entry was changed after it was written, its hash too, or added behind the app's back: it does not match its hash, and the entry after it (#${third.id}) does not follow it (${which}; or it was sealed with a key this instance does not have)`,
+    });
+  });
+
+  it("names a row added at the end behind the app's back as such", async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const [, , third] = await entries();
+    if (!third) throw new Error('too few entries');
+    await asSuperuser(
+      `INSERT INTO audit_log (ts, actor, action, target, status, details, prev_hash, hash)
+       VALUES (now(), 'admin', 'receipt.void', 'receipt:2', 'ok', '{"reason":"forged"}', $1, repeat('c', 64))`,
+      [third.hash],
+    );
+    const forged = (await entries()).at(-1);
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({
+      brokenAt: forged?.id,
+      reason:
+        "the entry was changed after it was written, or added behind the app's back: it does not match its hash, and no entry follows it " +
+        '(the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup; ' +
+        'or it was sealed with a key this instance does not have)',
     });
   });
 
@@ -307,6 +438,49 @@ describe('the newest entry of the last verification', () => {
     expect(await monitor.verify()).toMatchObject({ isIntact: false, brokenAt: newest.id, reason: gone });
   });
 
+  // An admin's verification and the periodic one can overlap: the one that started first (and read
+  // fewer entries) finished last and put its older newest entry back as the one to find, so the
+  // entries after it could go unreported.
+  it('is the newest any verification found, whichever finished last', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    let releaseSlow: () => void = () => {};
+    const slowRead = new Promise<void>((resolve) => {
+      releaseSlow = resolve;
+    });
+    let isSlowing = true;
+    // The first verification's last read (no entry after those it read) waits until the second has finished.
+    const auditLog = new Proxy(db.prisma.auditLog, {
+      get(target, property, receiver) {
+        if (property !== 'findMany') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<typeof target.findMany>) => {
+          const rows = await target.findMany(...args);
+          if (isSlowing && rows.length === 0) await slowRead;
+          return rows;
+        };
+      },
+    });
+    const slowDb = new Proxy(db.prisma, {
+      get: (target, property, receiver) =>
+        property === 'auditLog' ? auditLog : Reflect.get(target, property, receiver),
+    });
+    const monitor = createAuditChainMonitor({ db: slowDb });
+    const first = monitor.verify();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    isSlowing = false;
+    await recordEntries(2);
+    expect(await monitor.verify()).toMatchObject({ isIntact: true, count: 5 });
+    releaseSlow();
+    expect(await first).toMatchObject({ isIntact: true, count: 3 });
+
+    const all = await entries();
+    const newest = all.at(-1);
+    if (!newest) throw new Error('no entries');
+    await asSuperuser('DELETE FROM audit_log WHERE id >= $1', [newest.id - 1n]);
+    const after = await monitor.verify();
+    expect(after).toMatchObject({ isIntact: false, brokenAt: newest.id });
+  });
+
   it('must still be as it was', async () => {
     configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
     await recordEntries(3);
@@ -342,7 +516,15 @@ describe('the periodic verification', () => {
       expect(await metricValue(metrics, 'audit_chain_last_verified_timestamp_seconds')).toBeGreaterThan(
         Date.now() / 1000 - 60,
       );
-      expect(lines.at(-1)).toMatchObject({ msg: 'the audit log hash chain is intact', entries: 4, isSealed: true });
+      // The newest entry, id and hash: what a later `npm run audit:verify -- --anchor` checks against, so
+      // that the log lines kept outside the database can show the newest entries deleted (a count cannot).
+      const newest = (await entries()).at(-1);
+      expect(lines.at(-1)).toMatchObject({
+        msg: 'the audit log hash chain is intact',
+        entries: 4,
+        isSealed: true,
+        anchor: `${newest?.id}:${newest?.hash}`,
+      });
 
       const victim = (await entries())[1];
       if (!victim) throw new Error('no second entry');

@@ -90,3 +90,77 @@ describe('/admin/audit/verify on a log of one entry', () => {
     }
   });
 });
+
+// The page said "OK: all N entries are intact" and nothing of what it cannot see: the newest entries
+// deleted once no process remembers them (a restart). It names the newest entry to keep outside the
+// database, as `npm run audit:verify` prints it, and its JSON gives it to an auditor's script.
+describe('/admin/audit/verify on an intact chain', () => {
+  it('names the newest entry as the anchor to keep outside the database', async () => {
+    const own = await createTestDatabase();
+    try {
+      await buildUser(own.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+      const agent = await signInAs(buildTestApp(own), 'auditor', 'auditor-password');
+      const json = await postAuditVerify(agent, 'application/json');
+      const newest = await own.prisma.auditLog.findFirst({ orderBy: { id: 'desc' } });
+      if (!newest) throw new Error('no entry');
+      const anchor = `${newest.id}:${newest.hash}`;
+      expect(json.body).toMatchObject({ status: 'ok', anchor });
+      const page = await postAuditVerify(agent, 'text/html');
+      const latest = await own.prisma.auditLog.findFirst({ orderBy: { id: 'desc' } });
+      expect(page.text).toContain(
+        `The newest entry is #${latest?.id}, hash <code class="audit-anchor">${latest?.hash}</code>. ` +
+          'Deleting the newest entries leaves a chain that still verifies: this process reports them gone ' +
+          'until it restarts, and no later. Keep this line outside the database, and check a later log ' +
+          `against it with <code class="audit-anchor">npm run audit:verify -- --anchor ${latest?.id}:${latest?.hash}</code>`,
+      );
+    } finally {
+      await own.drop();
+    }
+  });
+});
+
+// The log's page said "Append-only and hash-chained" over the very entry the last verification had
+// found changed: an admin reading the log there saw nothing of the break.
+describe('/admin/audit after a verification found the chain broken', () => {
+  it('says so above the entries, naming the entry, until a verification finds it intact', async () => {
+    const own = await createTestDatabase();
+    try {
+      await buildUser(own.prisma, { username: 'auditor', role: 'admin', password: 'auditor-password' });
+      const agent = await signInAs(buildTestApp(own), 'auditor', 'auditor-password');
+      await postAuditVerify(agent, 'application/json');
+      expect((await agent.get('/admin/audit').set('Accept', 'text/html')).text).not.toContain('audit-chain-break');
+      const first = await own.prisma.auditLog.findFirst({ orderBy: { id: 'asc' } });
+      if (!first) throw new Error('no entry');
+      const client = await own.pool.connect();
+      try {
+        await client.query("SET session_replication_role = 'replica'");
+        await client.query(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [first.id]);
+        await client.query("SET session_replication_role = 'origin'");
+      } finally {
+        client.release();
+      }
+      await postAuditVerify(agent, 'application/json', 409);
+      const page = await agent.get('/admin/audit').set('Accept', 'text/html');
+      expect(page.status).toBe(200);
+      expect(page.text).toMatch(
+        new RegExp(
+          `<div class="alert error" id="audit-chain-break">The last verification \\([^)]+\\) found the chain broken at entry #${first.id}: the entry was changed after it was written`,
+        ),
+      );
+      expect(page.text).toContain('The entries listed here are not all as they were written');
+
+      const restore = await own.pool.connect();
+      try {
+        await restore.query("SET session_replication_role = 'replica'");
+        await restore.query('UPDATE audit_log SET actor = $2 WHERE id = $1', [first.id, first.actor]);
+        await restore.query("SET session_replication_role = 'origin'");
+      } finally {
+        restore.release();
+      }
+      await postAuditVerify(agent, 'application/json');
+      expect((await agent.get('/admin/audit').set('Accept', 'text/html')).text).not.toContain('audit-chain-break');
+    } finally {
+      await own.drop();
+    }
+  });
+});

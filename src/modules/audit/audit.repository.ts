@@ -16,9 +16,20 @@ export interface StoredAuditEntry extends AuditRecord {
   hash: string;
 }
 
-/** Takes the append lock for the rest of the transaction and returns the newest hash. */
+/**
+ * Takes the append lock for the rest of the transaction and returns the newest hash. Only under READ
+ * COMMITTED does the head read after the lock see the entry the last holder committed: a REPEATABLE
+ * READ or SERIALIZABLE transaction reads the snapshot of its first statement, so an append there is
+ * refused (the database's connections default to READ COMMITTED: src/db/database.ts).
+ */
 export async function lockChainHead(tx: Tx): Promise<string | undefined> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`;
+  const [lock] = await tx.$queryRaw<{ isolation: string }[]>`
+    SELECT current_setting('transaction_isolation') AS isolation FROM (SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})) AS locked`;
+  if (lock?.isolation !== 'read committed') {
+    throw new Error(
+      `an audit entry is appended in a READ COMMITTED transaction only, not ${lock?.isolation ?? 'an unknown isolation'}: the chain's head is read after its lock, and an older snapshot would fork the chain`,
+    );
+  }
   const head = await tx.auditLog.findFirst({ orderBy: { id: 'desc' }, select: { hash: true } });
   return head?.hash;
 }
@@ -221,6 +232,35 @@ export async function* iterateEntries(
 /** The id of the entry whose hash is `hash` (unique), if there is one. */
 export async function findEntryIdByHash(db: Db, hash: string): Promise<bigint | undefined> {
   const entry = await db.auditLog.findUnique({ where: { hash }, select: { id: true } });
+  return entry?.id;
+}
+
+/** The newest entry (the highest id), if there is one. */
+export async function findNewestEntry(db: Db): Promise<StoredAuditEntry | undefined> {
+  const entry = await db.auditLog.findFirst({ orderBy: { id: 'desc' }, select: SELECT_ENTRY });
+  return entry ?? undefined;
+}
+
+/** The entry after `id` (the next id), with the hash it follows, if there is one. */
+export async function findEntryAfter(db: Db, id: bigint): Promise<{ id: bigint; prevHash: string } | undefined> {
+  const entry = await db.auditLog.findFirst({
+    where: { id: { gt: id } },
+    orderBy: { id: 'asc' },
+    select: { id: true, prevHash: true },
+  });
+  return entry ?? undefined;
+}
+
+/**
+ * The id of another entry than `id` whose hash is also `hash`: a copy of it inserted again (replayed)
+ * once the unique index on hash was dropped. Undefined when none is.
+ */
+export async function findOtherEntryIdWithHash(db: Db, hash: string, id: bigint): Promise<bigint | undefined> {
+  const entry = await db.auditLog.findFirst({
+    where: { hash, id: { not: id } },
+    orderBy: { id: 'asc' },
+    select: { id: true },
+  });
   return entry?.id;
 }
 

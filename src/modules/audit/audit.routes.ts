@@ -24,6 +24,7 @@ import {
   auditLogPage,
   auditTimeIso,
   type ChainVerdict,
+  chainAnchorOf,
   checkAuditLogQuery,
   describeChainSeal,
   hasChainKey,
@@ -71,9 +72,20 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
       AuditFilterName,
       string | undefined
     >;
+  /**
+   * The break this process's last verification found (an admin's or the periodic one), for the log's
+   * page to say above the entries: it said "Append-only and hash-chained" over a changed entry that
+   * AuditChainBroken had already named. Undefined when the last verdict was intact, or there is none.
+   */
+  const lastBreak = () => {
+    const last = deps.chainMonitor.lastVerdict();
+    if (last === undefined || last.verdict.isIntact) return undefined;
+    return { brokenAt: String(last.verdict.brokenAt), reason: last.verdict.reason, verifiedAt: last.verifiedAt };
+  };
   const renderPage = (res: Response, page: AuditLogPage, error?: AppError) =>
     res.render('audit/audit-log', {
       title: 'Audit log',
+      chainBreak: lastBreak(),
       entries: page.entries,
       query: page.query,
       actions: page.actions,
@@ -155,6 +167,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
         isSealed: verdict.isSealed,
         isSealedWithOldKey: verdict.isSealedWithOldKey,
         seal: describeChainSeal(verdict) ?? null,
+        // The newest entry as `npm run audit:verify -- --anchor` takes it (null for an empty log).
+        anchor: chainAnchorOf(verdict)?.anchor ?? null,
       };
     }
     // The entries before it are intact (null: none is): brokenAt, or the entry before it named as replaced.
@@ -172,6 +186,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     res.render('audit/audit-verify', {
       title: 'Audit chain',
       verdict: verdict === undefined ? undefined : verdictBodyOf(verdict),
+      anchorCommand: verdict?.isIntact ? chainAnchorOf(verdict)?.command : undefined,
       verifiedAt,
       // Only an unkeyed log is a risk to warn of; entries before a first key are sealed by the next one.
       isUnkeyed: !hasChainKey(),

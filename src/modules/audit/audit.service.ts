@@ -7,6 +7,7 @@ import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { ReversedWindowError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
+import { toolCommand } from '../../shared/tool-commands.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
@@ -173,6 +174,11 @@ export function recordAudit(db: Database, entry: AuditEntry, now = new Date()): 
 export interface ChainCheckpoint {
   id: bigint;
   hash: string;
+  /**
+   * Where it comes from, as a broken verdict names it: this process's last intact verification
+   * (the default), or an anchor kept outside the database (`npm run audit:verify -- --anchor`).
+   */
+  source?: 'last-verification' | 'anchor';
 }
 
 export type ChainVerdict =
@@ -222,6 +228,21 @@ export function describeChainSeal(verdict: Extract<ChainVerdict, { isIntact: tru
 }
 
 /**
+ * The newest entry of an intact chain as `ID:HASH`, and the command that checks a later log against
+ * it (`npm run audit:verify -- --anchor ID:HASH`, as this copy names its tools): deleting the newest
+ * entries leaves a chain that still verifies, which only an anchor kept outside the database shows
+ * once no process remembers them. Undefined for an empty log.
+ */
+export function chainAnchorOf(
+  verdict: Extract<ChainVerdict, { isIntact: true }>,
+): { id: bigint; hash: string; anchor: string; command: string } | undefined {
+  if (!verdict.head) return undefined;
+  const { id, hash } = verdict.head;
+  const anchor = `${id}:${hash}`;
+  return { id, hash, anchor, command: toolCommand('audit:verify', `--anchor ${anchor}`) };
+}
+
+/**
  * The entry before which every entry of a broken chain is intact, in the words "Entries before #N
  * are intact." of /admin/audit/verify and `npm run audit:verify`: the broken one, or the one before
  * it that the reason names as replaced (it was said intact, though the sentence before said it was
@@ -250,6 +271,15 @@ function sealOf(entry: auditRepository.StoredAuditEntry, keys: readonly string[]
 }
 
 const CHANGED = 'the entry was changed after it was written';
+
+/** sealOf, or 'none' for an entry no hash can be computed of. */
+function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly string[]): ReturnType<typeof sealOf> {
+  try {
+    return sealOf(entry, keys);
+  } catch {
+    return 'none';
+  }
+}
 
 /**
  * What the log's page and CSV write for an entry's time that JavaScript cannot hold ('infinity', a
@@ -286,6 +316,8 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   let head: ChainCheckpoint | undefined;
   let headEntry: auditRepository.StoredAuditEntry | undefined;
   let isHeadSealed = false;
+  // The first sealed entry: no unsealed one may follow it, whatever AUDIT_CHAIN_UNSEALED_UNTIL says.
+  let firstSealedId: bigint | undefined;
   let hasMetCheckpoint = checkpoint === undefined;
   for await (const batch of auditRepository.iterateEntries(db, 'asc')) {
     for (const entry of batch) {
@@ -297,7 +329,10 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
             isIntact: false,
             count,
             brokenAt: entry.id,
-            reason: 'the entry was rewritten since the last verification',
+            reason:
+              checkpoint.source === 'anchor'
+                ? `the entry is not the anchor given (--anchor): it was rewritten since, or the anchor is another log's (its hash is ${entry.hash})`
+                : 'the entry was rewritten since the last verification',
           };
         }
         hasMetCheckpoint = true;
@@ -318,15 +353,20 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
           reason: `${CHANGED}: it holds a value no hash can be computed of (${cause})`,
         };
       }
-      const sealProblem = sealProblemOf(seal, entry.id, keys, unsealedUntil);
+      const sealProblem =
+        seal === 'none'
+          ? await describeUnmatchedEntry(db, entry, keys)
+          : sealProblemOf(seal, entry.id, keys, unsealedUntil, firstSealedId);
       if (entry.prevHash !== expectedPrev) {
         // An entry that still matches its own hash was not changed: what it was chained to is missing.
         if (sealProblem !== undefined) return { isIntact: false, count, brokenAt: entry.id, reason: sealProblem };
+        const copyOfId = await auditRepository.findOtherEntryIdWithHash(db, entry.hash, entry.id);
         const followedId = await auditRepository.findEntryIdByHash(db, entry.prevHash);
-        const reason = describeMissingLink(entry.id, head?.id, followedId);
+        const reason = describeMissingLink(entry.id, head?.id, followedId, copyOfId);
         // The entry right before it matches its own hash, yet is not the one this entry followed:
         // it was rewritten with its hash recomputed, so it is not intact either.
-        const replacedId = followedId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
+        const replacedId =
+          followedId === undefined && copyOfId === undefined && head?.id === entry.id - 1n ? head.id : undefined;
         return {
           isIntact: false,
           count,
@@ -340,6 +380,7 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
       head = { id: entry.id, hash: entry.hash };
       headEntry = entry;
       isHeadSealed = seal === 'sealed';
+      if (isHeadSealed) firstSealedId ??= entry.id;
     }
   }
   if (!hasMetCheckpoint && checkpoint) return checkpointGone(count, checkpoint, head?.id);
@@ -349,17 +390,59 @@ export async function verifyAuditChain(db: Db, checkpoint?: ChainCheckpoint): Pr
   return { isIntact: true, count, head, isSealed: isHeadSealed, isSealedWithOldKey };
 }
 
-/** Why an entry's own hash is not to be trusted, or undefined when it holds. */
+/** What a hash cannot tell of an entry that does not match it. */
+const WHICH_FIELD =
+  'the hash does not say which of its time, actor, address, user agent, action, target, status or details differ: compare it with a backup';
+
+/**
+ * Why an entry does not match its hash with any key this instance has, or without one, told by the
+ * entry after it: one that still follows its hash shows the entry was written so and changed since;
+ * none, or one that follows another hash, leaves a row added by hand as likely as a changed one. They
+ * were all "changed after it was written", and nothing said what the hash cannot tell.
+ */
+async function describeUnmatchedEntry(
+  db: Db,
+  entry: auditRepository.StoredAuditEntry,
+  keys: readonly string[],
+): Promise<string> {
+  const otherKey =
+    keys.length > 0
+      ? 'or it was sealed with a key this instance does not have'
+      : 'or it was sealed with an AUDIT_CHAIN_KEY this instance does not have';
+  // The newest entry does not match either: every entry is likely to fail so, which a key this
+  // instance does not have explains, and a change of two entries far apart rarely does. Said as a
+  // change first, a key left out of the configuration read as a security incident.
+  const newest = await auditRepository.findNewestEntry(db);
+  if (newest !== undefined && newest.id !== entry.id && sealOfOrNone(newest, keys) === 'none') {
+    return `${CHANGED}, or, more likely, it was sealed with a key this instance does not have: neither it nor the newest entry (#${newest.id}) matches its hash ${keys.length > 0 ? 'with AUDIT_CHAIN_KEY or AUDIT_CHAIN_OLD_KEYS' : 'without a key (AUDIT_CHAIN_KEY is not set)'}; check the instance's keys before looking for a change (${WHICH_FIELD})`;
+  }
+  const next = await auditRepository.findEntryAfter(db, entry.id);
+  if (next === undefined) {
+    return `${CHANGED}, or added behind the app's back: it does not match its hash, and no entry follows it (${WHICH_FIELD}; ${otherKey})`;
+  }
+  if (next.prevHash === entry.hash) {
+    return `${CHANGED}: what it holds no longer matches its hash, which the entry after it (#${next.id}) still follows (${WHICH_FIELD}; ${otherKey})`;
+  }
+  return `${CHANGED}, its hash too, or added behind the app's back: it does not match its hash, and the entry after it (#${next.id}) does not follow it (${WHICH_FIELD}; ${otherKey})`;
+}
+
+/**
+ * Why an entry's own hash is not to be trusted, or undefined when it holds (an entry that matches no
+ * hash is describeUnmatchedEntry's). `firstSealedId`: the first sealed entry before it, if any.
+ */
 function sealProblemOf(
   seal: 'sealed' | 'unsealed' | 'none',
   id: bigint,
   keys: readonly string[],
   unsealedUntil: bigint,
+  firstSealedId: bigint | undefined,
 ): string | undefined {
-  if (seal === 'none') {
-    return keys.length > 0
-      ? `${CHANGED} (or sealed with a key this instance does not have)`
-      : `${CHANGED} (or sealed with an AUDIT_CHAIN_KEY this instance does not have)`;
+  if (seal === 'none') return CHANGED;
+  // The unsealed entries AUDIT_CHAIN_UNSEALED_UNTIL takes were written before the log had a key, so
+  // all before the first sealed one. Set past them, the setting (which is not the key, and sits
+  // beside it) let a rewrite without the key from any later entry verify as intact.
+  if (seal === 'unsealed' && keys.length > 0 && firstSealedId !== undefined) {
+    return `the entry is not sealed with AUDIT_CHAIN_KEY, though #${firstSealedId} before it is: it was rewritten without the key (AUDIT_CHAIN_UNSEALED_UNTIL takes only entries written before the log had a key, and none comes after a sealed one)`;
   }
   if (seal === 'unsealed' && keys.length > 0 && id > unsealedUntil) {
     return 'the entry is not sealed with AUDIT_CHAIN_KEY: it was rewritten without the key, or written before the key was set (then set AUDIT_CHAIN_UNSEALED_UNTIL, docs/security.md)';
@@ -370,11 +453,17 @@ function sealProblemOf(
 /**
  * Why an intact entry does not follow the one before it (`previousId`, none for the first), given
  * where the entry it was chained after is now (`followedId`: the entry whose hash is its prev_hash,
- * none when no entry has it). Said as "prev_hash does not match the previous entry", a deleted entry
+ * none when no entry has it) and another entry with its own hash (`copyOfId`: one of the two is a
+ * copy). Said as "prev_hash does not match the previous entry", a deleted entry
  * read as a change to the intact one after it, and the operator looked for the tampering in the
  * wrong entry; and an entry given another id was said to be deleted while it was still there.
  */
-function describeMissingLink(id: bigint, previousId: bigint | undefined, followedId: bigint | undefined): string {
+function describeMissingLink(
+  id: bigint,
+  previousId: bigint | undefined,
+  followedId: bigint | undefined,
+  copyOfId?: bigint,
+): string {
   // Ids are never reused, so the entry it followed had an id between the two; a rolled-back
   // append leaves gaps too, so the exact id is not known when the gap is wider than one.
   const idsBetween = (from: bigint, to: bigint) => (from === to ? `#${from}` : `an id from #${from} to #${to}`);
@@ -382,7 +471,14 @@ function describeMissingLink(id: bigint, previousId: bigint | undefined, followe
   // nothing was deleted, but ids were changed. Which entry was given another id, this one or the
   // one it followed, the chain cannot tell.
   const moved = 'entries were moved (their ids changed)';
+  // The same entry is in the log twice (the unique index on hash refuses that until it is dropped):
+  // which of the two is the copy the chain cannot tell, since a copy fits where the original stood.
+  const copy =
+    copyOfId === undefined
+      ? undefined
+      : `#${copyOfId} holds the same entry and hash, so one of the two is a copy of the other: an entry was inserted again (replayed)`;
   if (previousId === undefined) {
+    if (copy !== undefined) return `the entry is as it was written, but it is not the first entry: ${copy}`;
     if (followedId !== undefined) {
       return `the entry is as it was written, but it was chained after #${followedId}, an entry that is not before it: ${moved}`;
     }
@@ -392,6 +488,7 @@ function describeMissingLink(id: bigint, previousId: bigint | undefined, followe
   }
   const before = id > previousId + 1n ? 'the entry now before it' : 'the entry before it';
   const notAfter = `the entry is as it was written, but it was not chained after #${previousId}, ${before}`;
+  if (copy !== undefined) return `${notAfter}: ${copy}`;
   if (followedId !== undefined) return `${notAfter}: it was chained after #${followedId}, so ${moved}`;
   if (id > previousId + 1n) {
     return `${notAfter}: the entry it followed (${idsBetween(previousId + 1n, id - 1n)}) was deleted`;
@@ -408,11 +505,12 @@ function checkpointGone(count: number, checkpoint: ChainCheckpoint, lastIntactId
   const from = (lastIntactId ?? 0n) + 1n;
   const range = from === checkpoint.id ? `#${from}` : `#${from} to #${checkpoint.id}`;
   const which = lastIntactId === undefined ? 'the entries up to it' : `the entries after #${lastIntactId} up to it`;
+  const entry = checkpoint.source === 'anchor' ? 'the anchor given (--anchor)' : 'the newest at the last verification';
   return {
     isIntact: false,
     count,
     brokenAt: checkpoint.id,
-    reason: `the entry, the newest at the last verification, is gone: ${which} (${range}) were deleted`,
+    reason: `the entry, ${entry}, is gone: ${which} (${range}) were deleted`,
   };
 }
 
