@@ -25,6 +25,11 @@ describe('npm run ingest arguments', () => {
     [['--from', '2026-01-01', '--to', '2026-01-02', '--force=yes'], /'--force' does not take an argument/],
     [['--form', '2026-01-01', '--to', '2026-01-02'], /Unknown option '--form'/],
     [['--from', '2026-01-01', '--to', '2026-01-02', 'again'], /Unexpected argument 'again'/],
+    // `npm run ingest --from 2026-01-01 --to 2026-01-02`, without `--`: npm keeps the options and passes a date.
+    [
+      ['2026-01-01'],
+      /Unexpected argument '2026-01-01'[^\n]*\nWas it run without "--" after the script's name\? npm keeps the options before "--" for itself and passes on only the words after them: npm run ingest -- --from 2025-01-01 --to 2025-03-31$/,
+    ],
     [['--to', '2026-01-02', '--from'], /'--from <value>' argument missing/],
     [
       ['--from', '2026-01-01', '--to', '2026-03-31', '--from', '2026-02-01'],
