@@ -1,3 +1,4 @@
+import { isRunByNpm } from '../config/npm-script.js';
 import { RUNS, type Runs, type Tool, toolCommand } from '../shared/tool-commands.js';
 
 /** What a tool's options look like, for the example the hint gives. */
@@ -15,13 +16,19 @@ const EXAMPLE_OPTIONS: Partial<Record<Tool, string>> = {
  * name. npm takes `--username` and `--role` for settings of its own and hands the tool only the
  * words after them, so the tool said `Unexpected argument 'ops'. This command does not take
  * positional arguments`, which named neither the cause nor the fix. The hint is for a stray word
- * given through npm (no `--` reached the tool: npm removes the one it is given); the image's
- * tools run without npm, and a word after a `--` that did reach the tool is another mistake.
+ * given through npm (no `--` reached the tool: npm removes the one it is given); a tool run as
+ * `node dist/src/cli/…` (the image has no npm) gets its words as typed, and a word after a `--` that
+ * did reach the tool is another mistake.
  */
-export function describeArgsError(error: unknown, tool: Tool, args: string[], runs: Runs = RUNS): string {
+export function describeArgsError(
+  error: unknown,
+  tool: Tool,
+  args: string[],
+  { runs = RUNS, isNpmScript = isRunByNpm() }: { runs?: Runs; isNpmScript?: boolean } = {},
+): string {
   const message = error instanceof Error ? error.message : String(error);
   const isStrayWord = (error as { code?: unknown } | null)?.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
-  if (!isStrayWord || runs === 'image' || args.includes('--')) return message;
+  if (!isStrayWord || !isNpmScript || runs === 'image' || args.includes('--')) return message;
   const example = toolCommand(tool, EXAMPLE_OPTIONS[tool] ?? '--help', runs);
   return `${message}\nWas it run without "--" after the script's name? npm keeps the options before "--" for itself and passes on only the words after them: ${example}`;
 }

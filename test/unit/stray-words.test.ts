@@ -15,20 +15,23 @@ function errorOf(args: string[]): unknown {
 describe('a command-line mistake, with the fix for a missing "--"', () => {
   it('names the npm script with "--" for a stray word, as the copy runs it', () => {
     const error = errorOf(['ops']);
-    expect(describeArgsError(error, 'user:passwd', ['ops'], 'source')).toMatch(
+    expect(describeArgsError(error, 'user:passwd', ['ops'], { runs: 'source', isNpmScript: true })).toMatch(
       /^Unexpected argument 'ops'.*\n.*npm run user:passwd -- --username NAME$/,
     );
-    expect(describeArgsError(error, 'user:passwd', ['ops'], 'checkout')).toMatch(
+    expect(describeArgsError(error, 'user:passwd', ['ops'], { runs: 'checkout', isNpmScript: true })).toMatch(
       /npm run user:passwd:prod -- --username NAME$/,
     );
   });
 
-  it('leaves the message as it is in the image (no npm), after a "--" the tool got, and for other mistakes', () => {
+  it('leaves the message as it is without npm (node dist/src/cli/…, the image), after a "--" the tool got, and for other mistakes', () => {
     const stray = errorOf(['ops']);
     const plain = (stray as Error).message;
-    expect(describeArgsError(stray, 'user:passwd', ['ops'], 'image')).toBe(plain);
-    expect(describeArgsError(stray, 'user:passwd', ['--', 'ops'], 'source')).toBe(plain);
+    expect(describeArgsError(stray, 'user:passwd', ['ops'], { runs: 'checkout', isNpmScript: false })).toBe(plain);
+    expect(describeArgsError(stray, 'user:passwd', ['ops'], { runs: 'image', isNpmScript: true })).toBe(plain);
+    expect(describeArgsError(stray, 'user:passwd', ['--', 'ops'], { runs: 'source', isNpmScript: true })).toBe(plain);
     const unknown = errorOf(['--usrname', 'ops']);
-    expect(describeArgsError(unknown, 'user:passwd', ['--usrname', 'ops'], 'source')).toBe((unknown as Error).message);
+    expect(describeArgsError(unknown, 'user:passwd', ['--usrname', 'ops'], { runs: 'source', isNpmScript: true })).toBe(
+      (unknown as Error).message,
+    );
   });
 });
