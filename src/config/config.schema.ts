@@ -408,11 +408,23 @@ export const ZEnv = z
     DATABASE_URL: textEmptyByMode(
       z
         .string()
-        .regex(POSTGRES_URL_SCHEME, 'must be a postgres:// or postgresql:// URL')
+        // A space or a line end after the URL (an env file's `DATABASE_URL=… `) went into the database's
+        // name, and the tools then said "Database `billing` does not exist" of one that does.
+        .trim()
         .superRefine((url, ctx) => {
-          // The line above says what is wrong with one that is no postgresql:// URL at all; advice
-          // on encoding the password of "nonsense" under it only misled.
-          if (!POSTGRES_URL_SCHEME.test(url)) return;
+          if (!POSTGRES_URL_SCHEME.test(url)) {
+            // Quotes that reach the app are part of the value (docker run --env-file passes them on);
+            // "must be a postgres:// URL" of a value that looks like one, quoted, said nothing of them.
+            ctx.addIssue({
+              code: 'custom',
+              message: /^["']/.test(url)
+                ? `must be a postgres:// or postgresql:// URL; it starts with a quote (${url[0]}), which is part of the value as given: remove the quotes around it (docker run --env-file, for one, passes them on)`
+                : 'must be a postgres:// or postgresql:// URL',
+            });
+            // What is wrong with one that is no postgresql:// URL at all is said; advice on encoding the
+            // password of "nonsense" under it only misled.
+            return;
+          }
           const problem = describeUnreadableDatabaseUrl(url);
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         })
