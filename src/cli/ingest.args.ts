@@ -63,7 +63,10 @@ export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
     }));
   } catch (error) {
     // parseArgs throws TypeErrors naming the option for unknown options, missing values and extra words.
-    return { kind: 'usage-error', message: describeArgsError(error, 'ingest', argv) };
+    return {
+      kind: 'usage-error',
+      message: describeArgsError(error, 'ingest', argv, { knownOptions: ['from', 'to', 'force', 'help'] }),
+    };
   }
   const repeated = (['from', 'to'] as const).flatMap((name) => {
     const given = values[name] as string[] | undefined;

@@ -130,7 +130,10 @@ async function main() {
     values = parseOptions(command as TCommand, rest);
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`${describeArgsError(error, `user:${command as TCommand}`, rest)}\n\n${USAGE}`);
+    const knownOptions = [...COMMAND_OPTIONS[command as TCommand], 'help'];
+    throw new UsageError(
+      `${describeArgsError(error, `user:${command as TCommand}`, rest, { knownOptions })}\n\n${USAGE}`,
+    );
   }
   // `npm run user:create -- --help` puts the command first.
   if (values.help) {

@@ -23,7 +23,7 @@ describe('npm run ingest arguments', () => {
     [['--from', '2026-01-01'], '--to: is required (YYYY-MM-DD)'],
     [['--from', '2026-02-01', '--to', '2026-01-31'], '--from 2026-02-01 is after --to 2026-01-31'],
     [['--from', '2026-01-01', '--to', '2026-01-02', '--force=yes'], /'--force' does not take an argument/],
-    [['--form', '2026-01-01', '--to', '2026-01-02'], /Unknown option '--form'/],
+    [['--form', '2026-01-01', '--to', '2026-01-02'], "Unknown option '--form' (did you mean --from?)"],
     [['--from', '2026-01-01', '--to', '2026-01-02', 'again'], /Unexpected argument 'again'/],
     [['--to', '2026-01-02', '--from'], /'--from <value>' argument missing/],
     [

@@ -34,4 +34,18 @@ describe('a command-line mistake, with the fix for a missing "--"', () => {
       (unknown as Error).message,
     );
   });
+
+  it('names the option a typo was meant to be, when one is that close', () => {
+    const userOptions = ['username', 'role', 'password-stdin', 'help'];
+    const meant = (typed: string, knownOptions = userOptions) =>
+      describeArgsError(errorOf([typed, 'x']), 'user:create', [typed, 'x'], { knownOptions });
+    expect(meant('--usrname')).toBe("Unknown option '--usrname' (did you mean --username?)");
+    expect(meant('--user')).toBe("Unknown option '--user' (did you mean --username?)");
+    expect(meant('--pasword-stdin')).toBe("Unknown option '--pasword-stdin' (did you mean --password-stdin?)");
+    expect(meant('--rol=admin')).toBe("Unknown option '--rol' (did you mean --role?)");
+    expect(meant('--form', ['from', 'to', 'force', 'help'])).toBe("Unknown option '--form' (did you mean --from?)");
+    // Nothing close: the message alone (the usage under it lists the options).
+    expect(meant('--colour')).toBe("Unknown option '--colour'");
+    expect(meant('-u')).toBe("Unknown option '-u'");
+  });
 });
