@@ -445,12 +445,23 @@ export const ZEnv = z
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         }),
     ),
-    SESSION_SECRET: textEmptyByMode(z.string().min(32, 'must be at least 32 characters').optional()),
+    // README's `export SESSION_SECRET=...` copied as it is was told only its length: the way to make one too.
+    SESSION_SECRET: textEmptyByMode(
+      z.string().min(32, 'must be at least 32 characters (make one with openssl rand -hex 32)').optional(),
+    ),
     AUDIT_CHAIN_KEY: z
       .string()
       .trim()
       .transform((value) => value || undefined)
-      .pipe(z.string().min(MIN_AUDIT_KEY_LENGTH, `must be at least ${MIN_AUDIT_KEY_LENGTH} characters`).optional())
+      .pipe(
+        z
+          .string()
+          .min(
+            MIN_AUDIT_KEY_LENGTH,
+            `must be at least ${MIN_AUDIT_KEY_LENGTH} characters (make one with openssl rand -hex 32)`,
+          )
+          .optional(),
+      )
       .optional(),
     AUDIT_CHAIN_OLD_KEYS: zAuditOldKeys,
     AUDIT_CHAIN_UNSEALED_UNTIL: zInt(0, 0, Number.MAX_SAFE_INTEGER),

@@ -484,7 +484,7 @@ describe('loadConfig', () => {
       AUDIT_VERIFY_INTERVAL_SEC: '5',
     });
     expect(problems).toEqual([
-      'AUDIT_CHAIN_KEY: must be at least 32 characters',
+      'AUDIT_CHAIN_KEY: must be at least 32 characters (make one with openssl rand -hex 32)',
       'AUDIT_CHAIN_OLD_KEYS: each key must be at least 32 characters',
       'AUDIT_VERIFY_INTERVAL_SEC: must be from 60 to 604800 (got "5")',
     ]);
@@ -556,7 +556,9 @@ describe('loadConfig', () => {
   });
 
   it('refuses a short session secret', () => {
-    expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
+    expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual([
+      'SESSION_SECRET: must be at least 32 characters (make one with openssl rand -hex 32)',
+    ]);
   });
 
   it.each([
