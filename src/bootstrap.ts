@@ -4,7 +4,7 @@ import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations, throwIfStoppedDuringStartup } from './db/migrations.js';
 import { configureAuditChain } from './modules/audit/audit.service.js';
-import { type DemoSeedResult, seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import { type DemoSeedResult, refuseRunningDemosFile, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import {
   describeExistingBootstrapAdmin,
@@ -52,7 +52,14 @@ export async function prepareDatabase(
     try {
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;
-        demo = await seedDemoIfEmpty(db, { dataDir, currency, timeZone, logger });
+        demo = await seedDemoIfEmpty(db, {
+          dataDir,
+          currency,
+          timeZone,
+          logger,
+          // Its own embedded PostgreSQL serves DATA_DIR; a configured database must not take a running demo's file.
+          beforeWritingSacctFile: embedded ? undefined : refuseRunningDemosFile(dataDir),
+        });
         throwIfStoppedDuringStartup(stopSignal);
       }
       const admin = config.auth.bootstrapAdmin;

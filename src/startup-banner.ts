@@ -19,6 +19,30 @@ function quoteForShell(word: string): string {
 }
 
 /**
+ * Which database a configured URL reaches, as pg reads it, without its user or password: `billing on
+ * db:5432`. A URL that names no database (`postgresql://postgres@127.0.0.1:5432`) reaches the one named
+ * as its user, for `postgres` the server's own maintenance database, and a development start seeded the
+ * demo there saying only `demo data: seeded now`; the banner named no database at all.
+ */
+export function describeConfiguredDatabase(databaseUrl: string): string | undefined {
+  let url: URL;
+  try {
+    // As pg reads it: an empty host (user:pass@/db) means the default one.
+    url = new URL(databaseUrl.replace('@/', '@localhost/'));
+  } catch {
+    return undefined;
+  }
+  const host = url.searchParams.get('host') ?? (url.hostname || 'localhost');
+  const where = host.startsWith('/') ? `the socket in ${host}` : `${host}:${url.port || '5432'}`;
+  const named = decodeURIComponent(url.pathname.slice(1)) || url.searchParams.get('database');
+  if (named) return `${named} on ${where}`;
+  const user = decodeURIComponent(url.username);
+  return user
+    ? `${user} on ${where} (the URL names no database, so PostgreSQL took its user's name; name one: postgresql://…/DATABASE)`
+    : undefined;
+}
+
+/**
  * The start-up announcement as one log line, for production, where stdout carries only JSON
  * lines: the banner's first line as the message, its facts as fields. The banner's other lines
  * are for a person at the demo (database URL, demo logins) or already logged as warnings at
@@ -67,6 +91,9 @@ export function formatStartupBanner(
       '  sign-in needs HTTPS: serve it through a TLS proxy named in TRUST_PROXY (REQUIRE_HTTPS=0 for a trial over plain HTTP)',
     );
   }
+  const configuredDatabase =
+    database.isEmbedded || !database.databaseUrl ? undefined : describeConfiguredDatabase(database.databaseUrl);
+  if (configuredDatabase) lines.push(`  database: ${configuredDatabase}`);
   if (database.isEmbedded) {
     lines.push(`  database: embedded PostgreSQL under ${config.dataDir}`);
     // The port can change from one start to the next and the password lives in the code, so the CLIs that

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EARLIEST_LOCAL_DATE, isCalendarDate, LATEST_LOCAL_DATE } from '../shared/local-date.js';
 import { RUNS, toolCommand } from '../shared/tool-commands.js';
+import { describeArgsError } from './stray-words.js';
 
 // Named as this copy runs it (the :prod script compiled, node dist/src/cli/ingest.cli.js in the image).
 export const INGEST_USAGE = `Usage: ${RUNS === 'image' ? toolCommand('ingest', '[--force]') : `${toolCommand('ingest')} [-- --force]`}
@@ -62,7 +63,10 @@ export function parseIngestArgs(argv: string[]): TParsedIngestArgs {
     }));
   } catch (error) {
     // parseArgs throws TypeErrors naming the option for unknown options, missing values and extra words.
-    return { kind: 'usage-error', message: error instanceof Error ? error.message : String(error) };
+    return {
+      kind: 'usage-error',
+      message: describeArgsError(error, 'ingest', argv, { knownOptions: ['from', 'to', 'force', 'help'] }),
+    };
   }
   const repeated = (['from', 'to'] as const).flatMap((name) => {
     const given = values[name] as string[] | undefined;

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '../config/config.js';
+import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
-import { DEMO_LOGINS, seedDemoIfEmpty } from '../modules/demo/demo.service.js';
+import { DEMO_LOGINS, refuseRunningDemosFile, seedDemoIfEmpty } from '../modules/demo/demo.service.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
 import { openToolDatabase } from './tool-database.js';
@@ -24,6 +25,10 @@ async function main() {
       currency: config.currency,
       timeZone: config.timeZone,
       logger,
+      // The banner's own URL seeds that demo's database, whose file it is.
+      beforeWritingSacctFile: isEmbeddedDatabaseUrl(config.databaseUrl)
+        ? undefined
+        : refuseRunningDemosFile(config.dataDir),
     });
     // What comes next, as npm start's banner says it: who can sign in, and the sacct file a later
     // `npm run ingest` reads only with this DATA_DIR.

@@ -10,6 +10,7 @@ import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
 import { cliAuditContext } from './cli-audit-context.js';
 import { missingDatabaseUrl, runTool, USAGE_EXIT_CODE } from './run-tool.js';
+import { describeArgsError } from './stray-words.js';
 import { openToolDatabase } from './tool-database.js';
 
 const USAGE = `Usage:
@@ -129,7 +130,10 @@ async function main() {
     values = parseOptions(command as TCommand, rest);
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+    const knownOptions = [...COMMAND_OPTIONS[command as TCommand], 'help'];
+    throw new UsageError(
+      `${describeArgsError(error, `user:${command as TCommand}`, rest, { knownOptions })}\n\n${USAGE}`,
+    );
   }
   // `npm run user:create -- --help` puts the command first.
   if (values.help) {

@@ -408,11 +408,23 @@ export const ZEnv = z
     DATABASE_URL: textEmptyByMode(
       z
         .string()
-        .regex(POSTGRES_URL_SCHEME, 'must be a postgres:// or postgresql:// URL')
+        // A space or a line end after the URL (an env file's `DATABASE_URL=… `) went into the database's
+        // name, and the tools then said "Database `billing` does not exist" of one that does.
+        .trim()
         .superRefine((url, ctx) => {
-          // The line above says what is wrong with one that is no postgresql:// URL at all; advice
-          // on encoding the password of "nonsense" under it only misled.
-          if (!POSTGRES_URL_SCHEME.test(url)) return;
+          if (!POSTGRES_URL_SCHEME.test(url)) {
+            // Quotes that reach the app are part of the value (docker run --env-file passes them on);
+            // "must be a postgres:// URL" of a value that looks like one, quoted, said nothing of them.
+            ctx.addIssue({
+              code: 'custom',
+              message: /^["']/.test(url)
+                ? `must be a postgres:// or postgresql:// URL; it starts with a quote (${url[0]}), which is part of the value as given: remove the quotes around it (docker run --env-file, for one, passes them on)`
+                : 'must be a postgres:// or postgresql:// URL',
+            });
+            // What is wrong with one that is no postgresql:// URL at all is said; advice on encoding the
+            // password of "nonsense" under it only misled.
+            return;
+          }
           const problem = describeUnreadableDatabaseUrl(url);
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         })
@@ -433,12 +445,23 @@ export const ZEnv = z
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         }),
     ),
-    SESSION_SECRET: textEmptyByMode(z.string().min(32, 'must be at least 32 characters').optional()),
+    // README's `export SESSION_SECRET=...` copied as it is was told only its length: the way to make one too.
+    SESSION_SECRET: textEmptyByMode(
+      z.string().min(32, 'must be at least 32 characters (make one with openssl rand -hex 32)').optional(),
+    ),
     AUDIT_CHAIN_KEY: z
       .string()
       .trim()
       .transform((value) => value || undefined)
-      .pipe(z.string().min(MIN_AUDIT_KEY_LENGTH, `must be at least ${MIN_AUDIT_KEY_LENGTH} characters`).optional())
+      .pipe(
+        z
+          .string()
+          .min(
+            MIN_AUDIT_KEY_LENGTH,
+            `must be at least ${MIN_AUDIT_KEY_LENGTH} characters (make one with openssl rand -hex 32)`,
+          )
+          .optional(),
+      )
       .optional(),
     AUDIT_CHAIN_OLD_KEYS: zAuditOldKeys,
     AUDIT_CHAIN_UNSEALED_UNTIL: zInt(0, 0, Number.MAX_SAFE_INTEGER),

@@ -174,6 +174,24 @@ async function isPostmasterOf(pid: number, databaseDir: string): Promise<boolean
   return commandLine.includes(databaseDir);
 }
 
+/**
+ * Why seeding the demo into a configured database must not write `sacctFile` under `dataDir`, or
+ * undefined: an embedded PostgreSQL serves `dataDir` now, so a demo runs there and reads that file on
+ * every ingestion run. `npm run db:seed` into another database (or a development start with a
+ * DATABASE_URL) with the demo's DATA_DIR replaced the file with another demo's jobs, which the running
+ * demo then read as new jobs (a backfill with --force stored 242 of them on a demo of 3,000).
+ */
+export async function describeDemoFileInUse(dataDir: string, sacctFile: string): Promise<string | undefined> {
+  const databaseDir = path.join(dataDir, 'postgres');
+  const pid = await readPid(path.join(databaseDir, 'postmaster.pid'));
+  if (pid === undefined || !isProcessRunning(pid) || !(await isPostmasterOf(pid, databaseDir))) return undefined;
+  return (
+    `DATA_DIR: ${dataDir} is the data directory of a demo running now (its embedded PostgreSQL is process ${pid}), ` +
+    `and seeding this database would replace that demo's Slurm file, ${sacctFile}, whose jobs its ingestion would ` +
+    'then read as new: give this one a DATA_DIR of its own (DATA_DIR=/another/directory), or stop the demo first'
+  );
+}
+
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {

@@ -26,7 +26,7 @@ const BAD_SETTINGS = { DB_POOL_MAX: 'abc', SESSION_SECRET: 'x', DATABASE_URL: 'p
 const PROBLEM_LIST = [
   'Invalid configuration:',
   '  - DB_POOL_MAX: must be a whole number from 1 to 200, in plain digits (got "abc")',
-  '  - SESSION_SECRET: must be at least 32 characters',
+  '  - SESSION_SECRET: must be at least 32 characters (make one with openssl rand -hex 32)',
   '',
 ].join('\n');
 

@@ -295,6 +295,29 @@ describe('npm run user:* command lines', () => {
     expect([after.role, after.passwordHash]).toEqual([before.role, before.passwordHash]);
   }, 60_000);
 
+  it('says a stray word is what npm passes on without "--" after the script, naming the fix, and creates no one', async () => {
+    // `npm run user:create --username strayops --role admin` (no `--`): npm keeps --username and --role
+    // for itself and passes `strayops admin`, which the tool refused as "Unexpected argument 'strayops'.
+    // This command does not take positional arguments", naming neither the cause nor the fix.
+    const asNpmScript = { npm_lifecycle_event: 'user:create:prod' };
+    const created = await runCli(COMPILED(), ['create', 'strayops', 'admin'], '', asNpmScript);
+    expect(created.code).toBe(64);
+    expect(created.output).toContain("Unexpected argument 'strayops'");
+    expect(created.output).toContain(
+      'Was it run without "--" after the script\'s name? npm keeps the options before "--" for itself and passes on only the words after them: npm run user:create:prod -- --username NAME --role admin',
+    );
+    // A word after a `--` that reached the tool, or typed to the compiled tool itself (node dist/…, no
+    // npm), is another mistake: no advice to add one.
+    const afterDashes = await runCli(COMPILED(), ['create', '--', '--username', 'strayops'], '', asNpmScript);
+    expect(afterDashes.code).toBe(64);
+    expect(afterDashes.output).not.toContain('Was it run without "--"');
+    const withoutNpm = await runUserCli(['create', 'strayops'], '');
+    expect(withoutNpm.code).toBe(64);
+    expect(withoutNpm.output).toContain("Unexpected argument 'strayops'");
+    expect(withoutNpm.output).not.toContain('Was it run without "--"');
+    expect(await db.prisma.user.findUnique({ where: { username: 'strayops' } })).toBeNull();
+  }, 60_000);
+
   it('refuses an option given twice instead of acting on the last one, and changes nothing', async () => {
     // `disable --username twicea --username twiceb` disabled twiceb alone and said only that, and
     // `create --username x --role admin --role user` made a user: the last value won unsaid.

@@ -175,6 +175,27 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
+  // A space after the URL (`DATABASE_URL=postgresql://…/billing ` in an env file) went into the database's
+  // name: the tools said "Database `billing` does not exist on the database server" of one that does.
+  it.each([
+    'postgresql://billing@db:5432/billing ',
+    ' postgresql://billing@db:5432/billing',
+    'postgresql://billing@db:5432/billing\r',
+  ])('takes DATABASE_URL %j without the spaces around it', (url) => {
+    expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe('postgresql://billing@db:5432/billing');
+  });
+
+  // `docker run --env-file` passes DATABASE_URL="postgresql://…" on with its quotes, and the refusal said only
+  // that it was no postgres:// URL, of a value that looked like one.
+  it.each([
+    ['"postgresql://billing@db:5432/billing"', '"'],
+    ["'postgresql://billing@db:5432/billing'", "'"],
+  ])('refuses DATABASE_URL %s, saying its quotes are part of the value', (url, quote) => {
+    expect(problemsOf({ DATABASE_URL: url })).toEqual([
+      `DATABASE_URL: must be a postgres:// or postgresql:// URL; it starts with a quote (${quote}), which is part of the value as given: remove the quotes around it (docker run --env-file, for one, passes them on)`,
+    ]);
+  });
+
   // Listening on "127.0.0.1 " failed the start with "getaddrinfo ENOTFOUND 127.0.0.1 ", the space unseen.
   it.each(['127.0.0.1 ', ' 0.0.0.0', '0.0.0.0 # every interface', '"::"'])(
     'refuses HOST %j, which no interface has',
@@ -463,7 +484,7 @@ describe('loadConfig', () => {
       AUDIT_VERIFY_INTERVAL_SEC: '5',
     });
     expect(problems).toEqual([
-      'AUDIT_CHAIN_KEY: must be at least 32 characters',
+      'AUDIT_CHAIN_KEY: must be at least 32 characters (make one with openssl rand -hex 32)',
       'AUDIT_CHAIN_OLD_KEYS: each key must be at least 32 characters',
       'AUDIT_VERIFY_INTERVAL_SEC: must be from 60 to 604800 (got "5")',
     ]);
@@ -535,7 +556,9 @@ describe('loadConfig', () => {
   });
 
   it('refuses a short session secret', () => {
-    expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual(['SESSION_SECRET: must be at least 32 characters']);
+    expect(problemsOf({ SESSION_SECRET: 'short' })).toEqual([
+      'SESSION_SECRET: must be at least 32 characters (make one with openssl rand -hex 32)',
+    ]);
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isCalendarDate, parseIngestArgs } from '../../src/cli/ingest.args.js';
 import { PROJECT_ROOT } from '../../src/shared/paths.js';
 
@@ -23,7 +23,7 @@ describe('npm run ingest arguments', () => {
     [['--from', '2026-01-01'], '--to: is required (YYYY-MM-DD)'],
     [['--from', '2026-02-01', '--to', '2026-01-31'], '--from 2026-02-01 is after --to 2026-01-31'],
     [['--from', '2026-01-01', '--to', '2026-01-02', '--force=yes'], /'--force' does not take an argument/],
-    [['--form', '2026-01-01', '--to', '2026-01-02'], /Unknown option '--form'/],
+    [['--form', '2026-01-01', '--to', '2026-01-02'], "Unknown option '--form' (did you mean --from?)"],
     [['--from', '2026-01-01', '--to', '2026-01-02', 'again'], /Unexpected argument 'again'/],
     [['--to', '2026-01-02', '--from'], /'--from <value>' argument missing/],
     [
@@ -40,6 +40,18 @@ describe('npm run ingest arguments', () => {
     if (parsed.kind !== 'usage-error') return;
     if (typeof message === 'string') expect(parsed.message.split('\n')).toContain(message);
     else expect(parsed.message).toMatch(message);
+  });
+  it('says a stray word from npm is what it passes on without "--" after the script, with the command', () => {
+    // `npm run ingest --from 2026-01-01 --to 2026-01-02`, without `--`: npm keeps the options and passes a date.
+    vi.stubEnv('npm_lifecycle_event', 'ingest');
+    try {
+      expect(parseIngestArgs(['2026-01-01'])).toEqual({
+        kind: 'usage-error',
+        message: `Unexpected argument '2026-01-01'. This command does not take positional arguments\nWas it run without "--" after the script's name? npm keeps the options before "--" for itself and passes on only the words after them: npm run ingest -- --from 2025-01-01 --to 2025-03-31`,
+      });
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('reports both dates when both are wrong', () => {

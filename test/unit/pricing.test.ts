@@ -171,6 +171,17 @@ describe('tiers', () => {
     expect(() => parseTierRules(text)).toThrow(message);
   });
 
+  it('quotes a PRICING_TIER_RULES that is no JSON, and says when a shell took its double quotes', () => {
+    // `set -a && . /etc/hpc-billing/env` reads [{"pattern":"^gov[-_.]","tier":"gov"}] as the line below:
+    // the refusal showed neither the value nor why it no longer was JSON.
+    expect(() => parseTierRules('[{pattern:^gov[-_.],tier:gov}]')).toThrow(
+      `must be a JSON list like [{"pattern":"^gov_","tier":"gov"}] (got "[{pattern:^gov[-_.],tier:gov}]"): its double quotes are gone, as a shell removes them from a value not in single quotes; in a shell write PRICING_TIER_RULES='[{"pattern":"^gov_","tier":"gov"}]', and load an env file with node --env-file, systemd's EnvironmentFile or Compose, which keep them (not with ". file")`,
+    );
+    expect(() => parseTierRules('[{"pattern":"a","tier":"b"},]')).toThrow(
+      /^must be a JSON list like \[\{"pattern":"\^gov_","tier":"gov"\}\] \(got "\[\{\\"pattern\\":\\"a\\",\\"tier\\":\\"b\\"\},\]"\)$/,
+    );
+  });
+
   // The default rules as docs/pricing.md, docs/operations.md and the README state them: the
   // prefix must be followed by -, _ or ., so a name that merely starts with it stays on the default.
   it.each([

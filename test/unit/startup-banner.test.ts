@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatStartupBanner, startupLogLine } from '../../src/startup-banner.js';
+import { describeConfiguredDatabase, formatStartupBanner, startupLogLine } from '../../src/startup-banner.js';
 
 const EMBEDDED_URL = 'postgresql://postgres:embedded-postgres@127.0.0.1:41234/hpc_billing';
 const config = {
@@ -53,9 +53,27 @@ describe('start-up banner', () => {
       demo: { isSeeded: false, hasDemoLogins: false },
     });
     expect(banner.split('\n').slice(2)).toEqual([
+      '  database: billing on db:5432',
       "  demo data: not seeded: the database already has users, none of them the demo's (DEMO_SEED seeds only an empty database; DEMO_SEED=0 turns it off)",
     ]);
     expect(banner).not.toContain('admin/admin');
+  });
+
+  it('names the configured database it seeded, and says when the URL named none', () => {
+    // DATABASE_URL=postgresql://postgres@127.0.0.1:5432 (no /DATABASE) reached the server's own
+    // maintenance database, postgres, and the banner said only "demo data: seeded now".
+    const seededInto = (databaseUrl: string) =>
+      formatStartupBanner(config, { databaseUrl, isEmbedded: false, demo: seeded }).split('\n')[2];
+    expect(seededInto('postgresql://postgres@127.0.0.1:5432')).toBe(
+      "  database: postgres on 127.0.0.1:5432 (the URL names no database, so PostgreSQL took its user's name; name one: postgresql://…/DATABASE)",
+    );
+    expect(seededInto('postgresql://billing:s3cret@db.example.org/hpc_billing?sslmode=require')).toBe(
+      '  database: hpc_billing on db.example.org:5432',
+    );
+    expect(seededInto('postgresql://billing@/billing?host=/run/postgresql')).toBe(
+      '  database: billing on the socket in /run/postgresql',
+    );
+    expect(describeConfiguredDatabase('postgresql://bil%40ling:p%2Fw@[::1]:6432/my%20db')).toBe('my db on [::1]:6432');
   });
 
   it('offers the demo logins as first seeded when the database kept the demo', () => {

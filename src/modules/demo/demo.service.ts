@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
+import { describeDemoFileInUse } from '../../db/embedded-postgres.js';
 import { startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { createIngestionService, type RunSummary } from '../ingestion/ingestion.service.js';
@@ -52,7 +54,15 @@ export interface DemoSeedResult {
  */
 export async function seedDemoIfEmpty(
   database: Database,
-  options: { dataDir: string; currency: string; timeZone: string; now?: Date; logger: Logger },
+  options: {
+    dataDir: string;
+    currency: string;
+    timeZone: string;
+    now?: Date;
+    logger: Logger;
+    /** Called before the sacct file is written, and only when the database is to be seeded: throws to refuse. */
+    beforeWritingSacctFile?: (sacctFile: string) => Promise<void>;
+  },
 ): Promise<DemoSeedResult> {
   const db = database.prisma;
   if ((await demoRepository.countUsers(db)) > 0) return notSeeded(db);
@@ -66,6 +76,7 @@ export async function seedDemoIfEmpty(
     users.push({ username, passwordHash: await hashPassword(username), role: 'user' });
 
   const sacctFile = demoSacctFilePath(options.dataDir);
+  await options.beforeWritingSacctFile?.(sacctFile);
   await mkdir(path.dirname(sacctFile), { recursive: true });
   await writeFile(sacctFile, renderSacctFile(jobs, options.timeZone));
 
@@ -82,6 +93,15 @@ export async function seedDemoIfEmpty(
   options.logger.info({ users: users.length, jobs: run.seen, runId: run.runId, sacctFile }, 'demo data seeded');
   return { ...result, jobCount: run.seen };
 }
+
+/**
+ * seedDemoIfEmpty's beforeWritingSacctFile for a configured database: refuses, as a setting to fix
+ * (exit 78), to replace the Slurm file of a demo running in `dataDir` (describeDemoFileInUse).
+ */
+export const refuseRunningDemosFile = (dataDir: string) => async (sacctFile: string) => {
+  const problem = await describeDemoFileInUse(dataDir, sacctFile);
+  if (problem) throw new ConfigError([problem]);
+};
 
 async function notSeeded(db: Db): Promise<DemoSeedResult> {
   const demoLogins = DEMO_LOGINS.map((login) => login.username);

@@ -273,7 +273,16 @@ export function parseTierRules(text: string): TierRule[] {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new Error('must be a JSON list like [{"pattern":"^gov_","tier":"gov"}]');
+    // Loaded by a shell (`set -a && . /etc/hpc-billing/env`, an unquoted `export`), the JSON's double
+    // quotes are gone, and the refusal did not show the value: the file looked right to whoever read it.
+    const quotesLost = /[{[]/.test(text) && !text.includes('"');
+    throw new Error(
+      `must be a JSON list like [{"pattern":"^gov_","tier":"gov"}] (got ${JSON.stringify(text)})${
+        quotesLost
+          ? `: its double quotes are gone, as a shell removes them from a value not in single quotes; in a shell write PRICING_TIER_RULES='[{"pattern":"^gov_","tier":"gov"}]', and load an env file with node --env-file, systemd's EnvironmentFile or Compose, which keep them (not with ". file")`
+          : ''
+      }`,
+    );
   }
   if (!Array.isArray(parsed)) throw new Error('must be a JSON list of {"pattern","tier"} objects');
   return parsed.map((entry, index) => {

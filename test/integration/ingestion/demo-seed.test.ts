@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_JOB_COUNT, seedDemoIfEmpty } from '../../../src/modules/demo/demo.service.js';
+import { ConfigError } from '../../../src/config/config.js';
+import { DEMO_JOB_COUNT, refuseRunningDemosFile, seedDemoIfEmpty } from '../../../src/modules/demo/demo.service.js';
 import { generateDemoJobs } from '../../../src/modules/demo/demo-jobs.js';
 import { formatLocalDateTime } from '../../../src/shared/local-date.js';
 import { createLogger } from '../../../src/shared/logger.js';
@@ -85,4 +87,51 @@ describe('demo seed through the file source', () => {
       await own.drop();
     }
   });
+
+  it('refuses to replace the Slurm file of a demo running in DATA_DIR when seeding another database, and seeds nothing', async () => {
+    // `npm run db:seed` into a new database with the running demo's DATA_DIR (its banner's export line)
+    // rewrote DATA_DIR/demo/sacct-demo.psv with another demo's jobs, which the running demo's next
+    // backfill with --force stored as 242 new jobs.
+    const other = await createTestDatabase();
+    const sharedDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-shared-'));
+    const databaseDir = path.join(sharedDir, 'postgres');
+    mkdirSync(path.join(sharedDir, 'demo'), { recursive: true });
+    const sacctFile = path.join(sharedDir, 'demo', 'sacct-demo.psv');
+    writeFileSync(sacctFile, "the running demo's jobs\n");
+    // A process serving databaseDir as the embedded PostgreSQL's postmaster does (its command line names it).
+    const postmaster = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)', '--', '-D', databaseDir]);
+    try {
+      // Until it has started, its command line is still this process's.
+      for (let tries = 0; !readFileSync(`/proc/${postmaster.pid}/cmdline`, 'utf8').includes(databaseDir); tries++) {
+        if (tries > 250) throw new Error('the stand-in postmaster did not start');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      mkdirSync(databaseDir);
+      writeFileSync(path.join(databaseDir, 'postmaster.pid'), `${postmaster.pid}\n${databaseDir}\n`);
+      const options = {
+        dataDir: sharedDir,
+        currency: 'THB',
+        timeZone: 'UTC',
+        now: NOW,
+        logger: createLogger('silent'),
+        beforeWritingSacctFile: refuseRunningDemosFile(sharedDir),
+      };
+      const refused = await seedDemoIfEmpty(other, options).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as ConfigError).message).toContain(
+        `DATA_DIR: ${sharedDir} is the data directory of a demo running now (its embedded PostgreSQL is process ${postmaster.pid}), and seeding this database would replace that demo's Slurm file, ${sacctFile}, whose jobs its ingestion would then read as new: give this one a DATA_DIR of its own (DATA_DIR=/another/directory), or stop the demo first`,
+      );
+      expect(readFileSync(sacctFile, 'utf8')).toBe("the running demo's jobs\n");
+      expect(await other.prisma.user.count()).toBe(0);
+
+      // Once that demo has stopped, the directory is free to seed from.
+      postmaster.kill();
+      await new Promise((resolve) => postmaster.once('exit', resolve));
+      expect(await seedDemoIfEmpty(other, options)).toMatchObject({ isSeeded: true, jobCount: DEMO_JOB_COUNT });
+    } finally {
+      postmaster.kill();
+      await other.drop();
+      rmSync(sharedDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
