@@ -456,9 +456,16 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
       cwd: PROJECT_ROOT,
     });
     expect(build, 'npm run build').toMatchObject({ code: 0 });
+    // A database of its own: the tests above wrote unsealed entries after the start-up test's sealed ones,
+    // which the chain check rightly calls broken (a production database, always keyed, never has that).
+    const imageDb = await createTestDatabase();
     // The container's environment: production, so its configuration is checked as the app's is.
-    const image = { APP_ENV: 'production', SESSION_SECRET: 'x'.repeat(40), AUDIT_CHAIN_KEY: IMAGE_AUDIT_KEY };
-    const newestBefore = await db.prisma.auditLog.aggregate({ _max: { id: true } });
+    const image = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: IMAGE_AUDIT_KEY,
+      DATABASE_URL: imageDb.url,
+    };
     const compiled = [process.execPath, 'dist/src/cli/user.cli.js'];
     const created = await runCli(
       compiled,
@@ -474,22 +481,19 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
       image,
     );
     expect(changed).toEqual({ code: 0, output: 'Password of imageadmin changed.\n' });
-    // The CLI sealed its entries with the image's key: they verify with it, and only with it.
-    // The start-up test above sealed its entries with its own key: an old key here.
-    configureAuditChain({
-      chainKeys: [IMAGE_AUDIT_KEY, BOOTSTRAP_AUDIT_KEY],
-      unsealedUntil: newestBefore._max.id ?? 0n,
-    });
     try {
-      expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, isSealed: true });
-      configureAuditChain({
-        chainKeys: ['another-key-another-key-another-key'],
-        unsealedUntil: newestBefore._max.id ?? 0n,
-      });
-      expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: false });
+      // The CLI sealed its entries with the image's key: they verify with it, and only with it.
+      configureAuditChain({ chainKeys: [IMAGE_AUDIT_KEY], unsealedUntil: 0n });
+      expect(await verifyAuditChain(imageDb.prisma)).toMatchObject({ isIntact: true, isSealed: true, count: 2 });
+      configureAuditChain({ chainKeys: ['another-key-another-key-another-key'], unsealedUntil: 0n });
+      expect(await verifyAuditChain(imageDb.prisma)).toMatchObject({ isIntact: false });
     } finally {
       configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
     }
-    await signInAs(buildTestApp(db), 'imageadmin', 'image-password-2');
+    try {
+      await signInAs(buildTestApp(imageDb), 'imageadmin', 'image-password-2');
+    } finally {
+      await imageDb.drop();
+    }
   }, 120_000);
 });
