@@ -541,6 +541,31 @@ describe('the periodic verification', () => {
     }
   });
 
+  // A process that has verified nothing has no verdict: audit_chain_ok read 1 ("intact") from its
+  // start until its first verification, so a restart with a chain already broken resolved
+  // AuditChainBroken at the first scrape and fired it again once the start-up verification finished.
+  it('exports no audit_chain_ok until a verification has finished, so a restart does not read a broken chain as intact', async () => {
+    configureAuditChain({ chainKeys: [KEY], unsealedUntil: 0n });
+    await recordEntries(3);
+    const victim = (await entries())[1];
+    if (!victim) throw new Error('no second entry');
+    await asSuperuser(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [victim.id]);
+    // The process that starts after the break.
+    const metrics = createMetrics();
+    const logger = pino({ level: 'silent' });
+    const monitor = createAuditChainMonitor({ db: db.prisma, onVerdict: reportChainVerdictTo(metrics), logger });
+    const verifier = createAuditChainVerifier({ monitor, logger, intervalSec: 3600 });
+    try {
+      const before = await metrics.registry.metrics();
+      expect(before).toContain('# TYPE audit_chain_ok gauge');
+      expect(before).not.toMatch(/^audit_chain_ok /m);
+      await verifier.runOnce();
+      expect(await metrics.registry.metrics()).toMatch(/^audit_chain_ok 0$/m);
+    } finally {
+      await verifier.stop();
+    }
+  });
+
   // A superuser who set an entry's ts beyond the dates JavaScript holds (year 275760) made every
   // verification throw (RangeError: Invalid time value): the periodic check only logged the warning
   // "could not verify the audit log hash chain", audit_chain_ok stayed 1 and AuditChainBroken never fired.

@@ -373,7 +373,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     auditChainOk: new Gauge({
       name: 'audit_chain_ok',
-      help: '1 when the last verification of the audit log hash chain passed, 0 when it found a break.',
+      help: '1 when the last verification of the audit log hash chain passed, 0 when it found a break; no sample until one has finished.',
       aggregator: 'min',
       registers,
     }),
@@ -401,8 +401,12 @@ export function createMetrics(options: MetricsOptions = {}) {
   for (const result of INGEST_JOB_RESULTS) metrics.ingestJobs.inc({ result }, 0);
   // slurm_ingest_runs_total's sources are the configured ones: the ingestion service creates them.
   metrics.ready.set(0);
-  // Nothing is known to be broken until a verification says so.
-  metrics.auditChainOk.set(1);
+  // No verdict until a verification finishes: not 1, which read "intact" from a restart to its first
+  // verification, so AuditChainBroken resolved over a chain already broken and fired again once
+  // the start-up verification ended. Nor 0: nothing is known to be broken either. Without a
+  // sample the rule keeps the instance's last verdict (last_over_time), and the cluster primary's
+  // minimum is over the workers that have one.
+  metrics.auditChainOk.remove();
   if (options.hasProcessMetrics) collectDefaultMetrics({ register: registry, labels: options.processLabels });
 
   return {

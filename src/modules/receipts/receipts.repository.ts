@@ -386,6 +386,8 @@ const RECEIPT_SELECT = {
   voidReason: true,
   voidedAt: true,
   voidedBy: true,
+  // The admin's page sends it back with a Void form (based_on_status_changes).
+  statusChanges: true,
   createdAt: true,
   // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it,
   // with the new money received beside it for the rest of the total (a top-up).
@@ -862,7 +864,12 @@ export async function transitionReceipt(
   from: ReceiptStatus[],
   data: Prisma.ReceiptUncheckedUpdateManyInput,
 ): Promise<boolean> {
-  const result = await tx.receipt.updateMany({ where: { id, status: { in: from } }, data });
+  // Counted, so a form can tell a receipt whose status changed and came back (paid, refunded in
+  // full, paid again) from one that never changed: the void form's based_on_status_changes.
+  const result = await tx.receipt.updateMany({
+    where: { id, status: { in: from } },
+    data: { ...data, statusChanges: { increment: 1 } },
+  });
   return result.count === 1;
 }
 

@@ -22,6 +22,7 @@ export const RECEIPT_FIELD_LABELS = {
   new_money: 'New money received now',
   reason: 'Reason to void',
   based_on_status: 'Status the page showed',
+  based_on_status_changes: 'Status changes the page showed',
   based_on: 'Rates the page showed',
   status: 'Status',
   user: 'User',
@@ -167,6 +168,12 @@ export const ZVoidReceipt = strictBody(
      * with consequences the page did not show.
      */
     based_on_status: z.enum(['pending', 'paid'], { error: 'must be one of pending, paid' }).optional(),
+    /**
+     * How many times the receipt's status had changed when the form was opened (its page sends it
+     * beside `based_on_status`). A receipt refunded in full and paid again since reads paid then and
+     * now, but its money is other than the page showed: a different count is refused as stale too.
+     */
+    based_on_status_changes: zWholeNumber(0, MAX_INT4).optional(),
   },
   RECEIPT_FIELD_LABELS,
 );

@@ -2354,6 +2354,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           `Receipt #${id} was ${input.based_on_status} when this page was opened and is ${before.status} now; nothing was changed.`,
         );
       }
+      // The same status, reached again: paid online, refunded in full (pending), then paid again (by
+      // hand, or by another payment), or the other way round. The page showed other money than the
+      // void now concerns (its "Paid online: payment #N", the payment the void would hold).
+      if (
+        input.based_on_status_changes !== undefined &&
+        before.status !== 'void' &&
+        before.statusChanges !== input.based_on_status_changes
+      ) {
+        const was = input.based_on_status;
+        const between = was === 'paid' ? 'pending and paid again' : 'paid and pending again';
+        throw new ConflictError(
+          was === undefined
+            ? `Receipt #${id} changed since this page was opened: it is ${before.status} now; nothing was changed.`
+            : `Receipt #${id} was ${was} when this page was opened, and has been ${between} since; nothing was changed.`,
+        );
+      }
       const isMoved = await receiptsRepository.transitionReceipt(tx, id, ['pending', 'paid'], {
         status: 'void',
         voidReason: input.reason,
