@@ -139,7 +139,8 @@ export const ACCOUNT_DISABLED_MESSAGE = 'Your account has been disabled. Ask an 
 
 /**
  * Why another session's action signed a session out (SessionData.signedOutBy): a password change or
- * reset, or Sign out of all other sessions (the user's own, or an admin's for the user), as whoever
+ * reset, Sign out of all other sessions (the user's own, or an admin's for the user), or the user's
+ * promotion to admin (a change of privilege renews the session, as a sign-in does), as whoever
  * holds that session is told: on the sign-in page it is sent to (`notice`), as a JSON client's 401
  * until it signs in again, and when a form it sends is refused (`formRefused`). It was told only "Sign
  * in to continue." or that it was not signed in, as if it had signed out or timed out.
@@ -163,6 +164,13 @@ export const PASSWORD_SIGN_OUTS = {
     formRefused:
       'Every other session of your account was signed out from another session, so this one was signed out and this ' +
       'form was not sent. Sign in again, then send it again.',
+  },
+  role_promotion: {
+    notice:
+      'An administrator made your account an admin, so you were signed out. Sign in again to use the admin pages.',
+    formRefused:
+      'An administrator made your account an admin, so you were signed out and this form was not sent. ' +
+      'Sign in again, then send it again.',
   },
   sessions_end_by_admin: {
     notice: 'An administrator signed out every session of your account, so this one was signed out. Sign in again.',

@@ -97,7 +97,9 @@ describe('user management sent as JSON', () => {
       ok: true,
       user: { id, username: 'promoted', role: 'admin', isDisabled: false },
       isChanged: true,
-      message: 'promoted is now an admin.',
+      // A promotion signs the user's sessions out (role-promotion-sign-out.test.ts): none here.
+      endedSessions: 0,
+      message: 'promoted is now an admin. The admin pages open at their next sign-in.',
     });
     expect((await userNamed('promoted')).role).toBe('admin');
     expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
@@ -217,7 +219,7 @@ describe('the same changes sent by the users page', () => {
 
     const { id } = await userNamed('formuser');
     for (const [action, body, message] of [
-      ['role', { role: 'admin' }, 'formuser is now an admin.'],
+      ['role', { role: 'admin' }, 'formuser is now an admin. The admin pages open at their next sign-in.'],
       ['disable', {}, 'formuser is disabled.'],
       ['enable', {}, 'formuser is enabled.'],
       ['password', { password: 'another typed one' }, 'Password of formuser changed.'],

@@ -171,8 +171,14 @@ export async function rehashPassword(db: Client, id: number, checkedHash: string
 }
 
 /** Sets a user's role; returns the user as updated. */
+/**
+ * Changes a user's role. A promotion raises the session epoch too, as a disable does: a sign-in whose
+ * check read the account as a user's before this commits, and whose row is written after the
+ * promotion signed the user's sessions out (signOutOtherSessionsOf), is never served as an admin's.
+ */
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
-  return db.user.update({ where: { id }, data: { role }, select: SELECT_USER });
+  const data = role === 'admin' ? { role, sessionEpoch: { increment: 1 } } : { role };
+  return db.user.update({ where: { id }, data, select: SELECT_USER });
 }
 
 /**

@@ -113,6 +113,16 @@ function describeOwnSessionsEnd(endedSessions: number): string {
   return `${counted(endedSessions, 'other session')} ${verb} signed out. This one stays signed in.`;
 }
 
+/**
+ * After "alice is now an admin.": a promotion signs the user's sessions out (usersService.changeRole),
+ * so the admin knows alice must sign in again before the admin pages open for her.
+ */
+function promotionSignOutNote(endedSessions: number): string {
+  if (endedSessions === 0) return ' The admin pages open at their next sign-in.';
+  const verb = endedSessions === 1 ? 'was' : 'were';
+  return ` ${counted(endedSessions, 'signed-in session')} ${verb} signed out: the admin pages open at their next sign-in.`;
+}
+
 /** What an admin's Sign out all sessions did to another user. */
 function describeSessionsEndOf(username: string, endedSessions: number): string {
   if (endedSessions === 0) return `No session of ${username} was signed in, so none was signed out.`;
@@ -416,8 +426,9 @@ export function usersRoutes(deps: {
     const { role } = parseInput(ZChangeRoleForm, req.body);
     let user: usersService.UserRecord;
     let isChanged: boolean;
+    let endedSessions: number;
     try {
-      ({ user, isChanged } = await usersService.changeRole(db, id, role, auditContextOf(req)));
+      ({ user, isChanged, endedSessions } = await usersService.changeRole(db, id, role, auditContextOf(req)));
     } catch (error) {
       if (await refuseUserChange(req, res, error)) return;
       throw error;
@@ -426,9 +437,12 @@ export function usersRoutes(deps: {
     // guard refused it, put its warning in place of this confirmation and audited a forbidden attempt.
     const isNoLongerAdmin = user.id === sessionUserOf(req).id && user.role !== 'admin';
     answerChange(req, res, {
-      json: { user: userAnswerOf(user), isChanged },
+      json: { user: userAnswerOf(user), isChanged, endedSessions },
       flash: isChanged
-        ? { type: 'success', message: `${user.username} is now ${role === 'admin' ? 'an admin' : 'a user'}.` }
+        ? {
+            type: 'success',
+            message: `${user.username} is now ${role === 'admin' ? `an admin.${promotionSignOutNote(endedSessions)}` : 'a user.'}`,
+          }
         : {
             type: 'warning',
             message: `${user.username} is already ${role === 'admin' ? 'an admin' : 'a user'}; nothing was changed.`,

@@ -445,20 +445,29 @@ const selfDisableError = () =>
  * Both answer whether anything changed: a role or state the user already has (a second tab, a double
  * click) changes nothing and audits nothing, and was confirmed as if it had been changed.
  */
+/**
+ * A promotion signs every session of the user out, each keeping the reason (`role_promotion`) to
+ * tell whoever holds it: the session id is renewed at a change of privilege, as at sign-in, so the
+ * admin pages are reached only from a sign-in made as an admin, never from a session (or a copy of
+ * its cookie) signed in as a user. A demotion ends none: the role is read with the session on every
+ * request, so a demoted session loses the admin pages at its next one. `endedSessions` counts the
+ * live sessions ended (0 for a demotion), audited with the change.
+ */
 export async function changeRole(db: Db, id: number, role: 'admin' | 'user', context: AuditContext) {
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
-    if (user.role === role) return { user, isChanged: false };
+    if (user.role === role) return { user, isChanged: false, endedSessions: 0 };
     if (role === 'user' && isLastActiveAdmin) throw lastAdminError();
     const updated = await usersRepository.updateRole(tx, id, role);
+    const endedSessions = role === 'admin' ? await usersRepository.signOutOtherSessionsOf(tx, id, 'role_promotion') : 0;
     await appendAudit(tx, {
       ...context,
       action: 'user.role_change',
       target: userTarget(user.username),
       status: 'ok',
-      details: { from: user.role, to: role },
+      details: { from: user.role, to: role, endedSessions },
     });
-    return { user: updated, isChanged: true };
+    return { user: updated, isChanged: true, endedSessions };
   });
 }
 
