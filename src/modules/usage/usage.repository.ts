@@ -288,15 +288,31 @@ const totalsSelect = Prisma.sql`count(*)::int AS jobs,
   coalesce(sum(p."memGbHours"), 0) AS "memGbHours", coalesce(sum(p.cost), 0) AS cost,
   coalesce(sum(p.cost) FILTER (WHERE p."receiptId" IS NOT NULL), 0) AS "billedCost"`;
 
-/** Totals per local day of the job's end, in the given zone. */
+/** A local day and the instant it starts (startOfLocalDay in APP_TZ). */
+export interface LocalDayStart {
+  day: string;
+  from: Date;
+}
+
+/**
+ * Totals per local day of the job's end: `days` are the window's days, oldest first, each with the
+ * instant it starts, as the app reckons them (the window's own edges are reckoned so). A job goes to the
+ * last day that started at or before its end. The days used to be PostgreSQL's (`AT TIME ZONE`), which
+ * reads `CET`, `MET`, `EET` and `WET` as fixed offsets where the app's zone data has them keep summer
+ * time, and whose zone data may be of another release than Node's: a job the window counted was summed
+ * on a day outside it, and Per day said fewer jobs than Jobs and the CSV.
+ */
 export async function sumByLocalDay(
   db: Db,
   filter: JobFilter,
   pricing: PricingContext,
-  timeZone: string,
+  days: readonly LocalDayStart[],
 ): Promise<(TotalsRow & { day: string })[]> {
+  if (days.length === 0) return [];
+  const names = days.map((day) => day.day);
+  const starts = days.map((day) => day.from.toISOString());
   return db.$queryRaw(Prisma.sql`
-    SELECT to_char(p."endAt" AT TIME ZONE ${timeZone}, 'YYYY-MM-DD') AS day, ${totalsSelect}
+    SELECT (${names}::text[])[width_bucket(p."endAt", ${starts}::text[]::timestamptz[])] AS day, ${totalsSelect}
       FROM (${pricedJobsSql(filter, pricing, Prisma.empty)}) p
      GROUP BY 1 ORDER BY 1`);
 }

@@ -454,6 +454,15 @@ export function createUsageService(deps: UsageServiceDeps) {
     return { basis: config.pricing.cpuBasis, minorDigits, pricedDigits, rates: await rates.getRateTable(usernames) };
   }
 
+  /** Each day of the window and the instant it starts in APP_TZ, oldest first: Per day's days. */
+  function dayStartsOf(window: UsageWindow): usageRepository.LocalDayStart[] {
+    const days = [];
+    for (let day = window.start; day <= window.end; day = addLocalDays(day, 1)) {
+      days.push({ day, from: startOfLocalDay(day, config.timeZone) });
+    }
+    return days;
+  }
+
   function fillDays(window: UsageWindow, rows: Awaited<ReturnType<typeof usageRepository.sumByLocalDay>>) {
     const byDay = new Map(rows.map((row) => [row.day, row]));
     const days = [];
@@ -497,7 +506,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     if (query.view === 'aggregate') {
       // Every day of the window for its totals and charts; the table lists a page of them, as
       // Jobs does its jobs: a year was 366 rows on a desktop and 366 cards on a phone.
-      const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, config.timeZone));
+      const days = fillDays(window, await usageRepository.sumByLocalDay(db, filter, pricing, dayStartsOf(window)));
       // The table (and its JSON) lists the days newest first, as Jobs lists its jobs by Ended:
       // oldest first, page 1 of a year's window was its oldest 50 days, a year ago. The charts
       // below stay a time axis, oldest on the left, and the CSV stays in the order the jobs ended.
