@@ -218,6 +218,14 @@ export function createSlurmRestSource(
           // A proxy's login page comes with HTTP 200: named as its error pages are, not as malformed
           // JSON, which sent the admin looking at slurmrestd.
           if (isHtmlPage(answer.body)) throw new SourceUnavailableError(`${answeredHttp(200, answer.body)}, not JSON`);
+          // JSON that stops before it closes came whole over HTTP but was cut before (a proxy's buffer or
+          // timeout, slurmrestd stopping mid-answer): retried, as an answer whose connection closed early is,
+          // and said so. It used to be "malformed JSON" alone, not retried.
+          if (endsTooSoon(answer.body)) {
+            throw new RetryableError(
+              `slurmrestd's answer was cut short: its JSON stops at byte ${answer.body.length}, before it ends; ${CUT_SHORT_ADVICE}`,
+            );
+          }
           throw new SourceUnavailableError(`slurmrestd answered malformed JSON (${answer.body.length} bytes)`);
         }
       } catch (error) {
@@ -652,6 +660,25 @@ function summarize(body: string): string {
   return body.slice(0, 200).replace(/\s+/g, ' ');
 }
 
+/** Where to look when an answer came cut short. */
+const CUT_SHORT_ADVICE =
+  "see slurmrestd's log (did it stop or restart while answering?) and, with a proxy in front of it, the proxy's (a timeout or buffer limit)";
+
+/** Text that starts as JSON and stops before its JSON ends (an answer cut short), as JSON.parse says. */
+function endsTooSoon(body: string): boolean {
+  if (!/^\s*[[{]/.test(body)) return false;
+  try {
+    JSON.parse(body);
+    return false;
+  } catch (error) {
+    // V8 says "Unexpected end of JSON input", "Unterminated string", or what it expected at the end's position.
+    const message = (error as Error).message;
+    if (/unexpected end of json input|unterminated string/i.test(message)) return true;
+    const position = /at position (\d+)/.exec(message)?.[1];
+    return position !== undefined && Number(position) >= body.trimEnd().length;
+  }
+}
+
 /** A web page, not an answer of slurmrestd's (a proxy's error or login page). */
 function isHtmlPage(body: string): boolean {
   return /^\s*<(?:!doctype\s+html|html)\b/i.test(body);
@@ -688,7 +715,22 @@ function request(
         chunks.push(chunk);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (error) => reject(new RetryableError(`slurmrestd connection failed: ${error.message}`)));
+      res.on('error', (error) => {
+        // The connection closed in the middle of the answer (Node's "aborted"): said as such, with how much
+        // came, where "slurmrestd connection failed: aborted" said neither what nor where to look.
+        if (error.message !== 'aborted') {
+          reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
+          return;
+        }
+        const expected = Number(res.headers['content-length']);
+        const of =
+          Number.isSafeInteger(expected) && expected > size ? ` of ${expected} bytes (its Content-Length)` : ' bytes';
+        reject(
+          new RetryableError(
+            `slurmrestd's answer was cut short: the connection closed after ${size}${of}; ${CUT_SHORT_ADVICE}`,
+          ),
+        );
+      });
     });
     // One deadline for the whole exchange: a server that trickles bytes must not hold a run forever.
     const timer = setTimeout(() => {

@@ -364,7 +364,7 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
 
   it("a damaged job row of another job among the open job's steps is skipped alone; the open job keeps its steps", () => {
     // A bad line in a file (FALLBACK_CSV) between 2.batch and 2.0: it used to close job 2, which was
-    // stored with its batch step alone (0.038 s of CPU, a 52nd of its memory GB-hours, billed so), and
+    // stored with its batch step alone (0.038 s of CPU of 5.693, 0.000052 memory GB-hours of 0.000482, billed so), and
     // its steps after the line were skipped as "without its job row before it".
     const lines = capture.split('\n');
     lines.splice(5, 0, 'bob|77|broken|physics|debug|normal|xx:yy|zz');
