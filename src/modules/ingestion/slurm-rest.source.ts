@@ -271,6 +271,16 @@ export function createSlurmRestSource(
     if (detectedVersion) return detectedVersion;
     const offered = await offeredVersions();
     const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
+    const newest = SUPPORTED_API_VERSIONS[SUPPORTED_API_VERSIONS.length - 1] as string;
+    const minor = (version: string) => Number(version.slice(5));
+    if (!best && offered.size > 0 && [...offered].every((version) => minor(version) > minor(newest))) {
+      // A Slurm newer than this app, with its older data_parser plugins not loaded: the app is what lags.
+      throw new SourceConfigError(
+        `slurmrestd offers only slurmdb jobs API versions newer than this app reads (offered: ${truncate([...offered].sort((a, b) => minor(a) - minor(b)).join(', '), 200)}; ` +
+          `it reads ${SUPPORTED_API_VERSIONS[0]} to ${newest}): upgrade the app, or have slurmrestd load a version it reads as well ` +
+          `(its -d option, e.g. -d ${newest}; slurmrestd -d list lists them)`,
+      );
+    }
     if (!best) {
       throw new SourceConfigError(
         `slurmrestd offers no supported slurmdb jobs API (offered: ${truncate([...offered].join(', '), 200) || 'none'}); is openapi/dbv0.0.3x or slurmdbd loaded?`,

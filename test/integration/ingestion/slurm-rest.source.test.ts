@@ -600,6 +600,23 @@ describe('slurmrestd source against a replay of real answers', () => {
     );
   });
 
+  it('says so when the server offers only versions newer than the app reads (a Slurm newer than it)', async () => {
+    // It used to ask "is openapi/dbv0.0.3x or slurmdbd loaded?", which sent the admin looking at slurmrestd.
+    replayServer.setPlan(() => ({
+      status: 200,
+      body: JSON.stringify({ paths: { '/slurmdb/v0.0.46/jobs': {}, '/slurmdb/v0.0.47/jobs/': {} } }),
+    }));
+    const error = await collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    expect(error).toBeInstanceOf(SourceConfigError);
+    expect((error as Error).message).toBe(
+      'slurmrestd offers only slurmdb jobs API versions newer than this app reads (offered: v0.0.46, v0.0.47; it reads ' +
+        'v0.0.36 to v0.0.45): upgrade the app, or have slurmrestd load a version it reads as well (its -d option, e.g. ' +
+        '-d v0.0.45; slurmrestd -d list lists them)',
+    );
+  });
+
   it('says SLURMRESTD_API_VERSION names a version the server does not serve, and which it does', async () => {
     replayServer.setPlan(slurm2205);
     const error = await collect(createSlurmRestSource(sourceOptions({ apiVersion: 'v0.0.40' })).read(WINDOW)).catch(
@@ -687,10 +704,11 @@ describe('slurmrestd source against a replay of real answers', () => {
     replayServer.setPlan(() => ({ status: 200, body: offered }));
     const unsupported = await errorOf(createSlurmRestSource(sourceOptions({ apiVersion: undefined })));
     expect(unsupported).toBeInstanceOf(SourceConfigError);
+    // Versions this long are newer than any the app reads: said so, the offer cut short.
     expect((unsupported as Error).message).toMatch(
-      /^slurmrestd offers no supported slurmdb jobs API \(offered: v0\.0\.1{100,}/,
+      /^slurmrestd offers only slurmdb jobs API versions newer than this app reads \(offered: v0\.0\.1{100,}\.\.\.; it reads/,
     );
-    expect((unsupported as Error).message.length).toBeLessThan(400);
+    expect((unsupported as Error).message.length).toBeLessThan(600);
 
     replayServer.setPlan(() => ({ status: 200, body: failed }));
     const reported = await errorOf(createSlurmRestSource(sourceOptions()));
