@@ -256,8 +256,9 @@ export class SacctParser {
     if (!id) return this.skipLine(lineNumber, idText, `not a Slurm job id: "${truncate(idText)}"`);
 
     if (id.stepId !== null) {
-      if (this.open === null && this.skippedKey === id.jobKey) return [];
       const open = this.open;
+      // The steps of a job whose row was skipped go with it, also when an open job stays open around it.
+      if (this.skippedKey === id.jobKey && open?.job.jobKey !== id.jobKey) return [];
       if (!open || open.job.jobKey !== id.jobKey) {
         return [
           skipItem(lineNumber, idText, `step ${shortId(idText)} without its job row before it`, this.jobOf(fields, id)),
@@ -272,16 +273,19 @@ export class SacctParser {
       return [];
     }
 
+    let job: NormalizedJob;
+    try {
+      job = this.readJob(fields, id);
+    } catch (error) {
+      // Another job's row that cannot be read leaves the open job open for its steps, as a misshapen one does.
+      const items = this.open && this.open.job.jobKey !== id.jobKey ? [] : this.flush();
+      items.push(skipItem(lineNumber, idText, describe(error), this.jobOf(fields, id)));
+      this.skippedKey = id.jobKey;
+      return items;
+    }
     const items = this.flush();
     this.skippedKey = null;
-    try {
-      const job = this.readJob(fields, id);
-      this.open = { job, steps: [], line: lineNumber, poison: null };
-    } catch (error) {
-      items.push(skipItem(lineNumber, idText, describe(error), this.jobOf(fields, id)));
-      this.open = null;
-      this.skippedKey = id.jobKey;
-    }
+    this.open = { job, steps: [], line: lineNumber, poison: null };
     return items;
   }
 
@@ -391,11 +395,14 @@ export class SacctParser {
         open.poison ??= { line: lineNumber, reason: `step ${shortId(idField)}: ${reason}` };
         return [];
       }
-      if (open === null && this.skippedKey === id.jobKey) return [];
+      if (this.skippedKey === id.jobKey) return [];
       return this.skipLine(lineNumber, jobId, `step ${shortId(idField)}: ${reason}`);
     }
     if (id) {
-      const items = this.flush();
+      // A job row of another job than the open one, among the open job's steps (a line damaged or put
+      // there in a file): the open job stays open for the steps after it. Closed here, it was stored
+      // with the steps before the line alone, its CPU time and memory GB-hours short, and billed so.
+      const items = open && open.job.jobKey !== id.jobKey ? [] : this.flush();
       items.push(skipItem(lineNumber, jobId, reason));
       this.skippedKey = id.jobKey;
       return items;

@@ -218,6 +218,14 @@ export function createSlurmRestSource(
           // A proxy's login page comes with HTTP 200: named as its error pages are, not as malformed
           // JSON, which sent the admin looking at slurmrestd.
           if (isHtmlPage(answer.body)) throw new SourceUnavailableError(`${answeredHttp(200, answer.body)}, not JSON`);
+          // JSON that stops before it closes came whole over HTTP but was cut before (a proxy's buffer or
+          // timeout, slurmrestd stopping mid-answer): retried, as an answer whose connection closed early is,
+          // and said so. It used to be "malformed JSON" alone, not retried.
+          if (endsTooSoon(answer.body)) {
+            throw new RetryableError(
+              `slurmrestd's answer was cut short: its JSON stops at byte ${answer.body.length}, before it ends; ${CUT_SHORT_ADVICE}`,
+            );
+          }
           throw new SourceUnavailableError(`slurmrestd answered malformed JSON (${answer.body.length} bytes)`);
         }
       } catch (error) {
@@ -263,6 +271,16 @@ export function createSlurmRestSource(
     if (detectedVersion) return detectedVersion;
     const offered = await offeredVersions();
     const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
+    const newest = SUPPORTED_API_VERSIONS[SUPPORTED_API_VERSIONS.length - 1] as string;
+    const minor = (version: string) => Number(version.slice(5));
+    if (!best && offered.size > 0 && [...offered].every((version) => minor(version) > minor(newest))) {
+      // A Slurm newer than this app, with its older data_parser plugins not loaded: the app is what lags.
+      throw new SourceConfigError(
+        `slurmrestd offers only slurmdb jobs API versions newer than this app reads (offered: ${truncate([...offered].sort((a, b) => minor(a) - minor(b)).join(', '), 200)}; ` +
+          `it reads ${SUPPORTED_API_VERSIONS[0]} to ${newest}): upgrade the app, or have slurmrestd load a version it reads as well ` +
+          `(its -d option, e.g. -d ${newest}; slurmrestd -d list lists them)`,
+      );
+    }
     if (!best) {
       throw new SourceConfigError(
         `slurmrestd offers no supported slurmdb jobs API (offered: ${truncate([...offered].join(', '), 200) || 'none'}); is openapi/dbv0.0.3x or slurmdbd loaded?`,
@@ -652,6 +670,25 @@ function summarize(body: string): string {
   return body.slice(0, 200).replace(/\s+/g, ' ');
 }
 
+/** Where to look when an answer came cut short. */
+const CUT_SHORT_ADVICE =
+  "see slurmrestd's log (did it stop or restart while answering?) and, with a proxy in front of it, the proxy's (a timeout or buffer limit)";
+
+/** Text that starts as JSON and stops before its JSON ends (an answer cut short), as JSON.parse says. */
+function endsTooSoon(body: string): boolean {
+  if (!/^\s*[[{]/.test(body)) return false;
+  try {
+    JSON.parse(body);
+    return false;
+  } catch (error) {
+    // V8 says "Unexpected end of JSON input", "Unterminated string", or what it expected at the end's position.
+    const message = (error as Error).message;
+    if (/unexpected end of json input|unterminated string/i.test(message)) return true;
+    const position = /at position (\d+)/.exec(message)?.[1];
+    return position !== undefined && Number(position) >= body.trimEnd().length;
+  }
+}
+
 /** A web page, not an answer of slurmrestd's (a proxy's error or login page). */
 function isHtmlPage(body: string): boolean {
   return /^\s*<(?:!doctype\s+html|html)\b/i.test(body);
@@ -688,7 +725,22 @@ function request(
         chunks.push(chunk);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (error) => reject(new RetryableError(`slurmrestd connection failed: ${error.message}`)));
+      res.on('error', (error) => {
+        // The connection closed in the middle of the answer (Node's "aborted"): said as such, with how much
+        // came, where "slurmrestd connection failed: aborted" said neither what nor where to look.
+        if (error.message !== 'aborted') {
+          reject(new RetryableError(`slurmrestd connection failed: ${error.message}`));
+          return;
+        }
+        const expected = Number(res.headers['content-length']);
+        const of =
+          Number.isSafeInteger(expected) && expected > size ? ` of ${expected} bytes (its Content-Length)` : ' bytes';
+        reject(
+          new RetryableError(
+            `slurmrestd's answer was cut short: the connection closed after ${size}${of}; ${CUT_SHORT_ADVICE}`,
+          ),
+        );
+      });
     });
     // One deadline for the whole exchange: a server that trickles bytes must not hold a run forever.
     const timer = setTimeout(() => {

@@ -533,10 +533,48 @@ describe('slurmrestd source against a replay of real answers', () => {
   });
 
   it('refuses malformed JSON', async () => {
+    const body = fixture('22.05/final/rest-dbv0.0.38-jobs.json').replace('"jobs": [', '"jobs": [}');
+    replayServer.setPlan(() => ({ status: 200, body }));
+    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+      new SourceUnavailableError(`slurmrestd answered malformed JSON (${body.length} bytes)`),
+    );
+  });
+
+  // Both used to be said in words that named neither what happened nor where to look: "malformed JSON
+  // (5000 bytes)", not retried, and "slurmrestd connection failed: aborted".
+  const cutShortAdvice =
+    "see slurmrestd's log (did it stop or restart while answering?) and, with a proxy in front of it, the proxy's (a timeout or buffer limit)";
+
+  it('says a JSON answer that stops before it ends was cut short, and where to look, after retrying it', async () => {
     replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/final/rest-dbv0.0.38-jobs.json').slice(0, 5000) }));
     await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
-      new SourceUnavailableError('slurmrestd answered malformed JSON (5000 bytes)'),
+      new SourceUnavailableError(
+        `slurmrestd's answer was cut short: its JSON stops at byte 5000, before it ends; ${cutShortAdvice} (after 3 attempts)`,
+      ),
     );
+    expect(replayServer.requests).toHaveLength(3);
+  });
+
+  it('says an answer whose connection closed before its Content-Length came was cut short, and how much came', async () => {
+    const body = fixture('22.05/final/rest-dbv0.0.38-jobs.json');
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+      res.write(body.slice(0, 5000));
+      setTimeout(() => res.destroy(), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const source = createSlurmRestSource(sourceOptions({ url: `http://127.0.0.1:${port}`, maxAttempts: 2 }));
+      await expect(collect(source.read(WINDOW))).rejects.toThrow(
+        new SourceUnavailableError(
+          `slurmrestd's answer was cut short: the connection closed after 5000 of ${Buffer.byteLength(body)} bytes ` +
+            `(its Content-Length); ${cutShortAdvice} (after 2 attempts)`,
+        ),
+      );
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   // A proxy's login page comes with HTTP 200: it was reported as "malformed JSON (N bytes)".
@@ -559,6 +597,23 @@ describe('slurmrestd source against a replay of real answers', () => {
     replayServer.setPlan(() => ({ status: 200, body: JSON.stringify({ paths: { '/slurmdb/v0.0.35/jobs': {} } }) }));
     await expect(collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW))).rejects.toThrow(
       /offers no supported slurmdb jobs API \(offered: v0.0.35\)/,
+    );
+  });
+
+  it('says so when the server offers only versions newer than the app reads (a Slurm newer than it)', async () => {
+    // It used to ask "is openapi/dbv0.0.3x or slurmdbd loaded?", which sent the admin looking at slurmrestd.
+    replayServer.setPlan(() => ({
+      status: 200,
+      body: JSON.stringify({ paths: { '/slurmdb/v0.0.46/jobs': {}, '/slurmdb/v0.0.47/jobs/': {} } }),
+    }));
+    const error = await collect(createSlurmRestSource(sourceOptions({ apiVersion: undefined })).read(WINDOW)).catch(
+      (caught: Error) => caught,
+    );
+    expect(error).toBeInstanceOf(SourceConfigError);
+    expect((error as Error).message).toBe(
+      'slurmrestd offers only slurmdb jobs API versions newer than this app reads (offered: v0.0.46, v0.0.47; it reads ' +
+        'v0.0.36 to v0.0.45): upgrade the app, or have slurmrestd load a version it reads as well (its -d option, e.g. ' +
+        '-d v0.0.45; slurmrestd -d list lists them)',
     );
   });
 
@@ -649,10 +704,11 @@ describe('slurmrestd source against a replay of real answers', () => {
     replayServer.setPlan(() => ({ status: 200, body: offered }));
     const unsupported = await errorOf(createSlurmRestSource(sourceOptions({ apiVersion: undefined })));
     expect(unsupported).toBeInstanceOf(SourceConfigError);
+    // Versions this long are newer than any the app reads: said so, the offer cut short.
     expect((unsupported as Error).message).toMatch(
-      /^slurmrestd offers no supported slurmdb jobs API \(offered: v0\.0\.1{100,}/,
+      /^slurmrestd offers only slurmdb jobs API versions newer than this app reads \(offered: v0\.0\.1{100,}\.\.\.; it reads/,
     );
-    expect((unsupported as Error).message.length).toBeLessThan(400);
+    expect((unsupported as Error).message.length).toBeLessThan(600);
 
     replayServer.setPlan(() => ({ status: 200, body: failed }));
     const reported = await errorOf(createSlurmRestSource(sourceOptions()));

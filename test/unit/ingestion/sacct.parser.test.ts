@@ -362,6 +362,41 @@ describe('sacct lines with the wrong number of fields (final/sacct-steps-extra.p
     expect(jobsOf(items).get('2')).toMatchObject({ totalCpuSec: 4.139, stepCount: 3 });
   });
 
+  it("a damaged job row of another job among the open job's steps is skipped alone; the open job keeps its steps", () => {
+    // A bad line in a file (FALLBACK_CSV) between 2.batch and 2.0: it used to close job 2, which was
+    // stored with its batch step alone (0.038 s of CPU of 5.693, 0.000052 memory GB-hours of 0.000482, billed so), and
+    // its steps after the line were skipped as "without its job row before it".
+    const lines = capture.split('\n');
+    lines.splice(5, 0, 'bob|77|broken|physics|debug|normal|xx:yy|zz');
+    const items = parseSacctText(lines.join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 6, jobId: '77', reason: 'expected 35 fields, found 8' },
+    ]);
+    expect([...jobsOf(items).keys()]).toEqual(allKeys);
+    expect(jobsOf(items).get('2')).toMatchObject(fullJob2);
+  });
+
+  it("another job's row with a value that cannot be read, among the open job's steps, is skipped alone too", () => {
+    const lines = capture.split('\n');
+    const job77 = (lines[3] as string).replace('|2|multi-step|', '|77|multi-step|').replace('|2|lab|', '|77|lab|');
+    lines.splice(5, 0, job77.replace('|16|', '|sixteen|'));
+    const skips = parseSacctText(lines.join('\n'), options).filter((item) => item.kind === 'skip');
+    expect(skips).toEqual([expect.objectContaining({ line: 6, jobId: '77', job: { cluster: 'lab', jobId: '77' } })]);
+    expect(jobsOf(parseSacctText(lines.join('\n'), options)).get('2')).toMatchObject(fullJob2);
+  });
+
+  it('a damaged job row with steps of its own after it: they go with it, uncounted, and the open job is whole', () => {
+    const lines = capture.split('\n');
+    const job77 = (lines[3] as string).replace('|2|multi-step|', '|77|multi-step|').replace('|2|lab|', '|77|lab|');
+    const step77 = (lines[4] as string).replace('|2.batch|', '|77.batch|').replace('|2.batch|lab|', '|77.batch|lab|');
+    lines.splice(5, 0, dropLastField(job77), step77);
+    const items = parseSacctText(lines.join('\n'), options);
+    expect(items.filter((item) => item.kind === 'skip')).toEqual([
+      { kind: 'skip', line: 6, jobId: '77', reason: 'expected 35 fields, found 34' },
+    ]);
+    expect(jobsOf(items).get('2')).toMatchObject(fullJob2);
+  });
+
   it('a step named with `|`s (JobName the only free-text column) is read whole, with its job', () => {
     const lines = capture.split('\n');
     lines[6] = (lines[6] as string).replace('|bash|', '|b|a|sh|');
