@@ -272,7 +272,7 @@ function adminReceiptJson(shown: Awaited<ReturnType<ReceiptsService['getById']>>
       createdBy: shown.receipt.createdBy,
       monthEndRunId: shown.receipt.monthEndRunId,
       voidedBy: shown.receipt.voidedBy,
-      // What the page's Void form sends as based_on_status_changes, for a script to send the same.
+      // What the page's Void and Mark paid forms send as based_on_status_changes, for a script to send the same.
       statusChanges: shown.receipt.statusChanges,
       url: `/admin/receipts/${receipt.id}`,
       itemsCsvUrl: `/admin/receipts/${receipt.id}/items.csv`,

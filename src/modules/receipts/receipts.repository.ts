@@ -386,7 +386,7 @@ const RECEIPT_SELECT = {
   voidReason: true,
   voidedAt: true,
   voidedBy: true,
-  // The admin's page sends it back with a Void form (based_on_status_changes).
+  // The admin's page sends it back with its Void and Mark paid forms (based_on_status_changes).
   statusChanges: true,
   createdAt: true,
   // The voided receipt whose money paid it, when an admin marked it paid so: its page and JSON name it,
@@ -865,7 +865,7 @@ export async function transitionReceipt(
   data: Prisma.ReceiptUncheckedUpdateManyInput,
 ): Promise<boolean> {
   // Counted, so a form can tell a receipt whose status changed and came back (paid, refunded in
-  // full, paid again) from one that never changed: the void form's based_on_status_changes.
+  // full, paid again) from one that never changed: the void and mark paid forms' based_on_status_changes.
   const result = await tx.receipt.updateMany({
     where: { id, status: { in: from } },
     data: { ...data, statusChanges: { increment: 1 } },

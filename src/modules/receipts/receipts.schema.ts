@@ -146,6 +146,17 @@ export const ZMarkPaid = strictBody(
      * empty when that money is the whole total. paid.csv's line carries only this as received.
      */
     new_money: ZOptionalAmount.optional(),
+    /**
+     * How many times the receipt's status had changed when the form was opened (the page's hidden
+     * field, the admin receipt JSON's `statusChanges`). A receipt paid online and refunded in full
+     * since reads pending then and now, but its page now says that money went back: a different count
+     * is refused as a stale form (409). Left out, not checked. A JSON number is read as the void's
+     * route reads it (this route keeps numbers' text), so both answer the same words.
+     */
+    based_on_status_changes: z.preprocess(
+      (value) => (value instanceof JsonNumberText ? Number(value.text) : value),
+      zWholeNumber(0, MAX_INT4).optional(),
+    ),
   },
   RECEIPT_FIELD_LABELS,
 );

@@ -68,6 +68,7 @@ type MarkPaidInput = Pick<TMarkPaid, 'method' | 'amount_received'> & {
   paid_on?: string | undefined;
   paid_with_receipt?: number | undefined;
   new_money?: Prisma.Decimal | undefined;
+  based_on_status_changes?: number | undefined;
 };
 
 /**
@@ -2074,6 +2075,19 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // A paid or void receipt is answered by the mark-paid rule (409), whatever the day or the
       // amount typed: the fields of a payment that cannot be recorded are not the answer.
       const isPending = receipt.status === 'pending';
+      // Pending then and now, but paid and pending again since (paid online, refunded in full by the
+      // provider): the page the form came from said nothing of that payment, nor that its money went
+      // back to the payer, which the page says now. Before the fields: sent again from the page as it
+      // is now, they are judged then. A receipt no longer pending gets the mark-paid rule's 409 below.
+      if (
+        isPending &&
+        input.based_on_status_changes !== undefined &&
+        receipt.statusChanges !== input.based_on_status_changes
+      ) {
+        throw new ConflictError(
+          `Receipt #${id} was pending when this page was opened, and has been paid and pending again since; nothing was changed.`,
+        );
+      }
       if (isPending && paidOn > today) {
         throw new InvalidFieldsError(
           { paid_on: `${paidOn} is in the future; the latest day a payment can be recorded on is today, ${today}.` },
