@@ -170,11 +170,11 @@ export async function rehashPassword(db: Client, id: number, checkedHash: string
   return count === 1;
 }
 
-/** Sets a user's role; returns the user as updated. */
 /**
- * Changes a user's role. A promotion raises the session epoch too, as a disable does: a sign-in whose
- * check read the account as a user's before this commits, and whose row is written after the
- * promotion signed the user's sessions out (signOutOtherSessionsOf), is never served as an admin's.
+ * Sets a user's role and returns the user as updated. A promotion raises the session epoch too, as a
+ * disable does: a sign-in whose check read the account as a user's before this commits, and whose row
+ * is written after the promotion signed the user's sessions out (signOutOtherSessionsOf), is never
+ * served as an admin's.
  */
 export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
   const data = role === 'admin' ? { role, sessionEpoch: { increment: 1 } } : { role };

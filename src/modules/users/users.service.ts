@@ -442,10 +442,8 @@ const selfDisableError = () =>
   );
 
 /**
- * Both answer whether anything changed: a role or state the user already has (a second tab, a double
- * click) changes nothing and audits nothing, and was confirmed as if it had been changed.
- */
-/**
+ * Answers whether anything changed, as setDisabled does: a role the user already has (a second tab, a
+ * double click) changes nothing and audits nothing, and was confirmed as if it had been changed.
  * A promotion signs every session of the user out, each keeping the reason (`role_promotion`) to
  * tell whoever holds it: the session id is renewed at a change of privilege, as at sign-in, so the
  * admin pages are reached only from a sign-in made as an admin, never from a session (or a copy of
@@ -473,7 +471,8 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
 
 /**
  * Disabling also signs out every session the user has; each keeps only a message saying why, so
- * the user is told on their next request instead of landing on the sign-in page unexplained.
+ * the user is told on their next request instead of landing on the sign-in page unexplained. Like
+ * changeRole, it answers whether anything changed: a state the user already has changes nothing.
  */
 export async function setDisabled(
   db: Db,
