@@ -24,30 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
-  () => ({ db, app }),
-  'acceptpart',
-);
-
-/** A pending receipt of 10.00 THB whose canceled checkout's payment succeeded late (held), 4.00 THB of it refunded since. */
-async function heldPaymentPartlyRefunded() {
-  const { agent, receiptId } = await researcherWithReceipt();
-  const path = await startCheckout(agent, receiptId);
-  const payment = await latestPaymentOf(receiptId);
-  await agent
-    .post(path)
-    .type('form')
-    .send({ choice: 'cancel', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  await deliverDummy(app, {
-    event_id: `late_${payment.id}`,
-    event_type: 'payment.succeeded',
-    external_payment_id: payment.externalPaymentId,
-    amount_cents: 1000,
-    currency: 'THB',
-  }).expect(200);
-  return { receiptId, payment };
-}
+const { heldLateSuccess } = createPayingResearchers(() => ({ db, app }), 'acceptpart');
 
 function refundPart(payment: { id: number; externalPaymentId: string | null }) {
   return deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `part_${payment.id}`, 400)).expect(200);
@@ -65,7 +42,7 @@ function accept(paymentId: number, body: Record<string, unknown> = {}) {
 
 describe('accepting a held payment part of whose money went back', () => {
   it('is refused without "accept the different amount", saying what is left, and changes nothing', async () => {
-    const { receiptId, payment } = await heldPaymentPartlyRefunded();
+    const { receiptId, payment } = await heldLateSuccess();
     await refundPart(payment);
     const held = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
     expect(held).toMatchObject({ status: 'needs_review', hasAmountMismatch: false });
@@ -96,7 +73,7 @@ describe('accepting a held payment part of whose money went back', () => {
   });
 
   it('offers the tick on the payments page, and a form opened before the refund is refused there', async () => {
-    const { receiptId, payment } = await heldPaymentPartlyRefunded();
+    const { receiptId, payment } = await heldLateSuccess();
     // The page as it was before the refund: all 10.00 THB received, nothing to tick.
     const before = (await admin.get('/admin/payments').set('Accept', 'text/html').expect(200)).text;
     const card = (html: string) =>
@@ -124,7 +101,7 @@ describe('accepting a held payment part of whose money went back', () => {
   });
 
   it('a held payment with nothing gone back is accepted without the tick, as before', async () => {
-    const { receiptId, payment } = await heldPaymentPartlyRefunded();
+    const { receiptId, payment } = await heldLateSuccess();
     const accepted = await accept(payment.id);
     expect(accepted.status, accepted.text).toBe(200);
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toMatchObject({ status: 'paid' });

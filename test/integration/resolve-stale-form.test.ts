@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayingResearchers, deliverDummy, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
-import { visibleTextOf } from '../support/html.js';
+import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
 import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
@@ -18,40 +18,16 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
-  () => ({ db, app }),
-  'stalereview',
-);
-
-/** A pending receipt of 10.00 THB whose canceled checkout's payment succeeded late: held for review. */
-async function heldLateSuccess() {
-  const { agent, receiptId } = await researcherWithReceipt();
-  const path = await startCheckout(agent, receiptId);
-  const payment = await latestPaymentOf(receiptId);
-  await agent
-    .post(path)
-    .type('form')
-    .send({ choice: 'cancel', csrf_token: await csrfTokenOf(agent) })
-    .expect(303);
-  await deliverDummy(app, {
-    event_id: `late_${payment.id}`,
-    event_type: 'payment.succeeded',
-    external_payment_id: payment.externalPaymentId,
-    amount_cents: 1000,
-    currency: 'THB',
-  }).expect(200);
-  return { receiptId, payment };
-}
+const { heldLateSuccess } = createPayingResearchers(() => ({ db, app }), 'stalereview');
 
 /** The resolve form of `paymentId` as /admin/payments rendered it: its hidden fields, and the card. */
 async function openResolveForm(paymentId: number) {
   const page = (await admin.get('/admin/payments').set('Accept', 'text/html').expect(200)).text;
   const card = new RegExp(`<section class="card review" id="review-${paymentId}">.*?</section>`, 's').exec(page)?.[0];
   expect(card, 'the held payment card').toBeDefined();
-  const hidden = Object.fromEntries(
-    [...(card ?? '').matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
-  );
-  return { hidden: { ...hidden, csrf_token: csrfTokenIn(page) }, card: card ?? '' };
+  const hidden = hiddenFieldsIn(card ?? '');
+  const fields: Record<string, string> = { ...hidden, csrf_token: csrfTokenIn(page) };
+  return { hidden: fields, card: card ?? '' };
 }
 
 function disputeAll(payment: { id: number; externalPaymentId: string | null }) {

@@ -6,7 +6,7 @@ import {
   dummyRefundEvent,
   setUpDummyPaymentsApp,
 } from '../support/dummy-payments.js';
-import { visibleTextOf } from '../support/html.js';
+import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
 import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
@@ -36,9 +36,7 @@ async function openVoidForm(receiptId: number) {
     page,
   )?.[0];
   expect(form, 'the void form').toBeDefined();
-  const hidden = Object.fromEntries(
-    [...(form ?? '').matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
-  );
+  const hidden = hiddenFieldsIn(form ?? '');
   return { hidden, csrf: csrfTokenIn(page), text: visibleTextOf(page) };
 }
 

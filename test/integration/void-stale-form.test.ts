@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpBillingApp } from '../support/billing-app.js';
 import { amountDueOf } from '../support/billing-factories.js';
-import { visibleTextOf } from '../support/html.js';
+import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
 import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
@@ -36,9 +36,7 @@ async function openVoidForm(receiptId: number) {
     page,
   )?.[0];
   expect(form, 'the void form').toBeDefined();
-  const hidden = Object.fromEntries(
-    [...(form ?? '').matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]),
-  );
+  const hidden = hiddenFieldsIn(form ?? '');
   return { hidden, csrf: csrfTokenIn(page) };
 }
 

@@ -104,7 +104,30 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
     return { ...researcher, payment };
   }
 
-  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted };
+  /**
+   * A pending receipt of 10.00 THB whose canceled checkout's payment succeeded late, all 10.00 THB
+   * received: the payment is held for an admin's review and the receipt stays pending.
+   */
+  async function heldLateSuccess() {
+    const { agent, receiptId } = await researcherWithReceipt();
+    const path = await startCheckout(agent, receiptId);
+    const payment = await latestPaymentOf(receiptId);
+    await agent
+      .post(path)
+      .type('form')
+      .send({ choice: 'cancel', csrf_token: await csrfTokenOf(agent) })
+      .expect(303);
+    await deliverDummy(context().app, {
+      event_id: `late_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 1000,
+      currency: 'THB',
+    }).expect(200);
+    return { receiptId, payment };
+  }
+
+  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted, heldLateSuccess };
 }
 
 /** The dummy provider's refund event: `amountCents` refunded in all so far, as providers report it. */

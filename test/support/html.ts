@@ -20,6 +20,16 @@ export function elementById(html: string, id: string): string | undefined {
   return undefined;
 }
 
+/** The hidden fields (name to value) of a piece of a page, such as one form or one card: what a stale tab sends back. */
+export function hiddenFieldsIn(html: string): Record<string, string> {
+  return Object.fromEntries(
+    [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [
+      m[1] as string,
+      m[2] as string,
+    ]),
+  );
+}
+
 /** The action of every POST form on a page, in page order. */
 export function formActionsIn(html: string): string[] {
   return [...html.matchAll(/<form method="post" action="([^"]*)"/g)].map((match) => match[1] as string);
