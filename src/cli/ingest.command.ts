@@ -3,6 +3,7 @@ import { configureAuditChain } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
 import {
+  backfillDayWindow,
   describeStoreFailure,
   type IngestionService,
   isBackfillWindowDone,
@@ -10,7 +11,6 @@ import {
   type RunResult,
   type RunSummary,
 } from '../modules/ingestion/ingestion.service.js';
-import { createLocalTimeConverter } from '../modules/ingestion/slurm-time.parser.js';
 import { createMetrics } from '../modules/metrics/metrics.js';
 import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
@@ -78,8 +78,6 @@ async function main(startUp: StartUp) {
     return;
   }
   const { args } = parsed;
-  const toUtc = createLocalTimeConverter(config.timeZone);
-
   const days: string[] = [];
   for (let day = args.from; day <= args.to; day = addLocalDays(day, 1)) days.push(day);
   // Ctrl-C: the first finishes the current day and stops; the second stops that day at once (its
@@ -128,10 +126,7 @@ async function main(startUp: StartUp) {
   try {
     for (const [index, day] of days.entries()) {
       if (isStopping()) break;
-      const window = {
-        start: toUtc(`${day}T00:00:00`) as Date,
-        end: toUtc(`${addLocalDays(day, 1)}T00:00:00`) as Date,
-      };
+      const window = backfillDayWindow(day, config.timeZone);
       if (!args.force && (await startUp.guard(isBackfillWindowDone(db, window)))) {
         totals.skippedDays += 1;
         daysLeft -= 1;

@@ -177,18 +177,6 @@ const isTimeZone = (zone: string) => {
   }
 };
 
-/**
- * A zone as tzdata spells it, where `zone` differs from Intl's name for it only in case (`europe/berlin`
- * is Europe/Berlin); else as written (`CET`, `US/Eastern`: names of their own, which Intl would rename).
- * Intl reads a name in any case, but sacct runs with `TZ` set to it and the C library looks the zone up by
- * file name: `europe/berlin` is no file, so sacct ran in UTC without a word while the app read its times
- * as Berlin's.
- */
-const spelledAsTzdata = (zone: string) => {
-  const named = new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone;
-  return named !== zone && named.toLowerCase() === zone.toLowerCase() ? named : zone;
-};
-
 const POSTGRES_URL_SCHEME = /^postgres(ql)?:\/\//;
 
 const PERCENT_ENCODE_HINT =
@@ -486,8 +474,7 @@ export const ZEnv = z
         .default('UTC')
         .refine(isTimeZone, {
           error: (issue) => `not an IANA time zone such as Asia/Bangkok (got ${JSON.stringify(issue.input)})`,
-        })
-        .transform(spelledAsTzdata),
+        }),
     ),
     CURRENCY: text(
       'an ISO 4217 currency code such as THB or EUR',

@@ -3,6 +3,7 @@ import { demoSacctFilePath } from '../modules/demo/demo-jobs.js';
 import { normalizeClusterName } from '../modules/ingestion/slurm-time.parser.js';
 import type { CpuBasis, TierRule } from '../modules/pricing/pricing.js';
 import { crossSettingProblems, type TEnv, ZEnv } from './config.schema.js';
+import { zoneFileSpelling } from './time-zone-spelling.js';
 
 /**
  * The dummy provider's webhook secret when PAYMENT_WEBHOOK_SECRET is unset (development only: production
@@ -216,7 +217,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
       unsealedUntil: BigInt(env.AUDIT_CHAIN_UNSEALED_UNTIL),
       verifyIntervalSec: env.AUDIT_VERIFY_INTERVAL_SEC,
     },
-    timeZone: env.APP_TZ,
+    // Spelt as its zone file is, under TZDIR as the C library reads it: sacct runs with TZ=APP_TZ.
+    timeZone: zoneFileSpelling(env.APP_TZ, source.TZDIR || undefined),
     currency: env.CURRENCY,
     metrics: { isEnabled: env.METRICS_ENABLED, hasProcessMetrics: env.METRICS_PROCESS, token: env.METRICS_TOKEN },
     logLevel: env.LOG_LEVEL,

@@ -9,7 +9,7 @@ import {
   isReadOnlyDatabase,
   sqlStateOf,
 } from '../../shared/errors.js';
-import { formatZonedTimeSeconds } from '../../shared/local-date.js';
+import { endOfLocalDay, formatZonedTimeSeconds, startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, recordAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -959,6 +959,18 @@ export async function getIngestionOverview(db: Database, now: Date, limit = 25):
     freshnessSec: dataThrough ? Math.max(0, Math.round((now.getTime() - dataThrough.getTime()) / 1000)) : null,
     isRunning: runs.some((run) => run.outcome === 'running'),
   };
+}
+
+/**
+ * The window a backfill reads for local day `day` in `timeZone` (APP_TZ): from the first instant of that
+ * date to the first instant of the next, the usage pages' days (startOfLocalDay). It was `day`'s 00:00
+ * read as a sacct time, and where summer time starts at midnight (America/Santiago, America/Asuncion,
+ * America/Havana) that 00:00 does not exist and was read an hour early, 23:00 of the day before: the
+ * day's run read the jobs that ended in the previous day's last hour, and the previous day's run, ending
+ * there, never read them.
+ */
+export function backfillDayWindow(day: string, timeZone: string): IngestWindow {
+  return { start: startOfLocalDay(day, timeZone), end: endOfLocalDay(day, timeZone) };
 }
 
 /**

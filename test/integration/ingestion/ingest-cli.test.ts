@@ -147,6 +147,44 @@ describe('npm run ingest over days a job still running spans', () => {
   });
 });
 
+describe('npm run ingest over a day whose midnight the clocks skip', () => {
+  it('reads from the first instant of each day, so no job is read on the next day or missed on its own', async () => {
+    // America/Santiago on 6 September 2026: 23:59:59 (UTC-4) is followed by 01:00 (UTC-3), so the 6th
+    // begins at 04:00 UTC. Its 00:00 used to be read as 03:00 UTC, 23:00 on the 5th: a job ending at 23:30
+    // on the 5th was read as the 6th's, and the 5th's run, which ended at 23:00, never read it.
+    const file = path.join(dir, 'sacct-santiago.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '81|81|ann|COMPLETED|600|2026-09-05T23:20:00|2026-09-05T23:30:00|cpu=1,mem=1G,node=1\n' +
+        '82|82|ann|COMPLETED|600|2026-09-06T01:00:00|2026-09-06T01:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const env = { FALLBACK_CSV: file, APP_TZ: 'America/Santiago' };
+    const runsBefore = await lastRunId();
+    const sixth = await runIngestCli(['--from', '2026-09-06', '--to', '2026-09-06'], env);
+    const fifth = await runIngestCli(['--from', '2026-09-05', '--to', '2026-09-05'], env);
+    const runs = await db.prisma.ingestionRun.findMany({ where: { id: { gt: runsBefore } }, orderBy: { id: 'asc' } });
+    const stored = await db.prisma.slurmJob.findMany({
+      where: { jobId: { in: ['81', '82'] } },
+      orderBy: { jobId: 'asc' },
+    });
+    await db.prisma.slurmJob.deleteMany({ where: { jobId: { in: ['81', '82'] } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+    expect(sixth.code, sixth.output).toBe(0);
+    expect(sixth.output).toContain('2026-09-06 success via file: 1 jobs, 1 new, 0 updated, 0 skipped');
+    expect(fifth.code, fifth.output).toBe(0);
+    expect(fifth.output).toContain('2026-09-05 success via file: 1 jobs, 1 new, 0 updated, 0 skipped');
+    expect(runs.map((run) => [run.windowStart?.toISOString(), run.windowEnd?.toISOString()])).toEqual([
+      ['2026-09-06T04:00:00.000Z', '2026-09-07T03:00:00.000Z'],
+      ['2026-09-05T04:00:00.000Z', '2026-09-06T04:00:00.000Z'],
+    ]);
+    expect(stored.map((job) => [job.jobId, job.endAt?.toISOString()])).toEqual([
+      ['81', '2026-09-06T03:30:00.000Z'],
+      ['82', '2026-09-06T04:10:00.000Z'],
+    ]);
+  });
+});
+
 describe('npm run ingest over a file exported with sacct -X (no step rows)', () => {
   it('stops, saying the file would bill 0 CPU-hours under the used basis and what to export instead', async () => {
     const file = path.join(dir, 'sacct-X.psv');
