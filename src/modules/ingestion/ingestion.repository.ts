@@ -485,6 +485,8 @@ export async function finishRun(
     skipped: number;
     outcome: 'success' | 'partial' | 'failed';
     error: string | null;
+    /** Stopped by its server's shutdown (findLastLiveRunFinish leaves it out); its error says so for people. */
+    stoppedByShutdown: boolean;
     finishedAt: Date;
     durationMs: number;
     /** Set when the run read less than its window: a file written before the window's end. */
@@ -666,22 +668,16 @@ export async function findLastSuccessfulFinishWithin(
     : null;
 }
 
-/** Why a server's scheduler stops its run when the process shuts down (the run's error ends with it). */
-export const SHUTDOWN_STOP_REASON = 'the process is shutting down';
-
 /**
  * When the newest run reading up to now (of any outcome) finished; runs hold the lock, so ids
  * follow finishes. A run its server's shutdown stopped does not count: it read its window only
  * part way, and counted, the other instances skipped their next tick (an interval more unread).
+ * Told by its stopped_by_shutdown, not its error's words: a source's error ending with the
+ * shutdown's words was taken for one, and rewording them would have lost the runs before.
  */
 export async function findLastLiveRunFinish(db: Db): Promise<Date | null> {
   const row = await db.ingestionRun.findFirst({
-    where: {
-      finishedAt: { not: null },
-      trigger: { in: LIVE_WINDOW_TRIGGERS },
-      // Spelled out for NULL: NOT (error LIKE …) alone leaves out every run with no error.
-      OR: [{ error: null }, { NOT: { error: { endsWith: `stopped: ${SHUTDOWN_STOP_REASON}` } } }],
-    },
+    where: { finishedAt: { not: null }, trigger: { in: LIVE_WINDOW_TRIGGERS }, stoppedByShutdown: false },
     orderBy: { id: 'desc' },
     select: { finishedAt: true },
   });

@@ -8,8 +8,9 @@ import {
   sqlStateOf,
 } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { JobStoreError, SHUTDOWN_STOP_REASON } from './ingestion.repository.js';
+import { JobStoreError } from './ingestion.repository.js';
 import { describeStoreFailure, type IngestionService, lastLineOf } from './ingestion.service.js';
+import { ShutdownStop } from './job-source.js';
 
 export interface SchedulerDeps {
   service: IngestionService;
@@ -123,7 +124,7 @@ export function startIngestionScheduler(deps: SchedulerDeps): () => Promise<void
   return async () => {
     isStopped = true;
     if (timer) clearTimeout(timer);
-    stopping.abort(new Error(SHUTDOWN_STOP_REASON));
+    stopping.abort(new ShutdownStop());
     await current;
   };
 }

@@ -250,6 +250,7 @@ export function createIngestionService(deps: IngestionDeps) {
         skipped: 0,
         outcome: 'failed',
         error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
+        stoppedByShutdown: false,
         finishedAt: new Date(),
         durationMs,
       }),
@@ -598,6 +599,8 @@ export function createIngestionService(deps: IngestionDeps) {
      * release missing, PostgreSQL stopped or restarted): the run's, not the source's.
      */
     let storeFailure: ingestionRepository.JobStoreError | undefined;
+    /** Stopped by its server's shutdown: recorded so, for findLastLiveRunFinish, whatever its error says. */
+    let isStoppedByShutdown = false;
     for (const source of deps.sources) {
       const counts: SourceCounts = {
         skipped: 0,
@@ -653,6 +656,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if (kind) metrics.ingestSourceFailures.inc({ source: source.name });
         failures.push(`${source.name}: ${message}`);
         if (!(error instanceof SourceConfigError)) isEveryFailureSetup = false;
+        if (error instanceof RunStoppedError && error.isShutdown) isStoppedByShutdown = true;
         logger.warn({ source: source.name, err: message, runId }, `ingestion source ${kind ?? 'stopped'}`);
       } finally {
         totals.inserted += counts.inserted;
@@ -759,6 +763,7 @@ export function createIngestionService(deps: IngestionDeps) {
         skipped: summary.skipped,
         outcome,
         error: summary.error,
+        stoppedByShutdown: !answered && isStoppedByShutdown,
         finishedAt: new Date(),
         durationMs,
         ...(recorded.end < window.end ? { windowEnd: recorded.end } : {}),

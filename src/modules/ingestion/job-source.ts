@@ -77,12 +77,31 @@ export function halfSlice(lengthMs: number): number {
   return Math.max(MIN_SLICE_MS, Math.ceil(lengthMs / 2 / 1000) * 1000);
 }
 
+/** Why a server's scheduler stops its run when the process shuts down: the run's error ends with it. */
+export const SHUTDOWN_STOP_REASON = 'the process is shutting down';
+
+/**
+ * The reason a server's scheduler aborts its run with when the process shuts down. Such a run is
+ * recorded stopped by its server's shutdown (ingestion_runs.stopped_by_shutdown), not told by its
+ * error's words: a source's error that ended with them was taken for a shutdown.
+ */
+export class ShutdownStop extends Error {
+  constructor() {
+    super(SHUTDOWN_STOP_REASON);
+    this.name = 'ShutdownStop';
+  }
+}
+
 /** The run was stopped from outside (the process is shutting down): no other source is tried. */
 export class RunStoppedError extends Error {
+  /** Stopped by its server's shutdown (ShutdownStop), not by a CLI's Ctrl-C or SIGTERM. */
+  readonly isShutdown: boolean;
+
   constructor(signal: AbortSignal) {
     const reason: unknown = signal.reason;
     super(`stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'aborted')}`);
     this.name = 'RunStoppedError';
+    this.isShutdown = reason instanceof ShutdownStop;
   }
 }
 

@@ -4,13 +4,17 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
+import { findLastLiveRunFinish, tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { noCompletedRunText } from '../../../src/modules/ingestion/ingestion.routes.js';
+import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import { ShutdownStop } from '../../../src/modules/ingestion/job-source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
+import { createLogger } from '../../../src/shared/logger.js';
 import { postAuditVerify } from '../../support/audit-verify.js';
 import { buildJobs } from '../../support/billing-factories.js';
 import { buildUser } from '../../support/factories.js';
 import { visibleTextOf } from '../../support/html.js';
+import { labFileSource } from '../../support/ingest-window.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../../support/sign-in.js';
 import { buildTestApp, metricValue } from '../../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
@@ -444,6 +448,61 @@ describe('/admin/ingestion', () => {
     } finally {
       await own.drop();
       rmSync(fakes, { recursive: true, force: true });
+    }
+  });
+
+  // Told since 20261207090000 by a column of its own (stopped_by_shutdown) rather than by its error's
+  // words: the page, its JSON and the metrics say what they said of it before.
+  it("shows a scheduled run its server's shutdown stopped as before: failed, its error saying so, no source failure counted", async () => {
+    const own = await createTestDatabase();
+    try {
+      const metrics = createMetrics();
+      const scheduler = createIngestionService({
+        db: own,
+        sources: [labFileSource(CAPTURE)],
+        unconfigured: {},
+        logger: createLogger('silent'),
+        metrics,
+        overlapSec: 600,
+        initialLookbackSec: 86_400,
+        timeZone: 'UTC',
+        batchSize: 50,
+        now: () => NOW,
+      });
+      const stopping = new AbortController();
+      stopping.abort(new ShutdownStop());
+      expect(await scheduler.runOnce({ trigger: 'schedule', signal: stopping.signal })).toMatchObject({
+        status: 'finished',
+        run: { outcome: 'failed', error: 'file: stopped: the process is shutting down' },
+      });
+      expect(await findLastLiveRunFinish(own.prisma)).toBeNull();
+
+      const admin = await buildUser(own.prisma, { role: 'admin' });
+      const agent = await signInAs(
+        buildTestApp(own, { env: { FALLBACK_CSV: CAPTURE, APP_TZ: 'UTC' }, now: () => NOW, metrics }),
+        admin.username,
+        admin.password,
+      );
+      const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+      expect(page.text).toMatch(/<td data-label="Trigger">schedule<\/td>\s*<td data-label="Source">-<\/td>/);
+      expect(page.text).toContain('<td class="run-outcome">failed</td>');
+      expect(page.text).toContain('<strong class="run-error">file: stopped: the process is shutting down</strong>');
+      expect(page.text).toContain('No ingestion run has completed yet, and no jobs are stored.');
+      const json = await agent.get('/admin/ingestion').set('Accept', 'application/json').expect(200);
+      expect(json.body.runs).toHaveLength(1);
+      expect(json.body.runs[0]).toMatchObject({
+        trigger: 'schedule',
+        source: null,
+        outcome: 'failed',
+        error: 'file: stopped: the process is shutting down',
+      });
+      expect(json.body.runs[0]).not.toHaveProperty('stoppedByShutdown');
+      // A failed run, and no failure of the file: the process stopped it, not the source.
+      expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+      expect(await metricValue(metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+      expect(await metricValue(metrics, 'slurm_ingest_last_success_timestamp_seconds')).toBe(0);
+    } finally {
+      await own.drop();
     }
   });
 });

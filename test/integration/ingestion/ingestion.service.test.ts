@@ -13,14 +13,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
+import { findLastLiveRunFinish, tryAcquireIngestLock } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
 import {
   createIngestionService,
   findLastIngestionSuccess,
   type IngestionDeps,
 } from '../../../src/modules/ingestion/ingestion.service.js';
-import { type IngestWindow, type JobSource, SourceConfigError } from '../../../src/modules/ingestion/job-source.js';
+import {
+  type IngestWindow,
+  type JobSource,
+  SHUTDOWN_STOP_REASON,
+  ShutdownStop,
+  SourceConfigError,
+} from '../../../src/modules/ingestion/job-source.js';
 import { createSacctSource } from '../../../src/modules/ingestion/sacct.source.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
@@ -1319,12 +1325,17 @@ describe('one run at a time', () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const ingest = service([source]);
     const stopping = new AbortController();
-    stopping.abort(new Error('the process is shutting down'));
+    stopping.abort(new ShutdownStop());
     const stopped = await ingest.runOnce({ trigger: 'schedule', window: WINDOW, signal: stopping.signal });
     expect(stopped).toMatchObject({
       status: 'finished',
-      run: { outcome: 'failed', error: expect.stringContaining('stopped: the process is shutting down') },
+      run: { outcome: 'failed', error: 'file: stopped: the process is shutting down' },
     });
+    // Recorded so, for the check below; the error still says it for the admin page and the log.
+    expect(await db.prisma.ingestionRun.findMany({ select: { stoppedByShutdown: true } })).toEqual([
+      { stoppedByShutdown: true },
+    ]);
+    expect(await findLastLiveRunFinish(db.prisma)).toBeNull();
     expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toMatchObject({
       status: 'finished',
       run: { outcome: 'success' },
@@ -1334,6 +1345,45 @@ describe('one run at a time', () => {
       status: 'skipped',
       reason: 'recent',
     });
+  });
+
+  // A run was taken for one its server's shutdown stopped when its error ended with the shutdown's
+  // words: a source's own error that ended so (a proxy passing on its backend's) made the next
+  // scheduled run of every other instance read the window again, in the same interval.
+  it("a run failed by a source's error ending with the shutdown's words counts as this interval's", async () => {
+    const proxied: JobSource = {
+      name: 'slurmrestd',
+      // biome-ignore lint/correctness/useYield: a source that fails before yielding anything
+      async *read() {
+        throw new Error(`slurmrestd answered 503 through its proxy: backend stopped: ${SHUTDOWN_STOP_REASON}`);
+      },
+    };
+    const ingest = service([proxied]);
+    const failed = await finishedRun(ingest.runOnce({ trigger: 'schedule', window: WINDOW }));
+    expect(failed).toMatchObject({
+      outcome: 'failed',
+      error: 'slurmrestd: slurmrestd answered 503 through its proxy: backend stopped: the process is shutting down',
+    });
+    const [row] = await db.prisma.ingestionRun.findMany({ select: { stoppedByShutdown: true, finishedAt: true } });
+    expect(row?.stoppedByShutdown).toBe(false);
+    expect(await findLastLiveRunFinish(db.prisma)).toEqual(row?.finishedAt);
+    expect(await ingest.runOnce({ trigger: 'schedule', skipIfFinishedWithinSec: 60 })).toEqual({
+      status: 'skipped',
+      reason: 'recent',
+    });
+  });
+
+  // npm run ingest's run, stopped by Ctrl-C or SIGTERM, is no server's shutdown: it counts, as before.
+  it("a run a CLI's Ctrl-C stopped is not recorded as stopped by a shutdown", async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    const ingest = service([source]);
+    const stopping = new AbortController();
+    stopping.abort(new Error('interrupted with Ctrl-C'));
+    const stopped = await finishedRun(ingest.runOnce({ trigger: 'schedule', window: WINDOW, signal: stopping.signal }));
+    expect(stopped).toMatchObject({ outcome: 'failed', error: 'file: stopped: interrupted with Ctrl-C' });
+    const [row] = await db.prisma.ingestionRun.findMany({ select: { stoppedByShutdown: true, finishedAt: true } });
+    expect(row?.stoppedByShutdown).toBe(false);
+    expect(await findLastLiveRunFinish(db.prisma)).toEqual(row?.finishedAt);
   });
 
   it('a backfill day that just finished does not make a scheduled run skip; a scheduled run does', async () => {
@@ -1445,7 +1495,12 @@ describe('one run at a time', () => {
       // Stopped, not answered by the next source: the process is going away.
       const runs = await db.prisma.ingestionRun.findMany();
       expect(runs).toMatchObject([
-        { trigger: 'schedule', outcome: 'failed', error: 'sacct: stopped: the process is shutting down' },
+        {
+          trigger: 'schedule',
+          outcome: 'failed',
+          error: 'sacct: stopped: the process is shutting down',
+          stoppedByShutdown: true,
+        },
       ]);
       expect(runs[0]?.sourceNotes).not.toHaveProperty('file');
     } finally {
