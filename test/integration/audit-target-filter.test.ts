@@ -176,5 +176,9 @@ describe("a user's entries", () => {
     // A name some entry has as typed is still found as typed.
     const kai = await admin.get('/admin/audit?target=user:Kai').set('Accept', 'application/json').expect(200);
     expect(kai.body.entries.map((entry: { target: string }) => entry.target)).toEqual(['user:Kai']);
+    const none = await html('/admin/audit?target=user:Nobody').expect(200);
+    expect(visibleTextOf(none.text)).toContain(
+      'The Target filter matches a whole target as the log writes it (receipt:42, tier:standard, user:alice, its username in any case): “user:Nobody” finds only entries about exactly that.',
+    );
   });
 });
