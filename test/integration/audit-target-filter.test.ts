@@ -148,4 +148,37 @@ describe("a user's entries", () => {
     const paths = await admin.get('/admin/audit?target=user:%2Fadmin').set('Accept', 'application/json').expect(200);
     expect(paths.body.entries).toEqual([]);
   });
+
+  // Accounts are named in lower case, and the Actor filter, the billing and usage pages' User filters,
+  // Tier overrides and sign-in all read Zoe as zoe: the Target filter user:Zoe found none of zoe's entries.
+  it('are found by a name typed in another case, as the other filters find them', async () => {
+    const zoe = await buildUser(db.prisma, { username: 'zoe' });
+    await recordAudit(db, { ...context, action: 'user.disable', status: 'ok', target: 'zoe' });
+    await changeRole(db.prisma, zoe.id, 'admin', context);
+    // A job owner Slurm spells with a capital (no account): its tier override is written under that name.
+    await recordAudit(db, { ...context, action: 'pricing.override.set', status: 'ok', target: 'user:Kai' });
+
+    for (const typed of ['user:Zoe', 'USER:ZOE', 'Zoe', ' user:zOE ']) {
+      const answer = await admin
+        .get(`/admin/audit?target=${encodeURIComponent(typed)}`)
+        .set('Accept', 'application/json')
+        .expect(200);
+      expect(answer.body.entries.map((entry: { target: string }) => entry.target)).toEqual(['user:zoe', 'zoe']);
+      const csv = await admin.get(`/admin/audit.csv?target=${encodeURIComponent(typed)}`).expect(200);
+      expect(
+        csv.text
+          .trimEnd()
+          .split('\n')
+          .slice(1)
+          .map((row) => row.split(',')[6]),
+      ).toEqual(['zoe', 'user:zoe']);
+    }
+    // A name some entry has as typed is still found as typed.
+    const kai = await admin.get('/admin/audit?target=user:Kai').set('Accept', 'application/json').expect(200);
+    expect(kai.body.entries.map((entry: { target: string }) => entry.target)).toEqual(['user:Kai']);
+    const none = await html('/admin/audit?target=user:Nobody').expect(200);
+    expect(visibleTextOf(none.text)).toContain(
+      'The Target filter matches a whole target as the log writes it (receipt:42, tier:standard, user:alice, its username in any case): “user:Nobody” finds only entries about exactly that.',
+    );
+  });
 });

@@ -26,7 +26,7 @@ import {
 import { revealBidiControls } from '../../shared/visible-text.js';
 import { auditTimeIso, formatAuditTime } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TUserListQuery, ZUserListQuery } from '../users/users.schema.js';
+import { type TUserListQuery, usernameReadAsNoteOf, ZUserListQuery } from '../users/users.schema.js';
 import {
   TIER_FIELD_LABELS,
   ZCreateTier,
@@ -629,18 +629,24 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
     const listed = parseInput(ZUserListQuery, req.query);
     try {
       const input = parseInput(ZSetOverride, req.body);
-      const outcome = await rates.setOverride(auditContextOf(req), input);
+      const { usernameAsTyped, ...outcome } = await rates.setOverride(auditContextOf(req), input);
+      // The user as stored (zoe for Zoe typed), and what the name typed was read as.
+      const { username } = outcome;
+      const readAs = usernameAsTyped ? ` ${usernameReadAsNoteOf(usernameAsTyped, username)}` : '';
       answerChange(req, res, {
         // No override (null) is the user on their natural tier.
-        json: { user: { ...outcome, override: outcome.override ?? null } },
+        json: {
+          user: { ...outcome, override: outcome.override ?? null },
+          ...(usernameAsTyped ? { usernameAsTyped } : {}),
+        },
         flash: outcome.isChanged
-          ? { type: 'success', message: `${input.username} is now on ${outcome.effectiveTier}.` }
+          ? { type: 'success', message: `${username} is now on ${outcome.effectiveTier}.${readAs}` }
           : {
               type: 'warning',
-              message: `${input.username} is already on ${outcome.effectiveTier}; nothing was changed.`,
+              message: `${username} is already on ${outcome.effectiveTier}; nothing was changed.${readAs}`,
             },
         // A change moves no one in the list (it is by name), so the user is on this page still.
-        location: `${tiersPageOf(listed, { updated: input.username })}#user-${encodeURIComponent(input.username)}`,
+        location: `${tiersPageOf(listed, { updated: username })}#user-${encodeURIComponent(username)}`,
       });
     } catch (error) {
       if (!(error instanceof AppError) || !wantsHtml(req)) throw error;

@@ -171,8 +171,14 @@ export const ZFormulaQuery = z.object({
     .pipe(z.string().max(MAX_TIER_NAME_LENGTH).optional()),
 });
 
+/**
+ * The user a Tier overrides move names: an account or a job owner. Not lower-cased here, as
+ * ZUsername of users.schema.ts does: a job owner keeps Slurm's spelling (`Kai`), and the page's row
+ * for it sends that name. The service reads a name that is no user's as typed in lower case (`Zoe`
+ * is the account zoe: knownUsernameOf in rates.service.ts).
+ */
 // An empty name is also "not a username", and parseInput keeps a field's last reason: stop at the first.
-const ZUsername = z
+const ZOverrideUsername = z
   .string()
   .trim()
   .min(1, { error: 'is required', abort: true })
@@ -213,7 +219,7 @@ const ZBasedOnRates = z
  */
 export const ZSetOverride = strictBody(
   {
-    username: ZUsername,
+    username: ZOverrideUsername,
     tier: ZTierName,
     based_on_override: z.string().max(MAX_TIER_NAME_LENGTH).optional(),
     based_on: ZBasedOnRate,

@@ -524,10 +524,17 @@ export async function countKnownUsernames(db: Client, search: string | undefined
   return rows[0]?.count ?? 0;
 }
 
-/** Whether a username is an account or owns jobs. */
-export async function isKnownUsername(db: Client, username: string): Promise<boolean> {
-  const rows = await db.$queryRaw<{ known: boolean }[]>`
-    SELECT EXISTS (SELECT 1 FROM users WHERE username = ${username})
-        OR EXISTS (SELECT 1 FROM slurm_jobs WHERE "user" = ${username}) AS known`;
-  return rows[0]?.known === true;
+/**
+ * The known username (an account or a job owner) that `typed` names: `typed` itself when it is one,
+ * else its lower-case spelling when that is one (accounts are named in lower case), else null. Each
+ * name is probed through the unique index of users' names and slurm_jobs' (user, …) index.
+ */
+export async function findKnownUsername(db: Client, typed: string): Promise<string | null> {
+  const rows = await db.$queryRaw<{ name: string }[]>`
+    SELECT name FROM (VALUES (${typed}::text, 1), (lower(${typed}::text), 2)) AS candidate(name, rank)
+     WHERE EXISTS (SELECT 1 FROM users WHERE username = candidate.name)
+        OR EXISTS (SELECT 1 FROM slurm_jobs WHERE "user" = candidate.name)
+     ORDER BY rank
+     LIMIT 1`;
+  return rows[0]?.name ?? null;
 }

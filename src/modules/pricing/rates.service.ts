@@ -1304,20 +1304,35 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * The known user (an account or a job owner) a move names: the name as typed when it is one (the
+   * page's own rows, job owners as Slurm spells them included), else the name in lower case (`Zoe`
+   * is the account zoe, as sign-in and the user tools read it); 404 when it is neither. A JSON move
+   * of `Zoe` was refused as no user while the page's search found zoe for it.
+   */
+  async function knownUsernameOf(typed: string): Promise<string> {
+    const known = await ratesRepository.findKnownUsername(db, typed);
+    if (known !== null) return known;
+    const lower = typed.toLowerCase();
+    const nor = lower === typed ? '' : ` (nor "${lower}")`;
+    throw new NotFoundError(`No user or job owner is called "${typed}"${nor}.`);
+  }
+
+  /**
    * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
    * for the tier the user is already on changes nothing and writes no audit entry
-   * (`isChanged: false`): an entry saying gov -> gov only hides the real changes.
+   * (`isChanged: false`): an entry saying gov -> gov only hides the real changes. The user is
+   * named as knownUsernameOf reads the name typed, and so stored, audited and answered;
+   * `usernameAsTyped` is the name typed when that was another.
    */
-  async function setOverride(actor: AuditContext, input: TSetOverride) {
+  async function setOverride(actor: AuditContext, typed: TSetOverride) {
     // The tier is judged by the tiers as they are, read here, not by this worker's cache, which may be
     // up to PRICING_CACHE_CHECK_MS behind another worker's change: a tier renamed there was still found
     // under its old name, and the user put on it with an audit entry naming a tier that had that name no
     // more; a tier added there was "unknown" in a sentence listing it among the known ones. Checked
     // here first so a refusal does not wait for the receipts in flight, and again under the lock below.
-    await placeableTier(db, await readTiersNow(db), input.tier);
-    if (!(await ratesRepository.isKnownUsername(db, input.username))) {
-      throw new NotFoundError(`No user or job owner is called "${input.username}".`);
-    }
+    await placeableTier(db, await readTiersNow(db), typed.tier);
+    const input = { ...typed, username: await knownUsernameOf(typed.username) };
+    const usernameAsTyped = input.username === typed.username ? undefined : typed.username;
     try {
       const outcome = await db.$transaction(async (tx) => {
         // As a rate change: the user's receipts in flight commit at the tier they read, and the move
@@ -1378,7 +1393,7 @@ export function createRatesService(deps: RatesServiceDeps) {
         });
         return { override: next, isChanged: true };
       }, WAITS_FOR_RECEIPTS);
-      return { username: input.username, ...outcome, effectiveTier: input.tier };
+      return { username: input.username, ...outcome, effectiveTier: input.tier, usernameAsTyped };
     } finally {
       // This worker prices with the new tier at once; the others within one cache check.
       invalidate();
