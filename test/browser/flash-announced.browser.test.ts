@@ -87,6 +87,12 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     expect(await focused(page)).toMatch(/^status Receipt #\d+ created: 2 jo/);
     // The receipt's heading follows it, for a screen reader going on from the message.
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/^Receipt #\d+$/);
+    // Printed there and then (its Print button), the paper has the receipt and not the message.
+    const flash = page.locator('.alert[role="status"]', { hasText: 'created' });
+    await page.emulateMedia({ media: 'print' });
+    expect(await flash.isVisible()).toBe(false);
+    await page.emulateMedia({ media: 'screen' });
+    expect(await flash.isVisible()).toBe(true);
     // Once: a reload shows the receipt alone, the focus at the page's top.
     await page.reload();
     expect(await page.locator('.alert[role="status"]', { hasText: 'created' }).count()).toBe(0);
