@@ -111,8 +111,6 @@ export interface Creation {
   location: string;
   /** The address of what was created, when it has one of its own: the JSON answer's Location. */
   url?: string;
-  /** The page at `location` is what was created, which says so better than a flash above it. */
-  isShownAtLocation?: boolean;
 }
 
 /**
@@ -125,7 +123,9 @@ export function answerCreated(req: Request, res: Response, created: Creation): v
     res.status(201).json({ ok: true, ...created.json, message: created.message });
     return;
   }
-  if (!created.isShownAtLocation) req.session.flash = { type: 'success', message: created.message };
+  // Said even where `location` is what was created (a new receipt's page): that page reads as it does
+  // any day, and its title ("Receipt #12") told a screen reader nothing of the button having worked.
+  req.session.flash = { type: 'success', message: created.message };
   res.redirect(303, created.location);
 }
 

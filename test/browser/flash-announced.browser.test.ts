@@ -28,6 +28,7 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     await buildTiers(db);
     await buildUser(db.prisma, { username: 'kim', password: 'kim-password' });
     await buildUser(db.prisma, { username: 'root', role: 'admin', password: 'root-password' });
+    await buildUser(db.prisma, { username: 'lee', password: 'lee-password' });
     // A job not finished (held for a requeue): the new receipt's page says it left it out with a flash (the receipt alone says the rest).
     await buildJobs(db, [
       {
@@ -39,6 +40,9 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
         allocMemMb: 8_000,
       },
       { user: 'kim', jobId: '8101', end: new Date(Date.now() - 1_800_000), state: 'REQUEUE_HOLD', isTerminal: false },
+      // Finished jobs alone: the new receipt's page had nothing saying it was just made.
+      { user: 'lee', jobId: '8200', end: new Date(Date.now() - 3_600_000), elapsedSec: 3_600, allocCpus: 2 },
+      { user: 'lee', jobId: '8201', end: new Date(Date.now() - 1_800_000), elapsedSec: 1_800, allocCpus: 2 },
     ]);
     rig = await startBrowserRig(buildTestApp(db));
   });
@@ -72,6 +76,27 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     await send(page, 'Create receipt');
     expect(page.url()).toMatch(/\/me\/receipts\/\d+/);
     expect(await focused(page)).toMatch(/^status Receipt #\d+ created/);
+    await context.close();
+  });
+
+  it('a created receipt with every job finished: the status says so and takes the focus', async () => {
+    const { context, page } = await signedInPage(rig, 'lee', 'lee-password');
+    await page.goto(`${rig.base}/me`);
+    await send(page, 'Create receipt');
+    expect(page.url()).toMatch(/\/me\/receipts\/\d+#receipt$/);
+    expect(await focused(page)).toMatch(/^status Receipt #\d+ created: 2 jo/);
+    // The receipt's heading follows it, for a screen reader going on from the message.
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/^Receipt #\d+$/);
+    // Printed there and then (its Print button), the paper has the receipt and not the message.
+    const flash = page.locator('.alert[role="status"]', { hasText: 'created' });
+    await page.emulateMedia({ media: 'print' });
+    expect(await flash.isVisible()).toBe(false);
+    await page.emulateMedia({ media: 'screen' });
+    expect(await flash.isVisible()).toBe(true);
+    // Once: a reload shows the receipt alone, the focus at the page's top.
+    await page.reload();
+    expect(await page.locator('.alert[role="status"]', { hasText: 'created' }).count()).toBe(0);
+    expect(await focused(page)).toMatch(/^body /);
     await context.close();
   });
 

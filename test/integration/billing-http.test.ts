@@ -1173,13 +1173,14 @@ describe('receipts over HTTP', () => {
       unfinishedJobCount: 0,
     });
 
-    // A browser's form still goes to the receipt, which is its own confirmation.
+    // A browser's form still goes to the receipt, with the JSON answer's message as its flash: the
+    // receipt's page alone (its title "Receipt #N") did not say it had just been made.
     await buildJobs(db, [{ user: 'alice', end: '2025-09-13T03:00:00Z' }]);
     const inBrowser = await createReceipt(alice, '2025-09-15');
     expect(inBrowser.status).toBe(303);
     const page = await html(alice, receiptPathOf(inBrowser)).expect(200);
     expect(page.text).toMatch(/<h1>Receipt #\d+<\/h1>/);
-    expect(flashOf(page.text)).toBeUndefined();
+    expect(flashOf(page.text)).toMatch(/^Receipt #\d+ created: 1 job, total \d+\.\d\d THB\.$/);
   });
 
   it('confirms a receipt marked paid or voided on the receipt page it goes back to, once', async () => {

@@ -664,8 +664,6 @@ export function receiptsRoutes(deps: {
       // an id the receipt page does not have: name the receipt itself, so the page opens at its top.
       location: `${url}#receipt`,
       url,
-      // The page says the receipt was made, but not which jobs of the window it left out: a flash says that.
-      isShownAtLocation: receipt.unfinishedJobCount === 0,
     });
   });
 
