@@ -46,6 +46,17 @@ function unescapedBytes(bytes: Uint8Array, sources?: number[]): Uint8Array {
   return out.subarray(0, length);
 }
 
+/** Whether `part` holds a % that begins no %-escape (a % and two hex digits), and whether it holds an escape. */
+function percentsIn(part: Uint8Array): { hasStray: boolean; hasEscape: boolean } {
+  let hasStray = false;
+  let hasEscape = false;
+  for (let index = part.indexOf(PERCENT); index !== -1; index = part.indexOf(PERCENT, index + 1)) {
+    if (hexValue(part[index + 1]) !== -1 && hexValue(part[index + 2]) !== -1) hasEscape = true;
+    else hasStray = true;
+  }
+  return { hasStray, hasEscape };
+}
+
 /** What begins the first sequence of `part` that is not UTF-8, as sent; undefined when all of it is UTF-8. */
 function firstNotUtf8In(part: Uint8Array): string | undefined {
   const sources: number[] = [];
@@ -95,6 +106,31 @@ export function findNotUtf8Field(encoded: Uint8Array): NotUtf8Field | undefined 
   return { name: undefined, sent: 'a byte' };
 }
 
+/**
+ * The first field of a form whose name or value holds both a % that begins no %-escape and an escape,
+ * or undefined when none does: `name` as for findNotUtf8Field. The form parser (qs) decodes a field's
+ * text whole or not at all, so `caf%C3%A9 100%` was read, and stored, with its escapes as their own
+ * text. A stray % in a field with no escape is read as itself, as its sender most likely meant
+ * (`100% refund`), and is not looked for. Only a form with a stray % anywhere is looked at field by field.
+ */
+export function findFieldLeftUndecoded(encoded: Uint8Array): Pick<NotUtf8Field, 'name'> | undefined {
+  if (!percentsIn(encoded).hasStray) return undefined;
+  let start = 0;
+  while (start <= encoded.length) {
+    let end = encoded.indexOf(AMPERSAND, start);
+    if (end === -1) end = encoded.length;
+    const pair = encoded.subarray(start, end);
+    const equals = pair.indexOf(EQUALS);
+    const name = equals === -1 ? pair : pair.subarray(0, equals);
+    const inName = percentsIn(name);
+    if (inName.hasStray && inName.hasEscape) return { name: undefined };
+    const inValue = equals === -1 ? undefined : percentsIn(pair.subarray(equals + 1));
+    if (inValue?.hasStray && inValue.hasEscape) return { name: readableName(name) };
+    start = end + 1;
+  }
+  return undefined;
+}
+
 function describeField(field: NotUtf8Field, fieldWord: string): string {
   const holder = field.name === undefined ? `a ${fieldWord}'s name` : `its ${fieldWord} ${field.name}`;
   return `${holder} holds ${field.sent}, which begins no UTF-8 character`;
@@ -105,6 +141,12 @@ export function formNotUtf8Message(field: NotUtf8Field): string {
   return `The form was not sent as UTF-8: ${describeField(field, 'field')}. Nothing was done; send the form from its page, or encode its text as UTF-8 (é is %C3%A9).`;
 }
 
+/** What a form with a field findFieldLeftUndecoded finds is told (400). */
+export function formLeftUndecodedMessage(field: Pick<NotUtf8Field, 'name'>): string {
+  const holder = field.name === undefined ? "a field's name" : `its field ${field.name}`;
+  return `The form could not be read as sent: ${holder} holds a % that begins no %-escape (a % and two hex digits) beside escapes, which the form would be read with undecoded. Nothing was done; write a % as %25.`;
+}
+
 /** What an address whose query string is not UTF-8 is told (400). */
 export function queryNotUtf8Message(field: NotUtf8Field): string {
   return `The address was not sent as UTF-8: ${describeField(field, 'query field')}. Nothing was done; encode the query's text as UTF-8 (é is %C3%A9).`;
@@ -112,7 +154,7 @@ export function queryNotUtf8Message(field: NotUtf8Field): string {
 
 /**
  * A body-parser `verify` for express.urlencoded: refuses (400) a form whose text, its %-escapes
- * decoded, is not UTF-8. The parser read such an escape (`reason=caf%E9`, from a Latin-1 client or a
+ * decoded, is not UTF-8, or that the parser would read with escapes undecoded (findFieldLeftUndecoded). The parser read such an escape (`reason=caf%E9`, from a Latin-1 client or a
  * script that encodes so) as the escape's own text, the whole field undecoded ("caf%E9"), and such
  * a byte sent unescaped as U+FFFD, and the route stored either: a void's reason, a tier's description,
  * a password other than the one typed, which no one could sign in with. A form in another charset is refused before (body-charset.ts).
@@ -120,6 +162,8 @@ export function queryNotUtf8Message(field: NotUtf8Field): string {
 export function refuseFormNotUtf8(_req: unknown, _res: unknown, body: Buffer): void {
   const field = findNotUtf8Field(body);
   if (field !== undefined) throw new BadRequestError(formNotUtf8Message(field));
+  const undecoded = findFieldLeftUndecoded(body);
+  if (undecoded !== undefined) throw new BadRequestError(formLeftUndecodedMessage(undecoded));
 }
 
 /**

@@ -113,6 +113,33 @@ describe('a form whose text is not UTF-8', () => {
     expect(await receiptState(receiptId)).toEqual({ status: 'void', voidReason: 'café refund \uFFFD' });
   });
 
+  it('refuses a field with a % that begins no escape beside escapes, which the parser left all undecoded', async () => {
+    const response = await postForm(
+      admin,
+      `/admin/receipts/${receiptId}/void`,
+      'reason=caf%C3%A9+refund+of+100%',
+      'application/json',
+    );
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({
+      error:
+        'The form could not be read as sent: its field reason holds a % that begins no %-escape (a % and two hex digits) beside escapes, which the form would be read with undecoded. Nothing was done; write a % as %25.',
+      code: 400,
+    });
+    expect(await receiptState(receiptId)).toEqual({ status: 'pending', voidReason: null });
+  });
+
+  it('takes a % that begins no escape in a field without escapes as itself, as before', async () => {
+    const response = await postForm(
+      admin,
+      `/admin/receipts/${receiptId}/void`,
+      'reason=100%+refund+%ZZ',
+      'application/json',
+    );
+    expect(response.status, response.text).toBe(200);
+    expect(await receiptState(receiptId)).toEqual({ status: 'void', voidReason: '100% refund %ZZ' });
+  });
+
   it('takes UTF-8 sent as raw bytes, not escaped', async () => {
     const token = await csrfTokenOf(admin);
     const response = await admin

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findNotUtf8Field } from '../../src/http/percent-encoded-utf8.js';
+import { findFieldLeftUndecoded, findNotUtf8Field } from '../../src/http/percent-encoded-utf8.js';
 
 const latin1 = (text: string) => Buffer.from(text, 'latin1');
 
@@ -38,5 +38,25 @@ describe('findNotUtf8Field', () => {
   it('finds one at the far end of a form of 100 kB', () => {
     const text = `reason=${'%C3%A9'.repeat(16_000)}&last=%E9`;
     expect(findNotUtf8Field(latin1(text))).toEqual({ name: 'last', sent: '%E9' });
+  });
+});
+
+describe('findFieldLeftUndecoded', () => {
+  it.each([
+    ['no %', 'reason=late+fee'],
+    ['escapes alone', 'reason=caf%C3%A9+%25'],
+    ['a stray % alone in a field', 'reason=100%+refund+%ZZ+%E'],
+    ['a stray % and escapes in different fields', 'reason=100%&note=caf%C3%A9'],
+  ])('finds none in %s', (_label, text) => {
+    expect(findFieldLeftUndecoded(latin1(text))).toBeUndefined();
+  });
+
+  it.each([
+    ['a stray % after an escape', 'a=1&reason=caf%C3%A9+100%', { name: 'reason' }],
+    ['a stray % before an escape', 'reason=%+caf%C3%A9', { name: 'reason' }],
+    ['a % with one hex digit', 'reason=%41%4', { name: 'reason' }],
+    ['a name', 'caf%C3%A9%=1', { name: undefined }],
+  ])('finds %s', (_label, text, field) => {
+    expect(findFieldLeftUndecoded(latin1(text))).toEqual(field);
   });
 });
