@@ -178,7 +178,8 @@ export const refuseQueryNotUtf8: RequestHandler = (req, _res, next) => {
     next();
     return;
   }
-  // Node gives the address's bytes as latin1 characters, one a byte.
+  // The address is ASCII (Node answers a request line with other bytes 400 itself): only its
+  // escapes can be other than UTF-8.
   const field = findNotUtf8Field(Buffer.from(url.slice(question + 1), 'latin1'));
   next(field === undefined ? undefined : new BadRequestError(queryNotUtf8Message(field)));
 };

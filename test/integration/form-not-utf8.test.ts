@@ -229,6 +229,25 @@ describe('the sign-in form not in UTF-8', () => {
     const signedIn = await signInWith(ALICE_PASSWORD);
     expect(signedIn.status, signedIn.text.slice(0, 300)).toBe(302);
   });
+
+  it('as JSON is refused so too, uncounted', async () => {
+    const throttles = await db.prisma.authThrottle.findMany();
+    const visitor = request.agent(app);
+    const page = await visitor.get('/login').set('Accept', 'text/html');
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const response = await visitor
+        .post('/login')
+        .set('Accept', 'application/json')
+        .set('Content-Type', 'application/json')
+        .set('X-CSRFToken', csrfTokenIn(page.text))
+        .serialize((bytes: Buffer) => bytes as unknown as string)
+        .send(Buffer.from('{"username":"alice","password":"café-café-123"}', 'latin1'));
+      expect(response.status).toBe(400);
+      expect(response.body.error).toMatch(/^The request body is not valid UTF-8: byte 0xE9 /);
+    }
+    expect(await db.prisma.authThrottle.findMany()).toEqual(throttles);
+    await signInAs(app, 'alice', ALICE_PASSWORD);
+  });
 });
 
 describe('a query string whose text is not UTF-8', () => {
