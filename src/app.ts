@@ -16,6 +16,7 @@ import { requireObjectBody } from './http/json-object-body.js';
 import { parseQueryFields } from './http/list-shaped-fields.js';
 import { jsonKeepingNumberText, refuseDuplicateJsonKeys } from './http/lossless-json.js';
 import { answerOptions } from './http/method-not-allowed.js';
+import { refuseFormNotUtf8, refuseQueryNotUtf8 } from './http/percent-encoded-utf8.js';
 import { lowerCaseForwardedProto } from './http/plain-http.js';
 import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
@@ -334,7 +335,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(passport.session());
   // Bodies are read in UTF-8 alone, as the webhooks (mounted before) read theirs: the parsers take other charsets.
   app.use(refuseBodyCharsetNotUtf8);
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: FORM_FIELD_LIMIT }));
+  // Text in UTF-8 alone, %-escapes decoded: a query or form in Latin-1 (`caf%E9`) was read as
+  // U+FFFD or as the escape's own text, and stored so (percent-encoded-utf8.ts).
+  app.use(refuseQueryNotUtf8);
+  app.use(
+    express.urlencoded({
+      extended: false,
+      limit: BODY_LIMIT,
+      parameterLimit: FORM_FIELD_LIMIT,
+      verify: refuseFormNotUtf8,
+    }),
+  );
   // Rates (and a mark paid's amount received) sent as JSON numbers are judged by the digits the client
   // typed (1e3 is refused, not read as 1000; 0.10000000000000001 is not 0.1): these routes' JSON keeps
   // each number's text.

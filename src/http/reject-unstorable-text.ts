@@ -8,9 +8,10 @@ import { NUL_CHARACTER_MESSAGE, unstorableTextIn } from '../shared/storable-text
  * service or query sees it. Runs after the body parsers.
  *
  * A NUL reaches the URL only percent-encoded, as %00. A lone surrogate reaches a request through
- * a JSON body: %-escapes are decoded as UTF-8, which cannot encode one, so the query parser reads
- * %ED%A0%80 as U+FFFD, and the router refuses it in a path parameter as a malformed escape (400).
- * The query is still checked, so that another query parser could not let one through.
+ * a JSON body: %-escapes are decoded as UTF-8, which cannot encode one, so %ED%A0%80 in a query or
+ * a form is refused before as not UTF-8 (percent-encoded-utf8.ts), and the router refuses it in a
+ * path parameter as a malformed escape (400). The query is still checked, so that another query
+ * parser could not let one through.
  */
 export const rejectUnstorableText: RequestHandler = (req, _res, next) => {
   const reason = req.originalUrl.includes('%00')

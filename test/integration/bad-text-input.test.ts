@@ -341,9 +341,10 @@ describe('unpaired UTF-16 surrogates', () => {
   });
 
   it('cannot be given one through a %-escape in the query or the path', async () => {
-    // UTF-8 has no surrogates: %ED%A0%80 (what "\ud800" would be) is not UTF-8 at all.
+    // UTF-8 has no surrogates: %ED%A0%80 (what "\ud800" would be) is not UTF-8 at all, and refused as that.
     const listed = await admin.get('/admin/receipts?user=%ED%A0%80').set('Accept', 'application/json');
-    expect(listed.status, listed.text.slice(0, 300)).toBe(200);
+    expect(listed.status, listed.text.slice(0, 300)).toBe(400);
+    expect(listed.body.error).toMatch(/^The address was not sent as UTF-8: its query field user holds %ED, /);
     const shown = await admin.get('/admin/receipts/%ED%A0%80').set('Accept', 'application/json');
     expect(shown.status).toBe(400);
     expect(shown.body.error).toBe('The address contains a malformed %-escape.');

@@ -5,6 +5,7 @@ import { prefersJson, wantsHtml } from '../../http/error-handler.js';
 import { isEtagMatched, takeFastPathFailure } from '../../http/hot-routes.js';
 import { rateJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
+import { refuseQueryNotUtf8 } from '../../http/percent-encoded-utf8.js';
 import { rejectUnstorableText } from '../../http/reject-unstorable-text.js';
 import {
   answerChange,
@@ -56,13 +57,14 @@ function tiersPageOf(listed: TUserListQuery, extra: Record<string, string> = {})
  * GET /formula: public, and the hottest path of the app. Mount it before the session
  * and CSRF middlewares so a poll never touches the session store. Plain `/formula` is
  * answered before Express by hot-routes.ts; this route serves `?type=` and HEAD. Being
- * mounted before the body parsers, it is also before rejectUnstorableText, which it runs
- * itself: `?type=%00` was answered `Unknown tier "\u0000"`, not the NUL refusal every other
- * route gives. Plain `/formula` has no query to carry one, so the hot path needs no check.
+ * mounted before the body parsers, it is also before rejectUnstorableText and refuseQueryNotUtf8,
+ * which it runs itself: `?type=%00` was answered `Unknown tier "\u0000"`, not the NUL refusal every
+ * other route gives, and `?type=caf%E9` named a tier "caf\ufffd". Plain `/formula` has no query to
+ * carry either, so the hot path needs no check.
  */
 export function formulaRoutes(deps: { rates: RatesService }) {
   const router = express.Router();
-  router.get('/formula', rejectUnstorableText, async (req, res) => {
+  router.get('/formula', refuseQueryNotUtf8, rejectUnstorableText, async (req, res) => {
     // Refusals too: a 404 is cacheable by default, and "no tier yet" must not outlive the first tier in a proxy.
     res.setHeader('Cache-Control', 'no-cache');
     const fastPathFailure = takeFastPathFailure(req);
