@@ -128,6 +128,22 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     await context.close();
   });
 
+  // Shown in the answer to the POST itself (not a flash after a redirect), once: with the focus left
+  // at the page's top, a screen reader said nothing of the password it had to pass on.
+  it('a generated password, for a new user and a reset one: the status with it takes the focus', async () => {
+    const { context, page } = await signedInPage(rig, 'root', 'root-password');
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.goto(`${rig.base}/admin/users`);
+    await page.fill('#new-username', 'pat');
+    await send(page, 'Create');
+    expect(await focused(page)).toMatch(/^status Created pat\. Their password/);
+
+    await page.goto(`${rig.base}/admin/users?q=lee`);
+    await send(page, 'Reset password of lee');
+    expect(await focused(page)).toMatch(/^status New password for lee: /);
+    await context.close();
+  });
+
   it("the sign-in page keeps its field's autofocus, with the signed-out status on it", async () => {
     const { context, page } = await signedInPage(rig, 'root', 'root-password');
     await page.goto(`${rig.base}/me`);
