@@ -144,6 +144,20 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     await context.close();
   });
 
+  // The POST answers with the verdict at the page's top and the focus left there: a screen reader
+  // said nothing of what the walk found. The last verdict a GET shows is the page's content, not news.
+  it('the audit chain verified now: the verdict takes the focus', async () => {
+    const { context, page } = await signedInPage(rig, 'root', 'root-password');
+    await page.goto(`${rig.base}/admin/audit/verify`);
+    expect(await focused(page)).toMatch(/^body /);
+    await send(page, 'Verify the chain now');
+    expect(await focused(page)).toMatch(/^div OK: (all \d+ entries are|the one entry is) intact/);
+    await page.goto(`${rig.base}/admin/audit/verify`);
+    expect(await page.getByText(/^Last verified at /).count()).toBe(1);
+    expect(await focused(page)).toMatch(/^body /);
+    await context.close();
+  });
+
   it("the sign-in page keeps its field's autofocus, with the signed-out status on it", async () => {
     const { context, page } = await signedInPage(rig, 'root', 'root-password');
     await page.goto(`${rig.base}/me`);
