@@ -128,6 +128,36 @@ describe.skipIf(!hasChromium)('a success told after a redirect', { timeout: 120_
     await context.close();
   });
 
+  // Shown in the answer to the POST itself (not a flash after a redirect), once: with the focus left
+  // at the page's top, a screen reader said nothing of the password it had to pass on.
+  it('a generated password, for a new user and a reset one: the status with it takes the focus', async () => {
+    const { context, page } = await signedInPage(rig, 'root', 'root-password');
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.goto(`${rig.base}/admin/users`);
+    await page.fill('#new-username', 'pat');
+    await send(page, 'Create');
+    expect(await focused(page)).toMatch(/^status Created pat\. Their password/);
+
+    await page.goto(`${rig.base}/admin/users?q=lee`);
+    await send(page, 'Reset password of lee');
+    expect(await focused(page)).toMatch(/^status New password for lee: /);
+    await context.close();
+  });
+
+  // The POST answers with the verdict at the page's top and the focus left there: a screen reader
+  // said nothing of what the walk found. The last verdict a GET shows is the page's content, not news.
+  it('the audit chain verified now: the verdict takes the focus', async () => {
+    const { context, page } = await signedInPage(rig, 'root', 'root-password');
+    await page.goto(`${rig.base}/admin/audit/verify`);
+    expect(await focused(page)).toMatch(/^body /);
+    await send(page, 'Verify the chain now');
+    expect(await focused(page)).toMatch(/^div OK: (all \d+ entries are|the one entry is) intact/);
+    await page.goto(`${rig.base}/admin/audit/verify`);
+    expect(await page.getByText(/^Last verified at /).count()).toBe(1);
+    expect(await focused(page)).toMatch(/^body /);
+    await context.close();
+  });
+
   it("the sign-in page keeps its field's autofocus, with the signed-out status on it", async () => {
     const { context, page } = await signedInPage(rig, 'root', 'root-password');
     await page.goto(`${rig.base}/me`);

@@ -39,10 +39,15 @@ describe('/admin/audit/verify on a broken chain', () => {
     const later = await postAuditVerify(agent, 'text/html', 409);
     expect(later.text).toContain(`Broken at entry #${second.id}: `);
     expect(later.text).toContain(`Entries before #${second.id} are intact.`);
+    // The verdict just reached takes the focus (flash-focus.js right after it), for a screen reader to read it.
+    expect(later.text).toMatch(
+      /Broken at entry #\d+: [^<]*<\/div>\s*<script src="\/static\/js\/flash-focus\.js" defer>/,
+    );
 
     await tamperWith(first.id);
     const page = await postAuditVerify(agent, 'text/html', 409);
     expect(page.text).toContain(`Broken at entry #${first.id}, the first entry: `);
+    expect(page.text).toMatch(/the first entry: [^<]*<\/div>\s*<script src="\/static\/js\/flash-focus\.js" defer>/);
     expect(page.text).not.toContain('are intact');
     expect(page.text).toContain('Keep a copy of the database as it is');
     const json = await postAuditVerify(agent, 'application/json', 409);

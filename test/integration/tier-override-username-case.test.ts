@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { elementById, refusedFormStateOf, visibleTextOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -144,6 +145,56 @@ describe('the Tier overrides page', () => {
       .send({ username: 'ZOE', tier: 'gov', csrf_token: await csrfTokenOf(ops, '/admin/tiers') });
     expect(moved.status).toBe(303);
     expect(moved.headers.location).toBe('/admin/tiers?updated=zoe#user-zoe');
+    expect(await overrides()).toEqual([
+      ['Kai', 'gov'],
+      ['zoe', 'gov'],
+    ]);
+  });
+
+  // The refusal went to the top of the page, no row marked: the page looked for a row named as typed
+  // (ZOE), which no row is, while the move and its success's return (#user-zoe) read it as zoe.
+  it.each([
+    ['a form opened before the user was moved', { based_on_override: '' }, 409, /^zoe not moved to private\. /],
+    [
+      'a tier that does not exist',
+      { tier: 'gold' },
+      400,
+      /^Tier: unknown tier \S*gold\S* Known tiers: mu, gov, private\./,
+    ],
+  ])(
+    'refuses %s in the row of the user the name typed in another case reads as',
+    async (_case, sent, status, reason) => {
+      const before = await overrides();
+      const entries = await db.prisma.auditLog.count();
+      const refused = await ops
+        .post('/admin/tiers')
+        .set('Accept', 'text/html')
+        .type('form')
+        .send({ username: 'ZOE', tier: 'private', ...sent, csrf_token: await csrfTokenOf(ops, '/admin/tiers') });
+      expect(refused.status).toBe(status);
+      expect(refusedFormStateOf(refused.text).invalid).toEqual(['tier-for-zoe']);
+      // The reason that describes it is in zoe's row, not at the page's top.
+      const reasonInRow = elementById(elementById(refused.text, 'user-zoe') ?? '', 'tiers-error') ?? '';
+      expect(visibleTextOf(reasonInRow)).toMatch(reason);
+      expect(refused.text.indexOf('id="tiers-error"')).toBe(refused.text.lastIndexOf('id="tiers-error"'));
+      expect(await overrides()).toEqual(before);
+      expect(await db.prisma.auditLog.count()).toBe(entries);
+    },
+  );
+
+  it('refuses a job owner Slurm names with a capital in its own row', async () => {
+    const refused = await ops
+      .post('/admin/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        username: 'Kai',
+        tier: 'private',
+        based_on_override: '',
+        csrf_token: await csrfTokenOf(ops, '/admin/tiers'),
+      });
+    expect(refused.status).toBe(409);
+    expect(refusedFormStateOf(refused.text).invalid).toEqual(['tier-for-Kai']);
     expect(await overrides()).toEqual([
       ['Kai', 'gov'],
       ['zoe', 'gov'],

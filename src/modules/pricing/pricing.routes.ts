@@ -655,7 +655,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
       res.status(error.status);
       await renderTiers(res, listed, {
         error: readableMessageOf(error),
-        refusedUser: typedIn(req.body, 'username'),
+        // The row of the user the name reads as (zoe for ZOE typed), as a move and its success's return read it.
+        refusedUser: await rates.findRefusedMoveUser(typedIn(req.body, 'username')),
         invalidFields: invalidFieldsOf(error),
       });
     }

@@ -178,7 +178,7 @@ export const ZFormulaQuery = z.object({
  * is the account zoe: knownUsernameOf in rates.service.ts).
  */
 // An empty name is also "not a username", and parseInput keeps a field's last reason: stop at the first.
-const ZOverrideUsername = z
+export const ZOverrideUsername = z
   .string()
   .trim()
   .min(1, { error: 'is required', abort: true })

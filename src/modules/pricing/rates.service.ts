@@ -26,6 +26,7 @@ import {
   type TSetDefaultTier,
   type TSetOverride,
   type TSetRates,
+  ZOverrideUsername,
 } from './pricing.schema.js';
 import * as ratesRepository from './rates.repository.js';
 
@@ -1318,6 +1319,18 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * The user a refused move on Tier overrides is about, for the page to mark their row: the name
+   * typed read as a move reads it (knownUsernameOf: `ZOE` is zoe, a job owner `Kai` stays Kai), or
+   * as typed when it is not a username or names no user (no row is then marked). The page looked
+   * for a row named as typed, so a refusal for `ZOE` stood at the page's top, zoe's row unmarked.
+   */
+  async function findRefusedMoveUser(typed: string | undefined): Promise<string | undefined> {
+    const parsed = ZOverrideUsername.safeParse(typed);
+    if (!parsed.success) return typed;
+    return (await ratesRepository.findKnownUsername(db, parsed.data)) ?? typed;
+  }
+
+  /**
    * Moves a user to a tier; choosing the natural tier removes the override. Audited. Asking
    * for the tier the user is already on changes nothing and writes no audit entry
    * (`isChanged: false`): an entry saying gov -> gov only hides the real changes. The user is
@@ -1418,6 +1431,7 @@ export function createRatesService(deps: RatesServiceDeps) {
     setDefaultTier,
     checkUserTiersPage,
     listUserTiers,
+    findRefusedMoveUser,
     setOverride,
     whatBecameOfTierName,
     invalidate,
