@@ -53,6 +53,28 @@ describe('the sign-in page a protected page sent a signed-out visitor to', () =>
     expect(nextFieldIn(page.text)).toBe(path.replaceAll('&', '&amp;'));
   });
 
+  it.each([
+    ['/me.csv?start=2026-11-01&end=2026-11-30', '/me', '/me?start=2026-11-01&end=2026-11-30'],
+    ['/me/receipts/3/items.csv', '/me/receipts/3', '/me/receipts/3'],
+  ])('%s typed as next: names the page signing in goes to, not the download', async (next, shown, destination) => {
+    // Signing in goes to a download's page (its link is there), not to the download: the notice said
+    // "Sign in to see /me.csv: you will be taken there once signed in." and signing in opened /me.
+    const user = await buildUser(db.prisma, { username: `why-download-${shown.length}` });
+    const agent = request.agent(app);
+    const page = await agent
+      .get(`/login?next=${encodeURIComponent(next)}`)
+      .set('Accept', 'text/html')
+      .expect(200);
+    expect(alertsIn(page.text)).toEqual([['warning', noticeFor(shown)]]);
+    const signedIn = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: user.username, password: user.password, csrf_token: csrfTokenIn(page.text), next })
+      .expect(302);
+    expect(signedIn.headers.location).toBe(destination);
+  });
+
   it('is where signing in returns, and the page after it has no notice left', async () => {
     const user = await buildUser(db.prisma, { username: 'why-returner' });
     const agent = request.agent(app);

@@ -97,8 +97,9 @@ function signInNoticeOf(req: Request, isHttpsRequired: boolean): string | undefi
   // Only a `next` the sign-in will follow is named: any other is dropped from the form as well.
   const nextPath = toSafeNextPath(req.query.next);
   if (!nextPath) return undefined;
-  // Named only when a page is there: the address is anyone's text (a link sent to the user).
-  const page = servedPagePathOf(req, nextPath) ?? 'the page you opened';
+  // Named only when a page is there: the address is anyone's text (a link sent to the user). A download
+  // typed as `next` is named by its page, where signing in goes (destinationOf): it named the download.
+  const page = servedPagePathOf(req, pageOfDownloadAt(nextPath) ?? nextPath) ?? 'the page you opened';
   return `Sign in to see ${page}: you will be taken there once signed in.`;
 }
 
