@@ -80,6 +80,21 @@ function readableName(name: Uint8Array): string {
   return read.length > NAME_SHOWN_LENGTH ? `${read.slice(0, NAME_SHOWN_LENGTH)}…` : read;
 }
 
+/** The `name=value` fields of a form body or query string, as sent (`value` undefined for a field with no `=`). */
+function* fieldsOf(encoded: Uint8Array): Generator<{ name: Uint8Array; value: Uint8Array | undefined }> {
+  let start = 0;
+  while (start <= encoded.length) {
+    let end = encoded.indexOf(AMPERSAND, start);
+    if (end === -1) end = encoded.length;
+    const pair = encoded.subarray(start, end);
+    const equals = pair.indexOf(EQUALS);
+    yield equals === -1
+      ? { name: pair, value: undefined }
+      : { name: pair.subarray(0, equals), value: pair.subarray(equals + 1) };
+    start = end + 1;
+  }
+}
+
 /**
  * The first field of `encoded` (a form body, or a query string as bytes) whose name or value, its
  * %-escapes decoded, is not UTF-8, or undefined when every field's is. Most text has no byte that is
@@ -89,18 +104,11 @@ function readableName(name: Uint8Array): string {
  */
 export function findNotUtf8Field(encoded: Uint8Array): NotUtf8Field | undefined {
   if (isUtf8(encoded.includes(PERCENT) ? unescapedBytes(encoded) : encoded)) return undefined;
-  let start = 0;
-  while (start <= encoded.length) {
-    let end = encoded.indexOf(AMPERSAND, start);
-    if (end === -1) end = encoded.length;
-    const pair = encoded.subarray(start, end);
-    const equals = pair.indexOf(EQUALS);
-    const name = equals === -1 ? pair : pair.subarray(0, equals);
+  for (const { name, value } of fieldsOf(encoded)) {
     const inName = firstNotUtf8In(name);
     if (inName !== undefined) return { name: undefined, sent: inName };
-    const inValue = equals === -1 ? undefined : firstNotUtf8In(pair.subarray(equals + 1));
+    const inValue = value === undefined ? undefined : firstNotUtf8In(value);
     if (inValue !== undefined) return { name: readableName(name), sent: inValue };
-    start = end + 1;
   }
   // Unreachable while the whole is judged as its fields are; said as a field's, not passed as UTF-8.
   return { name: undefined, sent: 'a byte' };
@@ -115,18 +123,11 @@ export function findNotUtf8Field(encoded: Uint8Array): NotUtf8Field | undefined 
  */
 export function findFieldLeftUndecoded(encoded: Uint8Array): Pick<NotUtf8Field, 'name'> | undefined {
   if (!percentsIn(encoded).hasStray) return undefined;
-  let start = 0;
-  while (start <= encoded.length) {
-    let end = encoded.indexOf(AMPERSAND, start);
-    if (end === -1) end = encoded.length;
-    const pair = encoded.subarray(start, end);
-    const equals = pair.indexOf(EQUALS);
-    const name = equals === -1 ? pair : pair.subarray(0, equals);
+  for (const { name, value } of fieldsOf(encoded)) {
     const inName = percentsIn(name);
     if (inName.hasStray && inName.hasEscape) return { name: undefined };
-    const inValue = equals === -1 ? undefined : percentsIn(pair.subarray(equals + 1));
+    const inValue = value === undefined ? undefined : percentsIn(value);
     if (inValue?.hasStray && inValue.hasEscape) return { name: readableName(name) };
-    start = end + 1;
   }
   return undefined;
 }
