@@ -4,8 +4,8 @@
 // be reached while the run went on. This asks for the run's JSON instead (GET data-status-url with
 // Accept: application/json, the run's own address), writes its counts into the page in place (the
 // data-run elements: users done, receipts, of them no charge, total, users skipped), and loads the
-// page once, when the run has ended, for its summary. It asks every 2 s, not at all while the tab
-// is hidden (at once when it is shown again). An external file because the CSP allows no inline
+// page once, when the run has ended, for its summary, which then takes the focus (month-end-ended.js).
+// It asks every 2 s, not at all while the tab is hidden (at once when it is shown again). An external file because the CSP allows no inline
 // script; without JavaScript the page keeps its meta refresh (in <noscript>).
 (() => {
   const status = document.getElementById('month-end-run-status');
@@ -77,6 +77,14 @@
     window.location.reload();
   }
 
+  /** The run has ended: the page loaded again shows its summary, which takes the focus (month-end-ended.js). */
+  function showEnded() {
+    // The mark is this history entry's, kept by the reload: not the page of a run opened after it ended.
+    const state = window.history.state && typeof window.history.state === 'object' ? window.history.state : {};
+    window.history.replaceState({ ...state, monthEndRunEnded: true }, '');
+    loadAgain();
+  }
+
   function schedule() {
     if (isDone || document.hidden) return;
     timer = window.setTimeout(check, DELAY_MS);
@@ -96,7 +104,7 @@
         const run = await response.json();
         if (run.outcome !== 'running') {
           // Ended: its page then shows the summary, the skipped users and the receipts it made.
-          loadAgain();
+          showEnded();
           return;
         }
         show(run);

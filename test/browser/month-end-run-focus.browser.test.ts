@@ -1,3 +1,4 @@
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import {
@@ -19,7 +20,9 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * refresh), and each reload put the keyboard's focus and the scroll position back at the top and
  * made a screen reader read the page again: a keyboard user could not reach "All month-end runs"
  * or "Back to billing" while the run went on. Now a script asks for the run's JSON, writes its
- * counts into the page in place, and loads the page once, when the run has ended.
+ * counts into the page in place, and loads the page once, when the run has ended. That reload left
+ * the focus at the page's top, and a screen reader said nothing of the run's end: the summary of a
+ * run the page watched end now takes the focus, as a flash does (not that of a run ended before).
  */
 describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_000 }, () => {
   let db: TestDatabase;
@@ -41,7 +44,13 @@ describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_0
 
   afterAll(() => closeRigAndDatabase(rig, db));
 
-  it('keeps the focus where the admin put it while the run goes on, then shows its summary', async () => {
+  /** The element holding the focus: its role (or tag) and the start of its text. */
+  const focusOf = (page: Page) =>
+    page.evaluate(
+      `(() => { const el = document.activeElement; if (!el || el === document.body) return 'body'; return (el.getAttribute('role') ?? el.tagName.toLowerCase()) + ' ' + (el.textContent ?? '').trim().slice(0, 50); })()`,
+    ) as Promise<string>;
+
+  it('keeps the focus where the admin put it while the run goes on, then shows its summary and focuses it', async () => {
     // Holds the run at its first users' tiers, after it has listed the users to bill.
     const stall = await db.pool.connect();
     const context = await rig.browser.newContext();
@@ -108,6 +117,18 @@ describe.skipIf(!hasChromium)("a running month-end run's page", { timeout: 120_0
       await page.waitForSelector('text=3 receipts created', { timeout: 60_000 });
       expect(page.url()).toBe(`${rig.base}${runPath}`);
       expect(await page.textContent('.badge')).toBe('succeeded');
+      // The summary of the run the page watched end takes the focus, as a flash does: that reload
+      // left it at the page's top, and a screen reader said nothing of the run's end or what it did.
+      await page.waitForLoadState('load');
+      expect(await focusOf(page)).toBe('status Month-end run up to 2025-08-31: 3 receipts created');
+
+      // Loaded again (F5), or opened afresh, the page of the ended run is its content, not news.
+      await page.reload();
+      expect(await focusOf(page)).toBe('body');
+      const fresh = await context.newPage();
+      await fresh.goto(`${rig.base}${runPath}`);
+      expect(await fresh.textContent('.badge')).toBe('succeeded');
+      expect(await focusOf(fresh)).toBe('body');
     } finally {
       await stall.query('ROLLBACK').catch(() => undefined);
       stall.release();

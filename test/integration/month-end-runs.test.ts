@@ -171,6 +171,7 @@ describe('a month-end run in the background', () => {
       // A script follows the run in place; the page reloads itself only without JavaScript.
       expect(page.text).toContain('<noscript><meta http-equiv="refresh" content="2"></noscript>');
       expect(page.text).toContain('<script src="/static/js/month-end-wait.js" defer></script>');
+      expect(page.text).not.toContain('month-end-ended.js');
       expect(page.text).toContain('Running… <span data-run="progress">0 of 4 users done.</span>');
       const billing = await html('/admin/receipts').expect(200);
       expect(billing.text).toMatch(
@@ -220,6 +221,9 @@ describe('a month-end run in the background', () => {
     expect(done.text).not.toContain('http-equiv="refresh"');
     expect(done.text).not.toContain('month-end-wait.js');
     expect(done.text).toContain(`<div class="alert success" role="status">${ran.message}</div>`);
+    // Right after the summary, the script that gives it the focus when the page watched the run end.
+    const afterSummary = done.text.split(`role="status">${ran.message}</div>`)[1] ?? '';
+    expect(afterSummary.trimStart()).toMatch(/^<script src="\/static\/js\/month-end-ended\.js" defer><\/script>/);
     const billing = await html('/admin/receipts').expect(200);
     expect(billing.text).not.toContain('id="month-end-running"');
     expect(billing.text).toContain(
