@@ -88,11 +88,20 @@ describe('creating a user on /admin/users with a username in capitals', () => {
       .send({ username: 'Erin' });
     expect(generated.status).toBe(201);
     expect(generated.body).toMatchObject({
+      ok: true,
       username: 'erin',
       usernameAsTyped: 'Erin',
       note: 'Username Erin read as erin: usernames are lower case, as sign-in reads them.',
+      message: 'Created erin. Username Erin read as erin: usernames are lower case, as sign-in reads them.',
     });
-    expect(Object.keys(generated.body).sort()).toEqual(['note', 'password', 'username', 'usernameAsTyped']);
+    expect(Object.keys(generated.body).sort()).toEqual([
+      'message',
+      'note',
+      'ok',
+      'password',
+      'username',
+      'usernameAsTyped',
+    ]);
     expect(await usersNamed('carol', 'dave', 'erin')).toBe(3);
   });
 
