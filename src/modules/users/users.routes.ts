@@ -344,7 +344,7 @@ export function usersRoutes(deps: {
       readAs = note ? { usernameAsTyped: typed.trim(), note: `Username ${note}` } : undefined;
       created = await usersService.createUser(
         db,
-        { username: form.username, role: form.role, password: form.password || undefined },
+        { username: form.username, role: form.role, password: form.password || undefined, usernameAsTyped: typed },
         auditContextOf(req),
       );
     } catch (caught) {
