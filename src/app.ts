@@ -395,6 +395,7 @@ export function createApp(deps: AppDeps): express.Express {
       guards,
       csvExports,
       timeZone: config.timeZone,
+      now,
       chainMonitor,
     }),
   );

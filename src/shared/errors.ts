@@ -117,13 +117,14 @@ export function withArticle(label: string): string {
 /**
  * A From alone after today: From up to today would be a reversed window, and the From to the
  * future an empty one that reads as "no usage" (or "no receipts") when none can have happened yet.
- * `label` is the From as the form names it ("Created from" on the billing page's receipt filters).
+ * `label` is the From as the form names it ("Created from" on the billing page's receipt filters),
+ * `field` its key (the audit log's is `from`).
  */
 export class StartAfterTodayError extends BadRequestError {
-  constructor(start: string, today: string, label = 'From') {
+  constructor(start: string, today: string, label = 'From', field = 'start') {
     super(
       `${label} (${start}) is after today (${today}), so nothing has happened since then yet. Pick ${withArticle(label)} on or before today.`,
-      { field: 'start' },
+      { field },
     );
   }
 }

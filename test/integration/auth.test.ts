@@ -1032,8 +1032,10 @@ describe('CSRF', () => {
       .expect(201);
     // A JSON client gets the generated password in the answer, the only place it is shown.
     expect(created.body).toEqual({
+      ok: true,
       username: 'viajson',
       password: expect.stringMatching(/^[A-HJ-NP-Za-km-np-z2-9]{17}$/),
+      message: 'Created viajson.',
     });
     await agent.post('/admin/users').set('X-CSRF-Token', token).send({ username: 'viajson2' }).expect(201);
     expect(await db.prisma.user.count({ where: { username: { in: ['viajson', 'viajson2'] } } })).toBe(2);

@@ -88,11 +88,20 @@ describe('creating a user on /admin/users with a username in capitals', () => {
       .send({ username: 'Erin' });
     expect(generated.status).toBe(201);
     expect(generated.body).toMatchObject({
+      ok: true,
       username: 'erin',
       usernameAsTyped: 'Erin',
       note: 'Username Erin read as erin: usernames are lower case, as sign-in reads them.',
+      message: 'Created erin. Username Erin read as erin: usernames are lower case, as sign-in reads them.',
     });
-    expect(Object.keys(generated.body).sort()).toEqual(['note', 'password', 'username', 'usernameAsTyped']);
+    expect(Object.keys(generated.body).sort()).toEqual([
+      'message',
+      'note',
+      'ok',
+      'password',
+      'username',
+      'usernameAsTyped',
+    ]);
     expect(await usersNamed('carol', 'dave', 'erin')).toBe(3);
   });
 
@@ -114,7 +123,11 @@ describe('creating a user on /admin/users with a username in capitals', () => {
       .type('form')
       .send({ username: 'FRANK', password: 'long-enough-12', csrf_token: await csrfTokenOf(agent) });
     expect(taken.status).toBe(409);
-    expect(taken.text).toContain('A user named &#34;frank&#34; already exists.');
+    // Said as the confirmation says it: "A user named "frank" already exists." alone did not say that
+    // FRANK had been read as frank, and read as if the name typed were some other account's.
+    expect(taken.text).toContain(
+      'A user named &#34;frank&#34; already exists. Username FRANK read as frank: usernames are lower case, as sign-in reads them.',
+    );
     expect(taken.text).toContain('name="username" value="FRANK"');
     // Taken, and another reason: both said at once, the name as it would be.
     const takenAndShort = await agent
@@ -123,7 +136,30 @@ describe('creating a user on /admin/users with a username in capitals', () => {
       .set('X-CSRFToken', await csrfTokenOf(agent))
       .send({ username: 'Frank', password: 'short' });
     expect(takenAndShort.status).toBe(400);
-    expect(takenAndShort.body.error).toContain('username: a user named "frank" already exists');
+    expect(takenAndShort.body.error).toContain(
+      'username: a user named "frank" already exists (Frank read as frank: usernames are lower case, as sign-in reads them)',
+    );
+    // A JSON client is told so in its error, with the name as typed beside it as its success has it.
+    const takenJson = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ username: 'Frank', password: 'long-enough-12' });
+    expect(takenJson.status).toBe(409);
+    expect(takenJson.body).toEqual({
+      error:
+        'A user named "frank" already exists. Username Frank read as frank: usernames are lower case, as sign-in reads them.',
+      code: 409,
+      usernameAsTyped: 'Frank',
+    });
+    // Typed in lower case, the refusal says nothing of it.
+    const takenAsTyped = await agent
+      .post('/admin/users')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ username: 'frank', password: 'long-enough-12' });
+    expect(takenAsTyped.status).toBe(409);
+    expect(takenAsTyped.body).toEqual({ error: 'A user named "frank" already exists.', code: 409 });
     expect(takenAndShort.body.error).toContain('password: must be at least 12 characters');
     const badJson = await agent
       .post('/admin/users')

@@ -65,9 +65,12 @@ describe('user management sent as JSON', () => {
   it('POST /admin/users without a password still answers 201 with the generated one, and no flash waits', async () => {
     const response = await sendJson(ops, '/admin/users', { username: 'tester8', role: 'admin' });
     expect(response.status).toBe(201);
+    // With `ok` and `message`, as a created user with a chosen password answers (they were missing).
     expect(response.body).toEqual({
+      ok: true,
       username: 'tester8',
       password: expect.stringMatching(/^[A-HJ-NP-Za-km-np-z2-9]{17}$/),
+      message: 'Created tester8.',
     });
     expect((await userNamed('tester8')).role).toBe('admin');
     expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
@@ -146,10 +149,15 @@ describe('user management sent as JSON', () => {
 
     const generated = await sendJson(ops, `/admin/users/${id}/password`, {});
     expect(generated.status).toBe(200);
+    // With `ok` and `message`, as every other change to a user answers (it was {username, password} alone).
     expect(generated.body).toEqual({
+      ok: true,
       username: 'forgetful',
       password: expect.stringMatching(/^[A-HJ-NP-Za-km-np-z2-9]{17}$/),
+      message: 'Password of forgetful changed.',
     });
+    // The message is logged and printed more than the password should be: it does not hold it.
+    expect(generated.body.message).not.toContain(generated.body.password);
     expect(flashOf(await nextPage(ops, '/admin/users'))).toBeUndefined();
     await signInAs(app, 'forgetful', generated.body.password);
   });

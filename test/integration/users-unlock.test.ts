@@ -203,6 +203,26 @@ describe('an admin resetting the password of a locked-out account', () => {
     expect((await verifyAuditChain(db.prisma)).isIntact).toBe(true);
   });
 
+  it('says the lock was lifted to a JSON client whose reset generated the password, in its message', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'helpdesk3');
+    const user = await buildUser(db.prisma, { username: 'lockedscript' });
+    await lockOut(app, 'lockedscript');
+    // Its answer was {username, password}: the lock lifted was said on the page alone.
+    const reset = await admin
+      .post(`/admin/users/${user.id}/password`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({})
+      .expect(200);
+    expect(reset.body).toMatchObject({
+      ok: true,
+      username: 'lockedscript',
+      message: 'Password of lockedscript changed. Their sign-in lock was lifted.',
+    });
+    await signInAs(app, 'lockedscript', reset.body.password);
+  });
+
   it('says nothing of a lock when there was none', async () => {
     const app = lockoutApp();
     const admin = await adminOf(app, 'helpdesk2');

@@ -57,6 +57,8 @@ export interface AuditRoutesDeps {
   guards: Guards;
   csvExports: CsvExports;
   timeZone: string;
+  /** The app's clock: a Logged from alone after today (in timeZone) is refused. */
+  now: () => Date;
   /** Verifies the chain (and reports the verdict to the metrics). */
   chainMonitor: AuditChainMonitor;
 }
@@ -105,19 +107,25 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get('/admin/audit', guards.requireAdmin, async (req, res) => {
     // A HEAD (a link checker, `curl -I`) gets the status and type of its GET without reading an entry
-    // or rendering the page; refused (a bad filter or cursor, a From after To: 400), the page its GET shows.
+    // or rendering the page; refused (a bad filter or cursor, a From after To or alone after today:
+    // 400), the page its GET shows.
     const isHeadAnswered = await answeredHeadWithoutWork(req, res, () =>
-      checkAuditLogQuery(parseInput(ZAuditQuery, req.query)),
+      checkAuditLogQuery(parseInput(ZAuditQuery, req.query), timeZone, deps.now()),
     );
     if (isHeadAnswered) return;
     let page: AuditLogPage;
     try {
-      // The query is its filters and its "older entries" cursor; the service refuses a From after To.
-      page = await auditLogPage(db, { query: parseInput(ZAuditQuery, req.query) }, timeZone);
+      // The query is its filters and its "older entries" cursor; the service refuses a From after To,
+      // or alone after today.
+      page = await auditLogPage(db, { query: parseInput(ZAuditQuery, req.query) }, timeZone, deps.now());
     } catch (error) {
       // A bad filter comes back as the page with the message and what was typed, not as an error page.
       if (!isRefusedForm(req, error, [400])) throw error;
-      renderPage(res.status(400), await auditLogPage(db, { typed: typedFilters(req.query) }, timeZone), error);
+      renderPage(
+        res.status(400),
+        await auditLogPage(db, { typed: typedFilters(req.query) }, timeZone, deps.now()),
+        error,
+      );
       return;
     }
     if (prefersJson(req)) {
@@ -147,8 +155,8 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
     async (req, res) => {
       // Refused, back to the log filtered as typed, which says the same beside the filters to correct.
       offerWayBack(res, { href: linkTo('/admin/audit', typedFilters(req.query), {}), text: 'Back to the audit log' });
-      // The filters alone (not the page's cursor); a From after To is refused before the export starts, a HEAD's too.
-      const exported = auditCsvExport(db, parseInput(ZAuditCsvQuery, req.query), timeZone);
+      // The filters alone (not the page's cursor); a From after To (or alone after today) is refused before the export starts, a HEAD's too.
+      const exported = auditCsvExport(db, parseInput(ZAuditCsvQuery, req.query), timeZone, deps.now());
       await deps.csvExports.send(req, res, {
         kind: 'audit',
         username: sessionUserOf(req).username,

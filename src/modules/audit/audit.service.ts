@@ -5,8 +5,8 @@ import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
-import { ReversedWindowError } from '../../shared/errors.js';
-import { endOfLocalDay, formatLocalDateTime, startOfLocalDay } from '../../shared/local-date.js';
+import { ReversedWindowError, StartAfterTodayError } from '../../shared/errors.js';
+import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { toolCommand } from '../../shared/tool-commands.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
 import { revealBidiControls } from '../../shared/visible-text.js';
@@ -686,26 +686,36 @@ async function auditFilterOf(
   };
 }
 
-/** Refuses (400) a From after To, named by the page's labels (by the keys to a script), as usage and receipts word it. */
-function refuseReversedWindow(query: TAuditCsvQuery): void {
+/**
+ * Refuses (400) a From after To, and a From alone after today in `timeZone` (it listed no entry, "No
+ * entries match.", when none can have been logged yet), named by the page's labels (by the keys to a
+ * script), as usage, the admin's receipts and paid.csv word them. A window with both ends is not
+ * refused for being after today, as theirs is not.
+ */
+function refuseWindow(query: TAuditCsvQuery, timeZone: string, now: Date): void {
+  const labels = fieldLabelsOf(ZAuditQuery);
   if (query.from && query.to && query.from > query.to) {
-    throw new ReversedWindowError(query.from, query.to, { fields: ['from', 'to'], labels: fieldLabelsOf(ZAuditQuery) });
+    throw new ReversedWindowError(query.from, query.to, { fields: ['from', 'to'], labels });
+  }
+  const today = toLocalDate(now, timeZone);
+  if (query.from && !query.to && query.from > today) {
+    throw new StartAfterTodayError(query.from, today, labels.from, 'from');
   }
 }
 
 /**
- * What /admin/audit refuses in a query its schema passed, a From after To (400), for a HEAD (a link
- * checker, `curl -I`): it read and rendered a page of entries, the actions and the targets' renames
+ * What /admin/audit refuses in a query its schema passed, a From after To or alone after today
+ * (400), for a HEAD (a link checker, `curl -I`): it read and rendered a page of entries, the actions and the targets' renames
  * to send nothing. Reads nothing; a cursor older than the first entry is a page of none, not refused.
  */
-export function checkAuditLogQuery(query: TAuditQuery): void {
-  refuseReversedWindow(query);
+export function checkAuditLogQuery(query: TAuditQuery, timeZone: string, now: Date): void {
+  refuseWindow(query, timeZone, now);
 }
 
 /**
  * /admin/audit.csv's export of `query`: its columns, and `open` for its rows, the entries under the
- * query's filters, oldest first, as CSV text (no header) in batches. A From after To is refused here,
- * when the export is asked for: before it takes a slot, and for its HEAD too. The filters' own reads
+ * query's filters, oldest first, as CSV text (no header) in batches. A From after To or alone after
+ * today is refused here, when the export is asked for: before it takes a slot, and for its HEAD too. The filters' own reads
  * (a `tier:` target's renames) are done before `open` returns, so that their failure is an error
  * answer, not a download cut short.
  */
@@ -713,8 +723,9 @@ export function auditCsvExport(
   db: Db,
   query: TAuditCsvQuery,
   timeZone: string,
+  now: Date,
 ): { columns: readonly string[]; open: () => Promise<AsyncIterable<string>> } {
-  refuseReversedWindow(query);
+  refuseWindow(query, timeZone, now);
   return {
     columns: AUDIT_CSV_COLUMNS,
     open: async () => streamAuditCsv(db, await auditFilterOf(db, query, timeZone, await actorMatchOf(db, query.actor))),
@@ -789,14 +800,15 @@ function auditLogRow(entry: auditRepository.StoredAuditEntry, timeZone: string):
 
 /**
  * /admin/audit's view: a page of the entries under `query` (50, newest first, older than its
- * cursor), the actions to filter by, and its links; a From after To is refused (400). Refused
- * filters (`typed`: as they were typed) search nothing: the page then shows them in its form, with
+ * cursor), the actions to filter by, and its links; a From after To or alone after today is refused
+ * (400). Refused filters (`typed`: as they were typed) search nothing: the page then shows them in its form, with
  * the actions, and no entries.
  */
 export async function auditLogPage(
   db: Db,
   asked: { query: TAuditQuery } | { typed: Record<AuditFilterName, string | undefined> },
   timeZone: string,
+  now: Date,
 ): Promise<AuditLogPage> {
   if (!('query' in asked)) {
     return {
@@ -813,7 +825,7 @@ export async function auditLogPage(
     };
   }
   const { query } = asked;
-  refuseReversedWindow(query);
+  refuseWindow(query, timeZone, now);
   const actorMatch = await actorMatchOf(db, query.actor);
   const filter = await auditFilterOf(db, query, timeZone, actorMatch);
   const entries = await auditRepository.findPage(db, filter, AUDIT_PAGE_SIZE + 1, query.before);

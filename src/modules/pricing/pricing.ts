@@ -222,6 +222,21 @@ export function priceJob(job: JobUsage, rates: Rates, basis: CpuBasis): PricedJo
   return createJobPricer(rates, basis)(job);
 }
 
+/**
+ * Said after an unknown tier typed in capitals (`Private`): tier names are lower case (ZNewTierName),
+ * and a name is read as written, not in lower case as a username is, since nothing in the database
+ * keeps them so (a tier added by SQL may be called `Private`, beside `private`). `known` are the
+ * tiers' names; the tier the name is in lower case is named. Empty for a name without capitals, and
+ * when a tier's name has some (then tier names are not all lower case).
+ */
+export function tierNameCaseNote(name: string, known: Iterable<string>): string {
+  const names = [...known];
+  const lower = name.toLowerCase();
+  if (name === lower || names.some((tier) => tier !== tier.toLowerCase())) return '';
+  const tier = names.includes(lower) ? ` (the tier is called ${lower})` : '';
+  return `: tier names are lower case and read as written${tier}`;
+}
+
 /** One classifier rule: usernames matching `pattern` belong to `tier`. */
 export interface TierRule {
   pattern: RegExp;

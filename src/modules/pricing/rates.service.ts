@@ -17,7 +17,7 @@ import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit, formatAuditTime } from '../audit/audit.service.js';
 import { userTarget } from '../audit/audit-target.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
-import { type EffectiveTier, type Rates, resolveEffectiveTier } from './pricing.js';
+import { type EffectiveTier, type Rates, resolveEffectiveTier, tierNameCaseNote } from './pricing.js';
 import {
   type TCreateTier,
   type TDeleteTier,
@@ -466,7 +466,11 @@ export function createRatesService(deps: RatesServiceDeps) {
           publicFields: { renamedTo },
         });
       }
-      throw new BadRequestError(`Unknown tier "${tier}". ${known}`, { knownTiers: [...snapshot.knownTiers] });
+      // `Private` for private: said to be lower case, not read as private (tierNameCaseNote says why).
+      const caseNote = tierNameCaseNote(tier, snapshot.knownTiers);
+      throw new BadRequestError(`Unknown tier "${tier}"${caseNote}. ${known}`, {
+        knownTiers: [...snapshot.knownTiers],
+      });
     }
     return { ...formula, tier };
   }
@@ -833,7 +837,9 @@ export function createRatesService(deps: RatesServiceDeps) {
     const { note, renamed } = await fateOfTierName(tx, name);
     // A tier renamed is not to be added again: the hint (add it) is for a name no tier has had since.
     return new InvalidFieldsError(
-      { type: `unknown tier "${name}"${note}. ${known}${hint && !renamed ? ` ${hint}` : ''}` },
+      {
+        type: `unknown tier "${name}"${note || tierNameCaseNote(name, names)}. ${known}${hint && !renamed ? ` ${hint}` : ''}`,
+      },
       TIER_FIELD_LABELS,
       // `renamedTo`: the name the tier has now, whose card a page shows the refused form in.
       { knownTiers: names, renamedTo: renamed?.name },
@@ -1297,7 +1303,8 @@ export function createRatesService(deps: RatesServiceDeps) {
       const { note } = await fateOfTierName(client, name);
       // Which tiers there are, as every other form naming a tier says: a script had no list to pick from.
       const { names, known } = await listKnownTiers(client);
-      throw new InvalidFieldsError({ tier: `unknown tier "${name}"${note}. ${known}` }, TIER_FIELD_LABELS, {
+      const reason = `unknown tier "${name}"${note || tierNameCaseNote(name, names)}. ${known}`;
+      throw new InvalidFieldsError({ tier: reason }, TIER_FIELD_LABELS, {
         knownTiers: names,
       });
     }

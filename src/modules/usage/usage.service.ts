@@ -31,7 +31,7 @@ import {
   pricedDigitsOf,
   returnedMinorOf,
 } from '../payments/payment-money.js';
-import { minorUnitDigits, sumCosts } from '../pricing/pricing.js';
+import { minorUnitDigits, sumCosts, tierNameCaseNote } from '../pricing/pricing.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import type { ReceiptsService } from '../receipts/receipts.service.js';
@@ -740,7 +740,11 @@ export function createUsageService(deps: UsageServiceDeps) {
       return { name: tier, now: null, note: `No tier is called ${tier} now${deleted}. ${shown}.` };
     }
     const known = names.length > 0 ? `Known tiers: ${names.join(', ')}.` : 'No tier exists yet.';
-    throw new InvalidFieldsError({ tier: `unknown tier "${tier}". ${known}` }, { tier: 'Tier' });
+    // `Private` for private: said to be lower case, not read as private (tierNameCaseNote says why).
+    throw new InvalidFieldsError(
+      { tier: `unknown tier "${tier}"${tierNameCaseNote(tier, names)}. ${known}` },
+      { tier: 'Tier' },
+    );
   }
 
   /**

@@ -246,7 +246,17 @@ export function usersRoutes(deps: {
   async function showUsersWithSecret(req: Request, res: Response, status: number, generated: GeneratedPassword) {
     if (prefersJson(req)) {
       const { username, password, usernameAsTyped, note } = generated;
-      res.status(status).json({ username, password, ...(usernameAsTyped ? { usernameAsTyped, note } : {}) });
+      // `ok` and `message` as every other change to a user answers (answerChange, answerCreated): it
+      // was {username, password} alone, and a lock the reset lifted was said on the page only. The
+      // message is the one a chosen password's answer has, never the password.
+      const done = generated.isNewUser ? `Created ${username}.` : `Password of ${username} changed.`;
+      res.status(status).json({
+        ok: true,
+        username,
+        password,
+        ...(usernameAsTyped ? { usernameAsTyped, note } : {}),
+        message: note ? `${done} ${note}` : done,
+      });
       return;
     }
     res.status(status);
@@ -334,7 +344,7 @@ export function usersRoutes(deps: {
       readAs = note ? { usernameAsTyped: typed.trim(), note: `Username ${note}` } : undefined;
       created = await usersService.createUser(
         db,
-        { username: form.username, role: form.role, password: form.password || undefined },
+        { username: form.username, role: form.role, password: form.password || undefined, usernameAsTyped: typed },
         auditContextOf(req),
       );
     } catch (caught) {

@@ -29,7 +29,7 @@ import * as throttleRepository from '../auth/auth-throttle.repository.js';
 import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { hashPassword, verifyPassword } from './password.js';
 import * as usersRepository from './users.repository.js';
-import { CREATE_USER_FIELD_LABELS } from './users.schema.js';
+import { CREATE_USER_FIELD_LABELS, usernameReadAsNoteOf } from './users.schema.js';
 
 export type { UserRecord } from './users.repository.js';
 
@@ -128,15 +128,26 @@ export async function listUsers(db: Db, query: UserListQuery, now: Date) {
   return { users, page: query.page, pageCount, count };
 }
 
-/** Creates a user; returns the password too when it was generated. */
+/**
+ * Creates a user; returns the password too when it was generated. `usernameAsTyped` is the name as
+ * the form had it (Zoe, read as zoe): a name taken says so, as the creation's confirmation does.
+ */
 export async function createUser(
   db: Db,
-  input: { username: string; role: 'admin' | 'user'; password?: string },
+  input: { username: string; role: 'admin' | 'user'; password?: string; usernameAsTyped?: string },
   context: AuditContext,
 ): Promise<{ user: usersRepository.UserRecord; generatedPassword?: string }> {
   const generatedPassword = input.password ? undefined : generatePassword();
   const passwordHash = await hashPassword(input.password || (generatedPassword as string));
-  const taken = () => new ConflictError(`A user named "${input.username}" already exists.`, { field: 'username' });
+  // "A user named "zoe" already exists." alone, to Zoe typed, did not say Zoe had been read as zoe.
+  const readAs =
+    input.usernameAsTyped === undefined ? undefined : usernameReadAsNoteOf(input.usernameAsTyped, input.username);
+  const taken = () =>
+    new ConflictError(
+      `A user named "${input.username}" already exists.${readAs ? ` Username ${readAs}` : ''}`,
+      { field: 'username' },
+      readAs ? { publicFields: { usernameAsTyped: input.usernameAsTyped?.trim() } } : undefined,
+    );
   try {
     const user = await db.$transaction(async (tx) => {
       if (await usersRepository.findByUsername(tx, input.username)) throw taken();
@@ -558,13 +569,12 @@ export async function withTakenUsername(
   error: InvalidFieldsError,
   username: string | undefined,
 ): Promise<InvalidFieldsError> {
-  // As the form reads it (ZUsername): BOB is taken when bob is.
+  // As the form reads it (ZUsername): BOB is taken when bob is, and said to be read so.
   const name = username?.trim().toLowerCase();
   if (!name || 'username' in error.fields || !(await usersRepository.findByUsername(db, name))) return error;
-  return new InvalidFieldsError(
-    { username: `a user named "${name}" already exists`, ...error.fields },
-    CREATE_USER_FIELD_LABELS,
-  );
+  const readAs = usernameReadAsNoteOf(username ?? '', name);
+  const reason = `a user named "${name}" already exists${readAs ? ` (${readAs.replace(/\.$/, '')})` : ''}`;
+  return new InvalidFieldsError({ username: reason, ...error.fields }, CREATE_USER_FIELD_LABELS);
 }
 
 /** Creates the bootstrap admin from ADMIN_USERNAME/ADMIN_PASSWORD when it does not exist yet; false when it did. */
