@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAdminReceiptForm } from '../support/admin-receipt-forms.js';
 import {
   createPayingResearchers,
   deliverDummy,
   dummyRefundEvent,
   setUpDummyPaymentsApp,
 } from '../support/dummy-payments.js';
-import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
-import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
+import { visibleTextOf } from '../support/html.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -31,16 +32,7 @@ const { researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingRe
   'markrepaid',
 );
 
-/** The Mark paid form's hidden fields as the admin's receipt page rendered them. */
-async function openMarkPaidForm(receiptId: number) {
-  const page = (await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
-  const form = new RegExp(`<form method="post" action="/admin/receipts/${receiptId}/paid".*?</form>`, 's').exec(
-    page,
-  )?.[0];
-  expect(form, 'the mark paid form').toBeDefined();
-  const hidden = hiddenFieldsIn(form ?? '');
-  return { hidden, csrf: csrfTokenIn(page), text: visibleTextOf(page) };
-}
+const openMarkPaidForm = (receiptId: number) => openAdminReceiptForm(admin, receiptId, 'paid');
 
 /** The researcher pays the receipt online, and the provider then refunds that payment in full. */
 async function paidOnlineAndRefundedInFull(agent: Agent, receiptId: number) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildUser } from '../support/factories.js';
+import { postFormIn } from '../support/html.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -25,8 +26,7 @@ afterAll(() => db?.drop());
 async function openResetForm(agent: Agent, username: string) {
   const user = await db.prisma.user.findUniqueOrThrow({ where: { username } });
   const page = (await agent.get(`/admin/users?q=${username}`).set('Accept', 'text/html').expect(200)).text;
-  const form =
-    new RegExp(`<form method="post" action="/admin/users/${user.id}/password".*?</form>`, 's').exec(page)?.[0] ?? '';
+  const form = postFormIn(page, `/admin/users/${user.id}/password`) ?? '';
   const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(form)?.[1];
   return {
     action: `/admin/users/${user.id}/password`,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { postFormIn } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -39,7 +40,7 @@ async function asOps(path: string, body: object) {
 
 /** The fields (hidden and shown) of the first form in `html` whose action starts with `action`. */
 function formFields(html: string, action: string): Record<string, string> {
-  const form = new RegExp(`<form method="post" action="${action}[^"]*".*?</form>`, 's').exec(html)?.[0] ?? '';
+  const form = postFormIn(html, action, true) ?? '';
   return Object.fromEntries(
     [...form.matchAll(/<input (?:type="hidden" )?(?:id="[^"]*" )?name="([a-z_]+)"[^>]*? value="([^"]*)"/g)].map((m) => [
       m[1],

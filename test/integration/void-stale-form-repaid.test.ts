@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAdminReceiptForm } from '../support/admin-receipt-forms.js';
 import { amountDueOf } from '../support/billing-factories.js';
 import {
   createPayingResearchers,
@@ -6,8 +7,8 @@ import {
   dummyRefundEvent,
   setUpDummyPaymentsApp,
 } from '../support/dummy-payments.js';
-import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
-import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
+import { visibleTextOf } from '../support/html.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -29,16 +30,7 @@ afterAll(() => db?.drop());
 
 const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'repaid');
 
-/** The void form's fields as the admin's receipt page rendered them. */
-async function openVoidForm(receiptId: number) {
-  const page = (await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
-  const form = new RegExp(`<form method="post" action="/admin/receipts/${receiptId}/void".*?</form>`, 's').exec(
-    page,
-  )?.[0];
-  expect(form, 'the void form').toBeDefined();
-  const hidden = hiddenFieldsIn(form ?? '');
-  return { hidden, csrf: csrfTokenIn(page), text: visibleTextOf(page) };
-}
+const openVoidForm = (receiptId: number) => openAdminReceiptForm(admin, receiptId, 'void');
 
 async function markPaidByHand(receiptId: number) {
   await admin

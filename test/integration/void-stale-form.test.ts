@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAdminReceiptForm } from '../support/admin-receipt-forms.js';
 import { setUpBillingApp } from '../support/billing-app.js';
 import { amountDueOf } from '../support/billing-factories.js';
-import { hiddenFieldsIn, visibleTextOf } from '../support/html.js';
+import { visibleTextOf } from '../support/html.js';
 import { researcherWithReceiptOf } from '../support/receipt-steps.js';
-import { type Agent, csrfTokenIn, csrfTokenOf } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
 import type { TestDatabase } from '../support/test-database.js';
 
@@ -29,16 +30,7 @@ async function pendingReceipt() {
   return (await researcherWithReceiptOf(app, db, `stalevoid${counter}`, 1)).receiptId;
 }
 
-/** The void form's fields as the admin's receipt page rendered them. */
-async function openVoidForm(receiptId: number) {
-  const page = (await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
-  const form = new RegExp(`<form method="post" action="/admin/receipts/${receiptId}/void".*?</form>`, 's').exec(
-    page,
-  )?.[0];
-  expect(form, 'the void form').toBeDefined();
-  const hidden = hiddenFieldsIn(form ?? '');
-  return { hidden, csrf: csrfTokenIn(page) };
-}
+const openVoidForm = (receiptId: number) => openAdminReceiptForm(admin, receiptId, 'void');
 
 describe('a void form opened while the receipt was pending', () => {
   it('is refused once the receipt was marked paid meanwhile, and voids nothing', async () => {

@@ -30,6 +30,15 @@ export function hiddenFieldsIn(html: string): Record<string, string> {
   );
 }
 
+/**
+ * The first POST form of `html` whose action is `action` (with `isActionPrefix`, begins with it), from its opening
+ * tag to its closing one, or undefined when the page has none: the form a stale tab holds.
+ */
+export function postFormIn(html: string, action: string, isActionPrefix = false): string | undefined {
+  const actionPattern = `${escapeRegExp(action)}${isActionPrefix ? '[^"]*' : ''}`;
+  return new RegExp(`<form method="post" action="${actionPattern}".*?</form>`, 's').exec(html)?.[0];
+}
+
 /** The action of every POST form on a page, in page order. */
 export function formActionsIn(html: string): string[] {
   return [...html.matchAll(/<form method="post" action="([^"]*)"/g)].map((match) => match[1] as string);
