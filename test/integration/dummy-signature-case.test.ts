@@ -19,11 +19,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-async function pendingPayment() {
-  const researcher = await researchers.researcherWithReceipt();
-  await researchers.startCheckout(researcher.agent, researcher.receiptId);
-  return researchers.latestPaymentOf(researcher.receiptId);
-}
+const pendingPayment = () => researchers.pendingPayment();
 
 function succeededBody(payment: { id: number; externalPaymentId: string | null }, eventId: string) {
   return JSON.stringify({

@@ -29,11 +29,7 @@ afterAll(() => db?.drop());
 const payers = createPayingResearchers(() => ({ db, app }), 'bytes');
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
-async function pendingPayment(on = app) {
-  const { agent, receiptId } = await payers.researcherWithReceipt(on);
-  await payers.startCheckout(agent, receiptId);
-  return payers.latestPaymentOf(receiptId);
-}
+const pendingPayment = (on = app) => payers.pendingPayment(on);
 
 function succeededBody(payment: { externalPaymentId: string | null }, eventId: string) {
   return JSON.stringify({

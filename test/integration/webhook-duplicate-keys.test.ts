@@ -27,11 +27,7 @@ afterAll(() => db?.drop());
 
 const payers = createPayingResearchers(() => ({ db, app }), 'dupkeys');
 
-async function pendingPayment(on = app) {
-  const { agent, receiptId } = await payers.researcherWithReceipt(on);
-  await payers.startCheckout(agent, receiptId);
-  return payers.latestPaymentOf(receiptId);
-}
+const pendingPayment = (on = app) => payers.pendingPayment(on);
 
 /** Every row a webhook may write: a refused delivery must leave all of them as they were. */
 async function everythingWritten() {

@@ -66,6 +66,13 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
     return context().db.prisma.payment.findFirstOrThrow({ where: { receiptId }, orderBy: { id: 'desc' } });
   }
 
+  /** A payment started at the dummy provider's checkout and not yet answered, on `on` (the context's app by default). */
+  async function pendingPayment(on?: express.Express) {
+    const { agent, receiptId } = await researcherWithReceipt(on);
+    await startCheckout(agent, receiptId);
+    return latestPaymentOf(receiptId);
+  }
+
   /** A receipt of 10.00 THB paid at the dummy provider's checkout (its signed success webhook). */
   async function paidOnline() {
     const researcher = await researcherWithReceipt();
@@ -127,7 +134,15 @@ export function createPayingResearchers(context: () => { db: TestDatabase; app: 
     return { receiptId, payment };
   }
 
-  return { researcherWithReceipt, startCheckout, latestPaymentOf, paidOnline, paidShortAndAccepted, heldLateSuccess };
+  return {
+    researcherWithReceipt,
+    startCheckout,
+    latestPaymentOf,
+    pendingPayment,
+    paidOnline,
+    paidShortAndAccepted,
+    heldLateSuccess,
+  };
 }
 
 /** The dummy provider's refund event: `amountCents` refunded in all so far, as providers report it. */
