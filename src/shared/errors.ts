@@ -60,8 +60,11 @@ export class InvalidFieldsError extends BadRequestError {
 }
 
 function joinFieldReasons(fields: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>> = {}) {
-  return Object.entries(fields)
-    .map(([field, reason]) => `${labels[field] ?? field}: ${reason}`)
+  const reasons = Object.entries(fields).map(([field, reason]) => `${labels[field] ?? field}: ${reason}`);
+  // A reason worded as a sentence ends with a full stop, which before the next reason's "; " read ".;"
+  // ("...from there.; newer: ..."); only the last keeps it. An ellipsis stays whole.
+  return reasons
+    .map((reason, index) => (index < reasons.length - 1 ? reason.replace(/(?<!\.)\.$/, '') : reason))
     .join('; ');
 }
 
