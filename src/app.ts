@@ -22,6 +22,7 @@ import { describeRefusedForm } from './http/refused-form.js';
 import { rejectUnstorableText } from './http/reject-unstorable-text.js';
 import { expireRenamedCookies } from './http/renamed-cookies.js';
 import { requestContext } from './http/request-context.js';
+import { PERMISSIONS_POLICY, REFERRER_POLICY } from './http/security-headers.js';
 import {
   createSessionMiddleware,
   enforceSessionLifetime,
@@ -94,26 +95,6 @@ const BODY_LIMIT = '100kb';
 /** What a visitor asking the home page for JSON is told (406). */
 const HOME_PAGE_NOT_JSON =
   'The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; the rates are JSON at /formula.';
-
-/**
- * Browser features no page uses, turned off for this origin and any frame: a script that got
- * past the CSP cannot ask for the camera, the microphone or the location in the app's name.
- * Paying online leaves for the provider's hosted page, so the Payment Request API is off too.
- */
-const PERMISSIONS_POLICY = [
-  'accelerometer',
-  'camera',
-  'display-capture',
-  'geolocation',
-  'gyroscope',
-  'magnetometer',
-  'microphone',
-  'midi',
-  'payment',
-  'usb',
-]
-  .map((feature) => `${feature}=()`)
-  .join(', ');
 
 type ExpressHandle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
@@ -257,7 +238,7 @@ export function createApp(deps: AppDeps): express.Express {
         'upgrade-insecure-requests': config.isHttpsRequired ? [] : null,
       },
     },
-    referrerPolicy: { policy: 'same-origin' },
+    referrerPolicy: { policy: REFERRER_POLICY },
     // For browsers that read only X-Frame-Options: the same as frame-ancestors 'none' above.
     xFrameOptions: { action: 'deny' },
     strictTransportSecurity: config.isHttpsRequired,

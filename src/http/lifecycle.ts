@@ -12,6 +12,7 @@ import {
   logRequestCutByShutdown,
   markConnectionsCutByShutdown,
 } from './request-context.js';
+import { PERMISSIONS_POLICY, REFERRER_POLICY } from './security-headers.js';
 
 /**
  * Starts an HTTP server and resolves once it listens. A client gets `headersTimeoutMs` to send
@@ -103,8 +104,18 @@ function answerClientError(error: NodeJS.ErrnoException & { rawPacket?: unknown 
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
-/** Of what the app's own answers carry (helmet's headers, app.ts), those besides the policy. */
-const SECURITY_HEADERS = ['X-Content-Type-Options: nosniff', 'X-Frame-Options: DENY', 'Cache-Control: no-store'];
+/**
+ * Of what the app's own answers carry (helmet's headers and the Permissions-Policy, app.ts), those
+ * besides the Content-Security-Policy. The Permissions-Policy and Referrer-Policy were left out, so
+ * these were the answers "every response" (docs/security.md) did not cover.
+ */
+const SECURITY_HEADERS = [
+  'X-Content-Type-Options: nosniff',
+  'X-Frame-Options: DENY',
+  `Permissions-Policy: ${PERMISSIONS_POLICY}`,
+  `Referrer-Policy: ${REFERRER_POLICY}`,
+  'Cache-Control: no-store',
+];
 
 /** A Content-Security-Policy that allows `styleSource` alone, and no base, form or frame. */
 function policyAllowingStyle(styleSource: string): string {

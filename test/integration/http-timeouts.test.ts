@@ -192,6 +192,18 @@ function expectSocketPageHeaders(received: string) {
   expect(head).toMatch(/\r\nX-Content-Type-Options: nosniff(\r\n|$)/);
   expect(head).toMatch(/\r\nX-Frame-Options: DENY(\r\n|$)/);
   expect(head).toMatch(/\r\nCache-Control: no-store(\r\n|$)/);
+  expectPolicyHeadersOfEveryAnswer(head);
+}
+
+/**
+ * The two headers app.ts sets on every answer of its own beside helmet's CSP and frame options:
+ * "every response" (docs/security.md, "Roles") left out these, written past Express.
+ */
+function expectPolicyHeadersOfEveryAnswer(head: string) {
+  expect(head).toMatch(
+    /\r\nPermissions-Policy: accelerometer=\(\), camera=\(\), display-capture=\(\), geolocation=\(\), gyroscope=\(\), magnetometer=\(\), microphone=\(\), midi=\(\), payment=\(\), usb=\(\)(\r\n|$)/,
+  );
+  expect(head).toMatch(/\r\nReferrer-Policy: same-origin(\r\n|$)/);
 }
 
 describe('a request Node refuses before the app sees it', () => {
@@ -266,6 +278,7 @@ describe('a request Node refuses before the app sees it', () => {
     await client.closed;
     expect(client.received()).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
     expect(client.received()).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/);
+    expectPolicyHeadersOfEveryAnswer(client.received().slice(0, client.received().indexOf('\r\n\r\n')));
     expect(bodyOf(client.received())).toMatchObject({ code: 431 });
   });
 
