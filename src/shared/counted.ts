@@ -1,3 +1,5 @@
+import { revealBidiControls } from './visible-text.js';
+
 const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 /** 12,001: a count grouped by thousands, as the pages print money and hours. */
@@ -13,9 +15,14 @@ export function counted(count: number, noun: string): string {
 /** Names listed in one sentence of a message (the month-end summary, the billing page); the rest are counted. */
 export const NAMES_LISTED = 10;
 
-/** "a, b, c" or "a, b, … and 184 more": a list of names that stays short at any scale. */
+/**
+ * "a, b, c" or "a, b, … and 184 more": a list of names that stays short at any scale. A name's
+ * bidirectional controls are written as their escapes (revealBidiControls): a username from a
+ * hand-made sacct file, or an actor typed at a failed sign-in, holding a right-to-left override
+ * turned the rest of the sentence around, the other names and counts included.
+ */
 export function listedNames(names: string[]): string {
-  const shown = names.slice(0, NAMES_LISTED).join(', ');
+  const shown = names.slice(0, NAMES_LISTED).map(revealBidiControls).join(', ');
   const rest = names.length - NAMES_LISTED;
   return rest > 0 ? `${shown} and ${formatCount(rest)} more` : shown;
 }

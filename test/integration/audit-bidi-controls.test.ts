@@ -50,6 +50,24 @@ describe('bidirectional controls', () => {
     });
   });
 
+  // The actor filter's line naming the actors a part of a name matched, and the links to the others
+  // containing a whole name, showed a failed sign-in's actor as typed: "“mallory” is part of 3 actors:
+  // …" read backwards from the override on, though the table below wrote it as its escape.
+  it('are shown as escapes in the actors a filter matched, and in the links to the others', async () => {
+    for (const actor of [`mallory2`, `mallory2${RLO}z`]) {
+      await recordAudit(db, { actor, ip: null, userAgent: null, action: 'test.bidi', status: 'ok', details: {} });
+    }
+    const part = await admin.get('/admin/audit?actor=mallory').set('Accept', 'text/html').expect(200);
+    const matches = /<p class="muted" id="user-matches">([^<]*)<\/p>/.exec(part.text)?.[1] ?? '';
+    expect(matches).toContain('mallory\\u202enimda');
+    expect(matches).toContain('mallory2\\u202ez');
+    expect(part.text).not.toContain(RLO);
+    const whole = await admin.get('/admin/audit?actor=mallory2').set('Accept', 'text/html').expect(200);
+    const also = /<p class="muted" id="user-also">(.*?)<\/p>/s.exec(whole.text)?.[1] ?? '';
+    expect(also).toContain('>mallory2\\u202ez</a>');
+    expect(whole.text).not.toContain(RLO);
+  });
+
   it("in a tier's description are refused, and no tier is added", async () => {
     const answer = await admin
       .post('/admin/rates/tiers')
