@@ -331,6 +331,43 @@ describe('/admin/ingestion', () => {
     }
   });
 
+  // A hand-made sacct file's state is stored as sent (upper-cased, its first word) and named in the run's
+  // notes: a right-to-left override in it turned the rest of the note around on this page, "stored as
+  // not finished, so they stay unbilled …" included, as it did on the audit page before that wrote escapes.
+  it("writes a bidirectional control in a run's notes (an unknown state from the file) as its escape", async () => {
+    const admin = await buildUser(db.prisma, { role: 'admin' });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bidi-state-'));
+    try {
+      const file = path.join(dir, 'sacct.psv');
+      writeFileSync(
+        file,
+        [
+          'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES',
+          '770101|770101|lab|ann|DONE\u202eDIAP|60|2026-11-23T15:49:00|2026-11-23T15:50:00|cpu=1,mem=1G,node=1',
+          '',
+        ].join('\n'),
+      );
+      utimesSync(file, NOW, NOW);
+      const bidi = buildTestApp(db, {
+        env: { FALLBACK_CSV: file, INGEST_LOOKBACK_DAYS: '1', APP_TZ: 'UTC' },
+        now: () => NOW,
+        metrics: createMetrics(),
+      });
+      const agent = await signInAs(bidi, admin.username, admin.password);
+      await agent
+        .post('/admin/ingestion/run')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send({})
+        .expect(200);
+      const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+      expect(page.text).toContain('(DONE\\u202eDIAP: 1)');
+      expect(page.text).not.toContain('\u202e');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('shows why a "run now" over an sacct -X file was refused: no step rows, CPU-hours 0 under the used basis', async () => {
     const admin = await buildUser(db.prisma, { role: 'admin' });
     const allocations = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/final/sacct-X.psv');
