@@ -53,3 +53,18 @@ describe("a researcher's void receipt", () => {
     expect(await noteOf(agent, againId)).toBe('');
   });
 });
+
+describe("the admin's page of a void receipt", () => {
+  it('names whose next receipt bills its jobs with a bidirectional control written as its escape', async () => {
+    const { receiptId } = await researcherWithReceiptOf(app, db, 'mirrored', 1);
+    await voidReceiptAsJson(admin, receiptId, 'billed on the wrong tier');
+    // A receipt of a Slurm user with no account (a month-end run's) keeps the name sacct gave, controls and all.
+    await db.pool.query(`UPDATE receipts SET username = $1 WHERE id = $2`, ['mal\u202eyrol', receiptId]);
+    const page = (await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'text/html').expect(200)).text;
+    const note = visibleTextOf(elementById(page, 'billed-again-on') ?? '');
+    expect(note).toBe(
+      'Its jobs are not on any other receipt yet: the next receipt of mal\\u202eyrol (or month-end run) bills them again.',
+    );
+    expect(note).not.toContain('\u202e');
+  });
+});
