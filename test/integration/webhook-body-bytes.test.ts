@@ -198,9 +198,12 @@ function withBytesInText(json: string, bad: number[]) {
   };
 }
 
-/** A dummy success event carrying a `note` (a field the provider does not read) of `note`. */
+/**
+ * A dummy success event carrying `note` as its `dispute_reason`: free text of the dummy events, which a
+ * success does not read (a field they do not have is refused).
+ */
 function succeededBodyWithNote(payment: { externalPaymentId: string | null }, eventId: string, note: string) {
-  return JSON.stringify({ ...JSON.parse(succeededBody(payment, eventId)), note });
+  return JSON.stringify({ ...JSON.parse(succeededBody(payment, eventId)), dispute_reason: note });
 }
 
 describe('a body that is not UTF-8, from the dummy provider', () => {
