@@ -175,6 +175,23 @@ describe('a webhook address of no provider here', () => {
       expect(await everythingWritten()).toEqual(before);
     },
   );
+
+  // An engineer checking the endpoint in a browser was told GET /payments/webhook/stripe "answers POST
+  // only … It takes the signed webhooks a payment provider posts", on a site whose provider is dummy,
+  // where a POST there is this 404: the address read as the right one.
+  it.each(['DUMMY', 'stripe', 'dummy2'])('opened in a browser, /payments/webhook/%s is the same 404', async (name) => {
+    for (const accept of ['application/json', 'text/html']) {
+      const answer = await request(app).get(`/payments/webhook/${name}`).set('Accept', accept);
+      expect(answer.status, answer.text).toBe(404);
+      expect(answer.headers.allow).toBeUndefined();
+      expect(answer.text).toContain(
+        'No such webhook endpoint: this site takes its payment provider’s webhooks at /payments/webhook/dummy (provider names are lower case).',
+      );
+    }
+    const dummy = await request(app).get('/payments/webhook/dummy').set('Accept', 'application/json');
+    expect(dummy.status).toBe(405);
+    expect(dummy.headers.allow).toBe('POST');
+  });
 });
 
 /** The refusal of a signed body that is not UTF-8, naming the first byte that is not. */

@@ -105,6 +105,19 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
       const { outcome } = await deps.payments.handleWebhook(providerName, body, req.headers);
       res.json({ received: true, outcome });
     };
+  // Another method (a browser's GET, an engineer checking the endpoint) at an address of no provider
+  // here is the 404 a POST there is: it was the 405 saying the address takes a provider's webhooks,
+  // so /payments/webhook/stripe read as the endpoint on a site whose provider is dummy. Mounted with
+  // use, not as a route, so the 405 at a provider's own address still names only POST.
+  router.use('/payments/webhook/:provider', (req, _res, next) => {
+    if (req.method !== 'POST' && req.path === '/')
+      refuseWebhookNotTaken(deps.payments.providerName, req.params.provider);
+    next();
+  });
+  router.use('/payments/webhook', (req, _res, next) => {
+    if (req.method !== 'POST' && req.path === '/') refuseWebhookNotTaken(deps.payments.providerName, undefined);
+    next();
+  });
   router.post(
     '/payments/webhook',
     refuse(() => undefined),
