@@ -19,6 +19,7 @@ import {
   invalidFieldsOf,
   NotAcceptableError,
   NotFoundError,
+  PayloadTooLargeError,
   readableMessageOf,
   UnsupportedMediaTypeError,
 } from '../../shared/errors.js';
@@ -40,7 +41,7 @@ import {
 import { fromMinorUnits, type PaymentsService } from './payments.service.js';
 
 // Provider events are small; anything bigger is not one.
-const WEBHOOK_BODY_LIMIT = '64kb';
+const WEBHOOK_BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
  * Refuses, from the address alone and before the body is read, a webhook no provider here takes
@@ -88,7 +89,17 @@ function refuseWebhookBodyNotTaken(req: express.Request): void {
 export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Router {
   const router = Router();
   // Never inflated: a compressed body is refused above, before it is read.
-  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+  const readRaw = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT_BYTES, inflate: false });
+  // Names the limit: "The request body is too large." left the provider’s engineer to guess it.
+  const rawBody: express.RequestHandler = (req, res, next) =>
+    readRaw(req, res, (error?: unknown) => {
+      if ((error as { type?: string } | undefined)?.type !== 'entity.too.large') return next(error);
+      next(
+        new PayloadTooLargeError(
+          `Webhook rejected: the body is larger than 64 KiB (${WEBHOOK_BODY_LIMIT_BYTES.toLocaleString('en-US')} bytes), which no payment event is; it was not read.`,
+        ),
+      );
+    });
   const refuse =
     (askedOf: (req: express.Request) => string | undefined): express.RequestHandler =>
     (req, _res, next) => {
