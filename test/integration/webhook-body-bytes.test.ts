@@ -194,6 +194,44 @@ describe('a webhook address of no provider here', () => {
   });
 });
 
+// Java's HttpURLConnection sends this Accept unless told otherwise. A delivery refused from its headers
+// (415 for its type, charset or encoding; 404 for the address) was answered as an HTML page to such a
+// client, where every other answer of the webhook is JSON {error, code}.
+const JAVA_DEFAULT_ACCEPT = 'text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2';
+
+describe('a webhook refused from its headers, to a client that accepts HTML', () => {
+  it.each([
+    ['text/plain', {}, 415, 'Webhooks must be sent as application/json.'],
+    [
+      'application/json; charset=utf-16',
+      {},
+      415,
+      'Webhooks must be sent as application/json in UTF-8; this one says charset=utf-16.',
+    ],
+    [
+      'text/plain',
+      { path: '/payments/webhook/DUMMY' },
+      404,
+      'No such webhook endpoint: this site takes its payment provider’s webhooks at /payments/webhook/dummy (provider names are lower case).',
+    ],
+  ] as const)(
+    '%s %j is answered in JSON, {error, code}, and nothing is written',
+    async (contentType, where, status, error) => {
+      const payment = await pendingPayment();
+      const before = await everythingWritten();
+      const answer = await deliverDummyBytes(Buffer.from(succeededBody(payment, `evt-accept-html-${payment.id}`)), {
+        contentType,
+        ...where,
+        headers: { Accept: JAVA_DEFAULT_ACCEPT },
+      });
+      expect(answer.status, answer.text).toBe(status);
+      expect(answer.headers['content-type']).toMatch(/^application\/json/);
+      expect(answer.body).toEqual({ error, code: status });
+      expect(await everythingWritten()).toEqual(before);
+    },
+  );
+});
+
 /** The refusal of a signed body that is not UTF-8, naming the first byte that is not. */
 function notUtf8(byte: number, offset: number) {
   const hex = byte.toString(16).toUpperCase().padStart(2, '0');

@@ -3,7 +3,7 @@ import express, { Router } from 'express';
 import type { z } from 'zod';
 import { auditContextOf } from '../../http/audit-context.js';
 import { charsetOf } from '../../http/body-charset.js';
-import { prefersJson } from '../../http/error-handler.js';
+import { answerInJson, prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import {
   answerChange,
@@ -103,6 +103,7 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
   const refuse =
     (askedOf: (req: express.Request) => string | undefined): express.RequestHandler =>
     (req, _res, next) => {
+      answerInJson(req);
       refuseWebhookNotTaken(deps.payments.providerName, askedOf(req));
       refuseWebhookBodyNotTaken(req);
       next();
