@@ -35,8 +35,21 @@ function acceptOf(req: Request): string {
   return (req.get('accept') ?? '').toLowerCase();
 }
 
+/** Requests answered in JSON whatever they accept (answerInJson). */
+const answeredInJson = new WeakSet<Request>();
+
+/**
+ * Marks a request as one whose answer, an error too, is JSON: a payment provider's webhook delivery.
+ * Its client may accept HTML (Java's HttpURLConnection sends text/html unless told otherwise), and a
+ * delivery refused from its headers (415, 404) was answered with an HTML page.
+ */
+export function answerInJson(req: Request): void {
+  answeredInJson.add(req);
+}
+
 /** Browsers ask for HTML explicitly; API clients, curl and fetch get JSON. */
 export function wantsHtml(req: Request): boolean {
+  if (answeredInJson.has(req)) return false;
   const accept = acceptOf(req);
   return accept.includes('text/html') && !req.is('application/json');
 }

@@ -16,7 +16,10 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const { paidOnline } = createPayingResearchers(() => ({ db, app }), 'partrefund');
+const { paidOnline, researcherWithReceipt, startCheckout, latestPaymentOf } = createPayingResearchers(
+  () => ({ db, app }),
+  'partrefund',
+);
 
 /** The notice of payment `paymentId`'s refund on the admin's page of the receipt. */
 async function refundNoticeOf(receiptId: number, paymentId: number) {
@@ -140,5 +143,44 @@ describe('the held card of a payment none of whose money is left', () => {
     );
     expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-refunded"[^>]*disabled`));
     expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-dismissed"[^>]*disabled`));
+  });
+});
+
+// A success the provider reported with amount_cents 0 is held as paid 0.00 THB of the 10.00 THB due. Its
+// card offered "Accepted" and the accept_mismatch tick, and accepting was refused (409) saying "the 0.00 THB
+// it received went back (refunded, or taken back by a lost dispute)", of money that never arrived.
+describe('the held card of a payment that received nothing', () => {
+  it('does not offer to accept it, and refusing it says nothing arrived, changing nothing', async () => {
+    const researcher = await researcherWithReceipt();
+    await startCheckout(researcher.agent, researcher.receiptId);
+    const payment = await latestPaymentOf(researcher.receiptId);
+    await deliverDummy(app, {
+      event_id: `zero_${payment.id}`,
+      event_type: 'payment.succeeded',
+      external_payment_id: payment.externalPaymentId,
+      amount_cents: 0,
+      currency: 'THB',
+    }).expect(200, { received: true, outcome: 'mismatch' });
+    const page = await admin.get('/admin/payments').set('Accept', 'text/html').expect(200);
+    const card = page.text.slice(page.text.indexOf(`id="review-${payment.id}"`)).split('</section>')[0] ?? '';
+    expect(card).toMatch(new RegExp(`id="outcome-${payment.id}-accepted"[^>]*disabled`));
+    expect(card).toContain(
+      `Accepted: mark receipt #${researcher.receiptId} paid from this payment (not possible: it received nothing, 0.00 THB)`,
+    );
+    expect(card).not.toMatch(new RegExp(`id="outcome-${payment.id}-dismissed"[^>]*disabled`));
+
+    const before = await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } });
+    const answer = await admin
+      .post(`/admin/payments/${payment.id}/resolve`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ outcome: 'accepted', note: 'accepting what arrived', accept_mismatch: 'yes' });
+    expect(answer.status, answer.text).toBe(409);
+    expect(answer.body.error).toBe(
+      `Nothing of payment #${payment.id} is left to pay receipt #${researcher.receiptId}: it received nothing ` +
+        '(0.00 THB). Resolve it as dismissed with what was done; nothing was changed.',
+    );
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toEqual(before);
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: researcher.receiptId } })).status).toBe('pending');
   });
 });

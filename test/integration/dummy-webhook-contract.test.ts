@@ -159,3 +159,41 @@ describe('a dummy dispute or failed refund whose own fields hold text no column 
     },
   );
 });
+
+describe('a dummy event with a field its events do not have', () => {
+  // Refunds, failed refunds and disputes are sent by hand. A field written another way (`disputeId`
+  // for `dispute_id`) was ignored: the dispute was recorded under its event id, so the
+  // payment.dispute_closed naming dp_1 as written matched no dispute, was answered 200 "ignored",
+  // and the money the bank took back was never counted (the receipt stayed paid).
+  it('is refused with 400 naming the field, and changes nothing; sent as documented, the loss is applied', async () => {
+    const { receiptId, payment } = await paidOnline();
+    const before = await snapshotOf(receiptId);
+    const misspelt = dummyEvent(payment.externalPaymentId, 'payment.disputed', { disputeId: 'dp_1' });
+    const refused = await deliverDummy(app, misspelt);
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body.error).toBe(
+      'Webhook rejected: body has a field the dummy events do not have, "disputeId"; the dummy event fields are ' +
+        'event_id, event_type, external_payment_id, amount_cents, currency, dispute_id, dispute_reason, ' +
+        'dispute_status, refund_id, refund_status, failure_reason.',
+    );
+    expect(await snapshotOf(receiptId)).toEqual(before);
+
+    // Sent again as the docs spell it, under the same event id (nothing of the refused one was stored).
+    const { disputeId, ...asDocumented } = misspelt as Record<string, unknown>;
+    await deliverDummy(app, { ...asDocumented, dispute_id: disputeId }).expect(200, {
+      received: true,
+      outcome: 'review',
+    });
+    const closed = dummyEvent(payment.externalPaymentId, 'payment.dispute_closed', {
+      dispute_id: 'dp_1',
+      dispute_status: 'lost',
+    });
+    await deliverDummy(app, closed).expect(200, { received: true, outcome: 'ok' });
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).toMatchObject({
+      externalDisputeId: 'dp_1',
+      disputeStatus: 'lost',
+      refundedMinor: 1000n,
+    });
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+  });
+});

@@ -680,12 +680,18 @@ describe('the webhook endpoint', () => {
   it('refuses non-JSON with 415, oversized bodies with 413, and an unconfigured provider with 404', async () => {
     await request(app).post('/payments/webhook/dummy').set('Content-Type', 'text/plain').send('hello').expect(415);
     const huge = JSON.stringify({ event_id: 'x', padding: 'x'.repeat(70_000) });
-    await request(app)
+    const tooLarge = await request(app)
       .post('/payments/webhook/dummy')
       .set('Content-Type', 'application/json')
       .set('X-Dummy-Signature', signDummyWebhook(huge, DUMMY_WEBHOOK_SECRET))
       .send(huge)
       .expect(413);
+    // It said "The request body is too large.", leaving the provider's engineer to guess the limit.
+    expect(tooLarge.body).toEqual({
+      error:
+        'Webhook rejected: the body is larger than 64 KiB (65,536 bytes), which no payment event is; it was not read.',
+      code: 413,
+    });
     await request(app).post('/payments/webhook/stripe').set('Content-Type', 'application/json').send('{}').expect(404);
     const generic = await request(app).post('/payments/webhook').set('Content-Type', 'application/json').send('{}');
     expect(generic.status).toBe(400);

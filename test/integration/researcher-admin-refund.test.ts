@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPayingResearchers, setUpDummyPaymentsApp } from '../support/dummy-payments.js';
+import {
+  createPayingResearchers,
+  deliverDummy,
+  dummyRefundEvent,
+  setUpDummyPaymentsApp,
+} from '../support/dummy-payments.js';
 import { elementById, visibleTextOf as textOf } from '../support/html.js';
 import { type Agent, csrfTokenOf } from '../support/sign-in.js';
 import type { buildTestApp } from '../support/test-app.js';
@@ -97,5 +102,57 @@ describe("the researcher's receipt once the billing team refunded its payment af
     });
     const json = (await agent.get(`/me/receipts/${receiptId}`).set('Accept', 'application/json').expect(200)).body;
     expect(json.receipt.refunds).toEqual([]);
+  });
+});
+
+describe('the status page of a voided receipt whose payment the provider refunded in full', () => {
+  // The receipt's page said "Payment #7 … was refunded in full on …: the money went back to the payer.",
+  // but the status page a payer comes back to said only "This receipt was voided.", as it had of a
+  // refund by the billing team before that was said there.
+  it('says the payment was refunded at the provider, how much and when', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    await post(`/admin/receipts/${receiptId}/void`, { reason: 'billed to the wrong project' });
+    await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `void-refund-${payment.id}`, 1000)).expect(
+      200,
+      { received: true, outcome: 'ok' },
+    );
+    const status = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(textOf(status.text)).toMatch(
+      new RegExp(
+        `This receipt was voided\\. Your payment #${payment.id} of 10\\.00 THB was refunded in full at dummy on ` +
+          '[\\d-]+ [\\d:]+\\.',
+      ),
+    );
+  });
+
+  it('says what the bank took back by a lost dispute apart from what was refunded', async () => {
+    const { agent, receiptId, payment } = await paidOnline();
+    const dispute = { external_payment_id: payment.externalPaymentId, amount_cents: 400, currency: 'THB' };
+    await deliverDummy(app, {
+      ...dispute,
+      event_id: `void-dp-${payment.id}`,
+      event_type: 'payment.disputed',
+      dispute_id: `dp_${payment.id}`,
+    }).expect(200);
+    await deliverDummy(app, {
+      ...dispute,
+      event_id: `void-dp-lost-${payment.id}`,
+      event_type: 'payment.dispute_closed',
+      dispute_id: `dp_${payment.id}`,
+      dispute_status: 'lost',
+    }).expect(200);
+    await post(`/admin/receipts/${receiptId}/void`, { reason: 'billed to the wrong project' });
+    await deliverDummy(app, dummyRefundEvent(payment.externalPaymentId, `void-rest-${payment.id}`, 600)).expect(200, {
+      received: true,
+      outcome: 'ok',
+    });
+    const status = await agent.get(`/payments/thanks?rid=${receiptId}`).set('Accept', 'text/html').expect(200);
+    expect(textOf(status.text)).toMatch(
+      new RegExp(
+        `This receipt was voided\\. Your payment #${payment.id} of 10\\.00 THB went back in full: 6\\.00 THB was ` +
+          'refunded at dummy on [\\d-]+ [\\d:]+, and 4\\.00 THB was taken back by your bank on [\\d-]+ [\\d:]+, as you ' +
+          'disputed it\\.',
+      ),
+    );
   });
 });

@@ -33,6 +33,9 @@ const EXPECTED_ACCESS: Record<string, Access> = {
   'GET /metrics': 'operator',
   'POST /payments/webhook': 'webhook',
   'POST /payments/webhook/:provider': 'webhook',
+  // Answers only another method at an address of no provider here, with the 404 a POST there gets.
+  'USE /payments/webhook': 'middleware',
+  'USE /payments/webhook/:provider': 'middleware',
   'GET /formula': 'public',
   'USE /formula': 'middleware',
   'USE /admin/rates': 'middleware',

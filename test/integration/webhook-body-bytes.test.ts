@@ -175,6 +175,61 @@ describe('a webhook address of no provider here', () => {
       expect(await everythingWritten()).toEqual(before);
     },
   );
+
+  // An engineer checking the endpoint in a browser was told GET /payments/webhook/stripe "answers POST
+  // only … It takes the signed webhooks a payment provider posts", on a site whose provider is dummy,
+  // where a POST there is this 404: the address read as the right one.
+  it.each(['DUMMY', 'stripe', 'dummy2'])('opened in a browser, /payments/webhook/%s is the same 404', async (name) => {
+    for (const accept of ['application/json', 'text/html']) {
+      const answer = await request(app).get(`/payments/webhook/${name}`).set('Accept', accept);
+      expect(answer.status, answer.text).toBe(404);
+      expect(answer.headers.allow).toBeUndefined();
+      expect(answer.text).toContain(
+        'No such webhook endpoint: this site takes its payment provider’s webhooks at /payments/webhook/dummy (provider names are lower case).',
+      );
+    }
+    const dummy = await request(app).get('/payments/webhook/dummy').set('Accept', 'application/json');
+    expect(dummy.status).toBe(405);
+    expect(dummy.headers.allow).toBe('POST');
+  });
+});
+
+// Java's HttpURLConnection sends this Accept unless told otherwise. A delivery refused from its headers
+// (415 for its type, charset or encoding; 404 for the address) was answered as an HTML page to such a
+// client, where every other answer of the webhook is JSON {error, code}.
+const JAVA_DEFAULT_ACCEPT = 'text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2';
+
+describe('a webhook refused from its headers, to a client that accepts HTML', () => {
+  it.each([
+    ['text/plain', {}, 415, 'Webhooks must be sent as application/json.'],
+    [
+      'application/json; charset=utf-16',
+      {},
+      415,
+      'Webhooks must be sent as application/json in UTF-8; this one says charset=utf-16.',
+    ],
+    [
+      'text/plain',
+      { path: '/payments/webhook/DUMMY' },
+      404,
+      'No such webhook endpoint: this site takes its payment provider’s webhooks at /payments/webhook/dummy (provider names are lower case).',
+    ],
+  ] as const)(
+    '%s %j is answered in JSON, {error, code}, and nothing is written',
+    async (contentType, where, status, error) => {
+      const payment = await pendingPayment();
+      const before = await everythingWritten();
+      const answer = await deliverDummyBytes(Buffer.from(succeededBody(payment, `evt-accept-html-${payment.id}`)), {
+        contentType,
+        ...where,
+        headers: { Accept: JAVA_DEFAULT_ACCEPT },
+      });
+      expect(answer.status, answer.text).toBe(status);
+      expect(answer.headers['content-type']).toMatch(/^application\/json/);
+      expect(answer.body).toEqual({ error, code: status });
+      expect(await everythingWritten()).toEqual(before);
+    },
+  );
 });
 
 /** The refusal of a signed body that is not UTF-8, naming the first byte that is not. */
@@ -198,9 +253,12 @@ function withBytesInText(json: string, bad: number[]) {
   };
 }
 
-/** A dummy success event carrying a `note` (a field the provider does not read) of `note`. */
+/**
+ * A dummy success event carrying `note` as its `dispute_reason`: free text of the dummy events, which a
+ * success does not read (a field they do not have is refused).
+ */
 function succeededBodyWithNote(payment: { externalPaymentId: string | null }, eventId: string, note: string) {
-  return JSON.stringify({ ...JSON.parse(succeededBody(payment, eventId)), note });
+  return JSON.stringify({ ...JSON.parse(succeededBody(payment, eventId)), dispute_reason: note });
 }
 
 describe('a body that is not UTF-8, from the dummy provider', () => {

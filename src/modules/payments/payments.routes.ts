@@ -3,7 +3,7 @@ import express, { Router } from 'express';
 import type { z } from 'zod';
 import { auditContextOf } from '../../http/audit-context.js';
 import { charsetOf } from '../../http/body-charset.js';
-import { prefersJson } from '../../http/error-handler.js';
+import { answerInJson, prefersJson } from '../../http/error-handler.js';
 import { moneyJson } from '../../http/json-money.js';
 import {
   answerChange,
@@ -19,6 +19,7 @@ import {
   invalidFieldsOf,
   NotAcceptableError,
   NotFoundError,
+  PayloadTooLargeError,
   readableMessageOf,
   UnsupportedMediaTypeError,
 } from '../../shared/errors.js';
@@ -40,7 +41,7 @@ import {
 import { fromMinorUnits, type PaymentsService } from './payments.service.js';
 
 // Provider events are small; anything bigger is not one.
-const WEBHOOK_BODY_LIMIT = '64kb';
+const WEBHOOK_BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
  * Refuses, from the address alone and before the body is read, a webhook no provider here takes
@@ -88,10 +89,21 @@ function refuseWebhookBodyNotTaken(req: express.Request): void {
 export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Router {
   const router = Router();
   // Never inflated: a compressed body is refused above, before it is read.
-  const rawBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false });
+  const readRaw = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT_BYTES, inflate: false });
+  // Names the limit: "The request body is too large." left the provider’s engineer to guess it.
+  const rawBody: express.RequestHandler = (req, res, next) =>
+    readRaw(req, res, (error?: unknown) => {
+      if ((error as { type?: string } | undefined)?.type !== 'entity.too.large') return next(error);
+      next(
+        new PayloadTooLargeError(
+          `Webhook rejected: the body is larger than 64 KiB (${WEBHOOK_BODY_LIMIT_BYTES.toLocaleString('en-US')} bytes), which no payment event is; it was not read.`,
+        ),
+      );
+    });
   const refuse =
     (askedOf: (req: express.Request) => string | undefined): express.RequestHandler =>
     (req, _res, next) => {
+      answerInJson(req);
       refuseWebhookNotTaken(deps.payments.providerName, askedOf(req));
       refuseWebhookBodyNotTaken(req);
       next();
@@ -105,6 +117,19 @@ export function paymentWebhookRoutes(deps: { payments: PaymentsService }): Route
       const { outcome } = await deps.payments.handleWebhook(providerName, body, req.headers);
       res.json({ received: true, outcome });
     };
+  // Another method (a browser's GET, an engineer checking the endpoint) at an address of no provider
+  // here is the 404 a POST there is: it was the 405 saying the address takes a provider's webhooks,
+  // so /payments/webhook/stripe read as the endpoint on a site whose provider is dummy. Mounted with
+  // use, not as a route, so the 405 at a provider's own address still names only POST.
+  router.use('/payments/webhook/:provider', (req, _res, next) => {
+    if (req.method !== 'POST' && req.path === '/')
+      refuseWebhookNotTaken(deps.payments.providerName, req.params.provider);
+    next();
+  });
+  router.use('/payments/webhook', (req, _res, next) => {
+    if (req.method !== 'POST' && req.path === '/') refuseWebhookNotTaken(deps.payments.providerName, undefined);
+    next();
+  });
   router.post(
     '/payments/webhook',
     refuse(() => undefined),

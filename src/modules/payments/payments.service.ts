@@ -2289,6 +2289,14 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         const returned =
           returnedMinorOf(payment.refundedMinor, failedMinor, lostDisputeMinorOf(payment), uncountedMinor) ?? 0n;
         const received = receivedBy(payment);
+        // A success the provider reported as 0.00: nothing arrived, so none of it "went back" either.
+        if (received.amountMinor === 0n) {
+          throw new ConflictError(
+            `Nothing of payment #${paymentId} is left to pay receipt #${payment.receiptId}: it received nothing ` +
+              `(${describeMinorUnits(0n, received.currency)}). Resolve it as dismissed with what was done; nothing was changed.`,
+            { field: 'outcome' },
+          );
+        }
         if (returned >= received.amountMinor) {
           throw new ConflictError(
             `Nothing of payment #${paymentId} is left to pay receipt #${payment.receiptId}: the ` +
