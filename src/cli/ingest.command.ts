@@ -273,6 +273,9 @@ async function runIncremental(
   // Which states, as the run's notes on /admin/ingestion say it.
   if (run.sourceNotes.unknownStates) console.log(`  ${run.sourceNotes.unknownStates}`);
   for (const problem of sourceProblems(run)) console.log(`  ${problem}`);
+  // An account that may read only some users' jobs: the run succeeds all the same, and this command is
+  // how docs/operations.md has the admin try that account, so the warning is not left to stderr.
+  if (run.sourceNotes.access) console.log(`  access: ${run.sourceNotes.access}`);
 }
 
 /** The sources, in the order a run tries them (ingestion.factory.ts). */

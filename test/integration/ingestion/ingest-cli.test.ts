@@ -11,6 +11,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -882,6 +883,49 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
       `  sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`,
       '',
     ]);
+  });
+
+  it('says, under a run slurmrestd answered, that its user may read only its own jobs', async () => {
+    // docs/operations.md has the admin try the ingestion account with `npm run ingest`: as a user of
+    // level None it printed "success via slurmrestd" alone, the warning a JSON line on stderr (seen on
+    // the lab), though under PrivateData=jobs that user's own jobs are all it reads.
+    const fixtures = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/private-data-jobs');
+    const slurmrestd = http.createServer((req, res) => {
+      const asked = req.url ?? '';
+      const file = asked.startsWith('/slurmdb/v0.0.38/jobs?')
+        ? 'rest-dbv0.0.38-jobs-as-alice.json'
+        : asked === '/slurmdb/v0.0.38/user/alice'
+          ? 'rest-dbv0.0.38-user-alice.json'
+          : null;
+      res.writeHead(file ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(file ? readFileSync(path.join(fixtures, file)) : '{}');
+    });
+    await new Promise<void>((resolve) => slurmrestd.listen(0, '127.0.0.1', resolve));
+    const runsBefore = await lastRunId();
+    try {
+      const result = await runIngestCli([], {
+        SLURMRESTD_URL: `http://127.0.0.1:${(slurmrestd.address() as net.AddressInfo).port}`,
+        SLURMRESTD_USER: 'alice',
+        SLURMRESTD_TOKEN: 'token',
+        SLURMRESTD_API_VERSION: 'v0.0.38',
+        SLURM_CLUSTER: 'lab',
+      });
+      expect(result.code).toBe(0);
+      const lines = result.output.split('\n');
+      expect(lines[0]).toMatch(/^Ingestion run #\d+ success via slurmrestd: /);
+      expect(lines.slice(1)).toEqual([
+        "  access: SLURMRESTD_USER alice has administrator level None in Slurm's accounting: where slurmdbd.conf " +
+          'sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd answers ' +
+          "alice's own jobs alone, with no error, and every other user's go unread and unbilled. As root: " +
+          'sacctmgr modify user alice set adminlevel=Operator',
+        '',
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => slurmrestd.close(() => resolve()));
+      // Later tests read from where the newest run ended, and count the jobs they store.
+      await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+      await db.prisma.slurmJob.deleteMany({ where: { cluster: 'lab', user: 'alice' } });
+    }
   });
 
   it("names the run's window in APP_TZ, as pages give times, not in UTC", async () => {
