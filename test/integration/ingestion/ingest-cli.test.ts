@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../../src/db/advisory-locks.js';
+import { SACCT_FORMAT } from '../../../src/modules/ingestion/sacct.parser.js';
 import { REPEATED_SIGNAL_MS } from '../../../src/shared/distinct-signals.js';
 import { builtFile } from '../../support/built-app.js';
 import {
@@ -261,6 +262,15 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
       'is not sacct --parsable2 output: the sacct output has no JobID column; the first line must be the header',
     ],
     ['empty', '', 'is not sacct --parsable2 output: the sacct output is empty (no header row)'],
+    [
+      // `sacct --parsable2 --duplicates --allusers -S … -E …` as docs/operations.md's export reads, without
+      // --format (seen on the lab): its header row is there, and "the first line must be the header" said
+      // otherwise, with no word of the columns to export.
+      "sacct's default format",
+      'JobID|JobName|Partition|Account|AllocCPUS|State|ExitCode\n1|w-ok|debug|physics|1|COMPLETED|0:0\n',
+      "cannot be read: its header row has no User column, which a record needs (sacct's default --format leaves " +
+        `User out): export it with --format=${SACCT_FORMAT.join(',')} (the columns the sacct source reads)`,
+    ],
   ])(
     'FALLBACK_CSV %s: the first day fails, exit 1, no other day tried, nothing stored',
     async (label, text, reason) => {
