@@ -123,6 +123,31 @@ describe('npm run ingest over an sacct file', () => {
     expect(cli.stdout()).toMatch(/^Backfill 2026-11-15 \.\. 2026-11-15: 1 day\(s\) read, .* in \d+\.\d s\.\n$/);
     expect(cli.stderr()).toContain('1/1 2026-11-15 success via file: 1 jobs, 1 new');
   });
+
+  it('says, under the first day a fallback answered, why the source before it did not, once', async () => {
+    // docs/operations.md has the first bill's older days read with the backfill: with slurmrestd's token
+    // refused and sacct answering, each day said "success via sacct" and the refusal was a JSON line
+    // alone (seen on the lab), as an incremental run's was before it printed it. Here sacct cannot be run
+    // and the file behind it answers.
+    const file = path.join(dir, 'sacct-backfill-behind-sacct.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '61|61|lab|ann|COMPLETED|600|2026-11-16T10:00:00|2026-11-16T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const sacctPath = path.join(dir, 'no-such-sacct');
+    const result = await runIngestCli(['--from', '2026-11-16', '--to', '2026-11-17'], {
+      FALLBACK_CSV: file,
+      SACCT_PATH: sacctPath,
+    });
+    expect(result.code, result.output).toBe(0);
+    const problem = `sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`;
+    expect(result.output).toContain(
+      `2026-11-16 success via file: 1 jobs, 1 new, 0 updated, 0 skipped\n  2026-11-16: ${problem}\n`,
+    );
+    // The next day's is the same: said once, not once a day for a quarter.
+    expect(result.output.split(problem)).toHaveLength(2);
+  });
 });
 
 describe('npm run ingest over days a job still running spans', () => {
