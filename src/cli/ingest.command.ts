@@ -121,6 +121,8 @@ async function main(startUp: StartUp) {
   let stoppedDay: string | undefined;
   /** The day whose run failed for how the sources are set up: every day after it would fail the same way. */
   let setupProblemDay: string | undefined;
+  /** The days' notes said so far (runNotes), each said once. */
+  const notesSaid = new Set<string>();
   let daysLeft = days.length;
   const started = Date.now();
   try {
@@ -169,6 +171,15 @@ async function main(startUp: StartUp) {
         `${progressBar(index + 1, days.length)} ${day} ${run.outcome}${viaSourceText(run)}: ${run.seen} jobs, ${run.inserted} new, ${run.updated} updated, ${run.skipped} skipped${run.warned > 0 ? `, ${run.warned} with End before Start` : ''}${unknownStatesText(run)}`,
       );
       if (run.outcome === 'failed') process.stderr.write(`${isTerminal ? '\n' : ''}  ${day}: ${run.error}\n`);
+      else {
+        // A refused slurmrestd behind an sacct that answers fails no day: said under the first day it
+        // concerns, as an incremental run's result says it, and not again for each day after it.
+        const notes = runNotes(run).filter((note) => !notesSaid.has(note));
+        for (const note of notes) notesSaid.add(note);
+        if (notes.length > 0) {
+          process.stderr.write(`${isTerminal ? '\n' : ''}${notes.map((note) => `  ${day}: ${note}\n`).join('')}`);
+        }
+      }
       if (run.isSetupProblem) {
         // It read nothing and recorded a failed run; so would each day after it, a line and a run
         // apiece (90 for a quarter), until the setting is fixed.
@@ -272,7 +283,17 @@ async function runIncremental(
   );
   // Which states, as the run's notes on /admin/ingestion say it.
   if (run.sourceNotes.unknownStates) console.log(`  ${run.sourceNotes.unknownStates}`);
-  for (const problem of sourceProblems(run)) console.log(`  ${problem}`);
+  for (const note of runNotes(run)) console.log(`  ${note}`);
+}
+
+/**
+ * What a run that did not fail says that needs the admin besides its states: why the sources before
+ * the one that answered did not (sourceProblems), and an account that may read only some users' jobs,
+ * with which the run succeeds all the same; this command is how docs/operations.md has the admin try
+ * that account, so neither is left to a JSON line on stderr.
+ */
+function runNotes(run: RunSummary): string[] {
+  return [...sourceProblems(run), ...(run.sourceNotes.access ? [`access: ${run.sourceNotes.access}`] : [])];
 }
 
 /** The sources, in the order a run tries them (ingestion.factory.ts). */

@@ -293,7 +293,11 @@ async function* readSacctFile(
     // Its first line tells: a file that is not sacct output with its header row is the wrong file
     // (a setting to fix), not a source that may answer next time.
     if (error instanceof SacctHeaderError) {
-      throw new SourceConfigError(`FALLBACK_CSV ${options.path} is not sacct --parsable2 output: ${error.message}`);
+      throw new SourceConfigError(
+        error.isHeaderRow
+          ? `FALLBACK_CSV ${options.path} cannot be read: ${error.message}`
+          : `FALLBACK_CSV ${options.path} is not sacct --parsable2 output: ${error.message}`,
+      );
     }
     throw error;
   } finally {

@@ -84,7 +84,14 @@ interface OpenJob {
 
 /** Thrown by a parser asked to read a file without the columns it cannot do without. */
 export class SacctHeaderError extends Error {
-  constructor(message: string) {
+  /**
+   * @param isHeaderRow the first line is a header row of sacct column names, of a `--format` without a
+   *   column a record needs (sacct's default, which has no User column), rather than no header at all
+   */
+  constructor(
+    message: string,
+    readonly isHeaderRow = false,
+  ) {
     super(message);
     this.name = 'SacctHeaderError';
   }
@@ -330,12 +337,21 @@ export class SacctParser {
 
   private readHeader(text: string) {
     const names = text.split('|').map((name) => name.trim());
-    for (const required of HEADER_COLUMNS) {
-      if (!names.includes(required)) {
-        throw new SacctHeaderError(
-          `the sacct output has no ${required} column; the first line must be the header (sacct --parsable2 without --noheader)`,
-        );
-      }
+    const missing = HEADER_COLUMNS.filter((required) => !names.includes(required));
+    if (missing.length > 0 && headerNamesIn(text) !== null) {
+      // sacct's default --format (JobID|JobName|Partition|Account|AllocCPUS|State|ExitCode) has no User
+      // column: an export made as the docs' sacct command reads, without --format, is such a file, and
+      // "the first line must be the header" sent the admin looking for a header that is there.
+      throw new SacctHeaderError(
+        `its header row has no ${missing.join(' or ')} column, which a record needs (sacct's default --format ` +
+          `leaves User out): export it with --format=${SACCT_FORMAT.join(',')} (the columns the sacct source reads)`,
+        true,
+      );
+    }
+    if (missing.length > 0) {
+      throw new SacctHeaderError(
+        `the sacct output has no ${missing[0]} column; the first line must be the header (sacct --parsable2 without --noheader)`,
+      );
     }
     this.useHeader(names);
   }

@@ -500,6 +500,13 @@ export async function readSlurmrestdToken(
     // scontrol token prints `SLURM_JWT=eyJ...`, which admins paste whole, as the file may hold it.
     // Sent as it was, slurmrestd refused it (error 1007) and the run said to check the token.
     const value = tokenIn(options.token);
+    // A JWT starts with `eyJ` (base64url of `{"`): the token file's path put here was sent as the token,
+    // and slurmrestd's refusal (error 1007) said only to check the token.
+    if (FILE_PATH.test(value)) {
+      throw new SourceConfigError(
+        `SLURMRESTD_TOKEN is ${value}, a file's path, not a token: set SLURMRESTD_TOKEN_FILE=${value} instead (and unset SLURMRESTD_TOKEN)`,
+      );
+    }
     if (!TOKEN_TEXT.test(value)) {
       throw new SourceConfigError(
         'SLURMRESTD_TOKEN is not a token: it has spaces, line breaks or other characters a JWT never has',
@@ -604,6 +611,9 @@ function tokenIn(text: string): string {
   const assignment = /^(?:export\s+)?SLURM_JWT=(.+)$/m.exec(text);
   return (assignment?.[1] ?? text).trim().replace(/^["']|["']$/g, '');
 }
+
+/** A path as an admin writes one (absolute, relative to here, or home's), which no token begins with. */
+const FILE_PATH = /^(?:\/|\.\.?\/|~\/)/;
 
 /** What a JWT is made of (base64url parts and dots), with room for padding and base64. */
 const TOKEN_TEXT = /^[A-Za-z0-9._~+/=-]+$/;

@@ -18,12 +18,24 @@ interface PathProblem {
  * later as ingestion runs failing with a configuration error, read by whoever opened the ingestion
  * page (the two slurmrestd files were not checked at start at all, though a compose mount of root's
  * chmod 600 token file is the likeliest of these). The start goes on (the mount may come later, and
- * every run checks again). Returns how many it warned of.
+ * every run checks again). Also that SLURMRESTD_TOKEN_FILE goes unread beside SLURMRESTD_TOKEN. Returns
+ * how many it warned of.
  */
 export async function warnAboutUnusableSourcePaths(
   logger: Pick<Logger, 'warn'>,
   config: Pick<AppConfig, 'ingestion' | 'timeZone'>,
 ): Promise<number> {
+  const slurmrestd = config.ingestion.slurmrestd;
+  const unreadTokenFile = slurmrestd?.token ? slurmrestd.tokenFile : undefined;
+  if (unreadTokenFile) {
+    // The runs send SLURMRESTD_TOKEN (readSlurmrestdToken): a file set beside it, as the docs advise for
+    // renewals, was never read, and an old SLURMRESTD_TOKEN left in the environment kept being sent.
+    logger.warn(
+      { setting: 'SLURMRESTD_TOKEN_FILE', path: unreadTokenFile },
+      `SLURMRESTD_TOKEN and SLURMRESTD_TOKEN_FILE are both set: every run sends SLURMRESTD_TOKEN and never reads ${unreadTokenFile}, ` +
+        'so renewing the file changes nothing. Unset SLURMRESTD_TOKEN to use the file (re-read on every request), or unset SLURMRESTD_TOKEN_FILE',
+    );
+  }
   const problems = await findUnusableSourcePaths(config);
   for (const { setting, path, code, message } of problems) {
     const source = setting === 'SACCT_PATH' ? 'sacct' : setting === 'FALLBACK_CSV' ? 'the file' : 'slurmrestd';
@@ -34,7 +46,7 @@ export async function warnAboutUnusableSourcePaths(
         'the app starts all the same, as it may be on a mount not there yet (each run checks again)',
     );
   }
-  return problems.length;
+  return problems.length + (unreadTokenFile ? 1 : 0);
 }
 
 async function findUnusableSourcePaths(config: Pick<AppConfig, 'ingestion' | 'timeZone'>): Promise<PathProblem[]> {

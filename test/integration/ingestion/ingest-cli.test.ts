@@ -11,11 +11,13 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_KEYS } from '../../../src/db/advisory-locks.js';
+import { SACCT_FORMAT } from '../../../src/modules/ingestion/sacct.parser.js';
 import { REPEATED_SIGNAL_MS } from '../../../src/shared/distinct-signals.js';
 import { builtFile } from '../../support/built-app.js';
 import {
@@ -120,6 +122,31 @@ describe('npm run ingest over an sacct file', () => {
     await closed;
     expect(cli.stdout()).toMatch(/^Backfill 2026-11-15 \.\. 2026-11-15: 1 day\(s\) read, .* in \d+\.\d s\.\n$/);
     expect(cli.stderr()).toContain('1/1 2026-11-15 success via file: 1 jobs, 1 new');
+  });
+
+  it('says, under the first day a fallback answered, why the source before it did not, once', async () => {
+    // docs/operations.md has the first bill's older days read with the backfill: with slurmrestd's token
+    // refused and sacct answering, each day said "success via sacct" and the refusal was a JSON line
+    // alone (seen on the lab), as an incremental run's was before it printed it. Here sacct cannot be run
+    // and the file behind it answers.
+    const file = path.join(dir, 'sacct-backfill-behind-sacct.psv');
+    writeFileSync(
+      file,
+      'JobID|JobIDRaw|Cluster|User|State|ElapsedRaw|Start|End|AllocTRES\n' +
+        '61|61|lab|ann|COMPLETED|600|2026-11-16T10:00:00|2026-11-16T10:10:00|cpu=1,mem=1G,node=1\n',
+    );
+    const sacctPath = path.join(dir, 'no-such-sacct');
+    const result = await runIngestCli(['--from', '2026-11-16', '--to', '2026-11-17'], {
+      FALLBACK_CSV: file,
+      SACCT_PATH: sacctPath,
+    });
+    expect(result.code, result.output).toBe(0);
+    const problem = `sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`;
+    expect(result.output).toContain(
+      `2026-11-16 success via file: 1 jobs, 1 new, 0 updated, 0 skipped\n  2026-11-16: ${problem}\n`,
+    );
+    // The next day's is the same: said once, not once a day for a quarter.
+    expect(result.output.split(problem)).toHaveLength(2);
   });
 });
 
@@ -260,6 +287,15 @@ describe('npm run ingest over an sacct file that cannot be read as set up', () =
       'is not sacct --parsable2 output: the sacct output has no JobID column; the first line must be the header',
     ],
     ['empty', '', 'is not sacct --parsable2 output: the sacct output is empty (no header row)'],
+    [
+      // `sacct --parsable2 --duplicates --allusers -S … -E …` as docs/operations.md's export reads, without
+      // --format (seen on the lab): its header row is there, and "the first line must be the header" said
+      // otherwise, with no word of the columns to export.
+      "sacct's default format",
+      'JobID|JobName|Partition|Account|AllocCPUS|State|ExitCode\n1|w-ok|debug|physics|1|COMPLETED|0:0\n',
+      "cannot be read: its header row has no User column, which a record needs (sacct's default --format leaves " +
+        `User out): export it with --format=${SACCT_FORMAT.join(',')} (the columns the sacct source reads)`,
+    ],
   ])(
     'FALLBACK_CSV %s: the first day fails, exit 1, no other day tried, nothing stored',
     async (label, text, reason) => {
@@ -882,6 +918,49 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
       `  sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`,
       '',
     ]);
+  });
+
+  it('says, under a run slurmrestd answered, that its user may read only its own jobs', async () => {
+    // docs/operations.md has the admin try the ingestion account with `npm run ingest`: as a user of
+    // level None it printed "success via slurmrestd" alone, the warning a JSON line on stderr (seen on
+    // the lab), though under PrivateData=jobs that user's own jobs are all it reads.
+    const fixtures = path.resolve(import.meta.dirname, '../../fixtures/slurm/22.05/private-data-jobs');
+    const slurmrestd = http.createServer((req, res) => {
+      const asked = req.url ?? '';
+      const file = asked.startsWith('/slurmdb/v0.0.38/jobs?')
+        ? 'rest-dbv0.0.38-jobs-as-alice.json'
+        : asked === '/slurmdb/v0.0.38/user/alice'
+          ? 'rest-dbv0.0.38-user-alice.json'
+          : null;
+      res.writeHead(file ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(file ? readFileSync(path.join(fixtures, file)) : '{}');
+    });
+    await new Promise<void>((resolve) => slurmrestd.listen(0, '127.0.0.1', resolve));
+    const runsBefore = await lastRunId();
+    try {
+      const result = await runIngestCli([], {
+        SLURMRESTD_URL: `http://127.0.0.1:${(slurmrestd.address() as net.AddressInfo).port}`,
+        SLURMRESTD_USER: 'alice',
+        SLURMRESTD_TOKEN: 'token',
+        SLURMRESTD_API_VERSION: 'v0.0.38',
+        SLURM_CLUSTER: 'lab',
+      });
+      expect(result.code).toBe(0);
+      const lines = result.output.split('\n');
+      expect(lines[0]).toMatch(/^Ingestion run #\d+ success via slurmrestd: /);
+      expect(lines.slice(1)).toEqual([
+        "  access: SLURMRESTD_USER alice has administrator level None in Slurm's accounting: where slurmdbd.conf " +
+          'sets PrivateData=jobs (sacctmgr show configuration says; slurmrestd cannot tell), slurmrestd answers ' +
+          "alice's own jobs alone, with no error, and every other user's go unread and unbilled. As root: " +
+          'sacctmgr modify user alice set adminlevel=Operator',
+        '',
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => slurmrestd.close(() => resolve()));
+      // Later tests read from where the newest run ended, and count the jobs they store.
+      await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+      await db.prisma.slurmJob.deleteMany({ where: { cluster: 'lab', user: 'alice' } });
+    }
   });
 
   it("names the run's window in APP_TZ, as pages give times, not in UTC", async () => {

@@ -277,6 +277,20 @@ describe('slurmrestd source against a replay of real answers', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it("says SLURMRESTD_TOKEN is a file's path when it is one, without asking slurmrestd", async () => {
+    // The token file's path put in SLURMRESTD_TOKEN was sent as the token: slurmrestd refused it (error
+    // 1007, tried on the lab) and the run said only to check SLURMRESTD_USER and the token.
+    replayServer.setPlan(replay);
+    for (const token of ['/etc/hpc-billing/slurm-jwt', './slurm-jwt', '~/slurm-jwt']) {
+      await expect(collect(createSlurmRestSource(sourceOptions({ token })).read(WINDOW))).rejects.toThrow(
+        new SourceConfigError(
+          `SLURMRESTD_TOKEN is ${token}, a file's path, not a token: set SLURMRESTD_TOKEN_FILE=${token} instead (and unset SLURMRESTD_TOKEN)`,
+        ),
+      );
+    }
+    expect(replayServer.requests).toHaveLength(0);
+  });
+
   it('turns HTTP 401 into a configuration error without retrying', async () => {
     replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
     await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(

@@ -114,12 +114,23 @@ describe('warnAboutUnusableSourcePaths, the files slurmrestd reads', () => {
     ]);
   });
 
-  it('leaves the token file alone when SLURMRESTD_TOKEN is set, as the runs do', async () => {
+  it('says the token file is not read when SLURMRESTD_TOKEN is set too, and does not check it, as the runs do not read it', async () => {
+    // SLURMRESTD_TOKEN wins (the runs send it and never read the file), which nothing said: an admin who
+    // moved to the file, the old variable left in the unit's environment, renewed the file and every run
+    // still sent the old token, failing once it expired (tried on the lab with npm run ingest).
+    const tokenFile = path.join(dir, 'no-such-token');
     const warnings = await warningsFor({
       ...rest,
       SLURMRESTD_TOKEN: 'eyJhbGciOiJIUzI1NiJ9.e30.c2ln',
-      SLURMRESTD_TOKEN_FILE: path.join(dir, 'no-such-token'),
+      SLURMRESTD_TOKEN_FILE: tokenFile,
     });
-    expect(warnings).toEqual([]);
+    expect(warnings).toEqual([
+      {
+        fields: { setting: 'SLURMRESTD_TOKEN_FILE', path: tokenFile },
+        message:
+          `SLURMRESTD_TOKEN and SLURMRESTD_TOKEN_FILE are both set: every run sends SLURMRESTD_TOKEN and never reads ${tokenFile}, ` +
+          'so renewing the file changes nothing. Unset SLURMRESTD_TOKEN to use the file (re-read on every request), or unset SLURMRESTD_TOKEN_FILE',
+      },
+    ]);
   });
 });
