@@ -537,7 +537,10 @@ export const ZEnv = z
       (value) => (isBlank(value) ? undefined : value),
       z
         .string()
-        .regex(/^[a-z_][a-z0-9._-]{0,63}$/, 'must be a lowercase login name')
+        .regex(/^[a-z_][a-z0-9._-]{0,63}$/, {
+          error: (issue) =>
+            `must be a lowercase login name: a lowercase letter or _, then up to 63 lowercase letters, digits, . _ or - (got ${JSON.stringify(issue.input)})`,
+        })
         // Not `system`, the actor of the entry that creates it, nor `cli`: the audit log gives them its own entries.
         .superRefine((name, context) => {
           const problem = reservedActorProblemOf(name);
@@ -612,7 +615,10 @@ export const ZEnv = z
       'when SLURMRESTD_URL is unset',
       z
         .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'not a user name')
+        .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, {
+          error: (issue) =>
+            `not a user name: a letter or _, then up to 63 letters, digits, _ . or - (got ${JSON.stringify(issue.input)})`,
+        })
         .optional(),
     ),
     SLURMRESTD_TOKEN: text('the JWT', 'to read it from SLURMRESTD_TOKEN_FILE', z.string().optional()),
@@ -622,7 +628,9 @@ export const ZEnv = z
       'for auto',
       z
         .string()
-        .regex(/^(auto|v0\.0\.(3[6-9]|4[0-5]))$/, 'must be auto or one of v0.0.36 ... v0.0.45')
+        .regex(/^(auto|v0\.0\.(3[6-9]|4[0-5]))$/, {
+          error: (issue) => `must be auto or one of v0.0.36 ... v0.0.45 (got ${JSON.stringify(issue.input)})`,
+        })
         .optional(),
     ),
     SLURMRESTD_CA_FILE: text(
@@ -636,7 +644,10 @@ export const ZEnv = z
       'to take it from the records',
       z
         .string()
-        .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'not a cluster name')
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/, {
+          error: (issue) =>
+            `not a cluster name: 1 to 64 letters, digits, _ . or - (got ${JSON.stringify(issue.input)})`,
+        })
         .optional(),
     ),
     SACCT_PATH: text('the path of sacct (e.g. /usr/bin/sacct)', 'to not use sacct', z.string().optional()),

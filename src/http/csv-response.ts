@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { DEFAULT_CSV_EXPORT_STALL_MS } from '../config/config.schema.js';
 import { formatCsvLines } from './csv-format.js';
+import { markCutAsStalled } from './request-context.js';
 
 /**
  * Streams CSV text (string or UTF-8 bytes, chunked anywhere, e.g. as COPY delivers it) as an
@@ -36,6 +37,7 @@ export async function sendCsv(
   const cutOff = () => {
     isClosed = true;
     options.onStall?.();
+    markCutAsStalled(res);
     res.destroy();
   };
   const iterator = chunks[Symbol.asyncIterator]();

@@ -487,7 +487,8 @@ export function closeGracefully(server: http.Server, timeoutMs: number, logger?:
       stopListening();
       // Their requests are logged as cut by the shutdown, not as closed by their clients (499).
       markConnectionsCutByShutdown(server);
-      const cut = [...(openSockets.get(server) ?? [])];
+      const open = openSockets.get(server) ?? new Set<Socket>();
+      const cut = [...open];
       for (const socket of cut) {
         // Logged here, as it is cut: at LOG_LEVEL=warn no listener waits for its end (requestContext).
         const answer = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
@@ -501,8 +502,8 @@ export function closeGracefully(server: http.Server, timeoutMs: number, logger?:
       // A cut request is logged when its socket closes, a few ticks after the cut: resolving at once
       // let the shutdown log "stopped" and exit first, and the request's line came after it or not
       // at all. Waited for briefly (a client that reads no 503 must not hold the exit).
-      void settlesWithin(Promise.all(cut.map(hasClosed)), CUT_SOCKETS_CLOSE_WAIT_MS).finally(() =>
-        setImmediate(() => finish(false)),
+      void settlesWithin(Promise.all(cut.map((socket) => hasClosed(socket, open))), CUT_SOCKETS_CLOSE_WAIT_MS).finally(
+        () => setImmediate(() => finish(false)),
       );
     }, timeoutMs);
     timer.unref();
@@ -545,9 +546,15 @@ function acceptQueueEmptied(server: http.Server): Promise<void> {
 /** How long a shutdown past its timeout waits for the connections it cut to close (and their requests to be logged). */
 const CUT_SOCKETS_CLOSE_WAIT_MS = 1_000;
 
-/** Resolves once `socket` has closed ('close' emitted). */
-function hasClosed(socket: Socket): Promise<void> {
-  if (socket.closed) return Promise.resolve();
+/**
+ * Resolves once `socket` has emitted 'close', which is when its request's line is logged. Not
+ * `socket.closed`: destroy() sets it at once, while 'close' waits for the handle to close (a loop
+ * turn or more with writes pending, as for a download cut midway), so the shutdown went on to log
+ * its timeout, or to exit, before the download's line. `open` is the server's set of sockets not
+ * yet closed, each removed on its 'close'.
+ */
+function hasClosed(socket: Socket, open: ReadonlySet<Socket>): Promise<void> {
+  if (!open.has(socket)) return Promise.resolve();
   return new Promise((resolve) => socket.once('close', () => resolve()));
 }
 

@@ -102,8 +102,20 @@ export function isLoggedAsCutByShutdown(req: Request): boolean {
   return requestsLoggedAsCut.has(req);
 }
 
-/** How an exchange ended: answered whole, its client gone first, or cut by a shutdown. */
-export type RequestEnd = 'finished' | 'client_closed' | 'cut_by_shutdown';
+/** Answers the app cut off itself because their client stopped reading (a stalled CSV export). */
+const answersCutAsStalled = new WeakSet<object>();
+
+/**
+ * Says that the app is cutting `res` off because its client stopped reading (CSV_EXPORT_STALL_MS):
+ * the exchange ends by the app's doing, with the status it had sent, not as a client that left
+ * (499). Call it just before destroying the response.
+ */
+export function markCutAsStalled(res: object): void {
+  answersCutAsStalled.add(res);
+}
+
+/** How an exchange ended: answered whole, its client gone first, cut as stalled, or cut by a shutdown. */
+export type RequestEnd = 'finished' | 'client_closed' | 'cut_as_stalled' | 'cut_by_shutdown';
 
 /**
  * Calls `done` exactly once when the exchange ends. 'finish' alone misses a request whose client
@@ -130,6 +142,9 @@ export function onRequestEnd(
     // socket. Not a byte of it reached the client, and the client sent nothing wrong.
     if (isCut && (isUnfinished || !res.req.complete)) done(cutStatusOf(res), false, 'cut_by_shutdown');
     else if (!isUnfinished) done(res.statusCode, false, 'finished');
+    // A stalled export's client did not close anything: it was logged and counted as 499 with
+    // clientClosed, which reads as answers slower than clients wait (docs/operations.md, Metrics).
+    else if (answersCutAsStalled.has(res)) done(res.statusCode, false, 'cut_as_stalled');
     else done(CLIENT_CLOSED_REQUEST, true, 'client_closed');
   };
   res.once('finish', () => end(false));
@@ -201,6 +216,7 @@ function logRequestLine(
     status,
     ...(clientClosed && { clientClosed: true }),
     ...(isCut && { cutByShutdown: true }),
+    ...(end === 'cut_as_stalled' && { cutAsStalled: true }),
     latencyMs: Math.round(latencyMs * 100) / 100,
   };
   if (isCut) logger.warn(fields, 'request');

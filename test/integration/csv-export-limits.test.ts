@@ -245,6 +245,15 @@ describe('CSV exports behind clients that stop reading', () => {
     expect(lines.filter((line) => line.msg === 'csv export cut off: the client stopped reading')).toEqual([
       expect.objectContaining({ level: 40, username: 'alice', kind: 'my_usage', stallMs: 300 }),
     ]);
+    // The app cut it, not her client: its request line and http_requests_total say the 200 it had
+    // sent and the cut, where they said 499 and clientClosed, which sends an operator looking for
+    // pages slower than clients wait (docs/operations.md, Metrics).
+    const aliceLines = lines.filter((line) => line.msg === 'request' && line.cutAsStalled === true);
+    expect(aliceLines).toEqual([expect.objectContaining({ route: '/me.csv', status: 200 })]);
+    expect(aliceLines[0]).not.toHaveProperty('clientClosed');
+    expect(
+      await metricValue(target.metrics, 'http_requests_total', { method: 'GET', endpoint: '/me.csv', status: '499' }),
+    ).toBe(0);
     // alice's COPY was given up with her slot: nothing is left checked out of the pool.
     await eventually(async () => checkedOut() === 0, 'no connection is left checked out of the pool');
   }, 60_000);

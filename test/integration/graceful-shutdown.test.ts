@@ -269,6 +269,42 @@ describe('the request log of a shutdown that cuts what is left', () => {
     for (const line of lines) expect(line).toMatchObject({ level: 40 });
   });
 
+  // A big CSV export to a client that stopped reading: its answer fills the socket's buffers, so the
+  // cut destroys the socket with writes pending and its 'close' comes a loop turn or more later. The
+  // close resolved at once (a destroyed socket reads as closed before its 'close'), so the server
+  // logged "shutdown timed out" before the download's line, which docs/operations.md ("Logs") puts
+  // before it, and could exit without it (seen on a 2-worker production start).
+  it("resolves only once a cut download's connection has closed, so its line comes before the timeout's warning", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line).route) });
+    const app = express();
+    app.use(requestContext(logger));
+    let arrived = 0;
+    app.get('/export.csv', (_req, res) => {
+      arrived += 1;
+      res.type('text/csv');
+      const chunk = `${'x'.repeat(65_535)}\n`;
+      const fill = () => {
+        while (res.write(chunk));
+        res.once('drain', fill);
+      };
+      fill();
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    const { port } = server.address() as AddressInfo;
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write('GET /export.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    client.pause();
+    await reached(() => arrived);
+
+    expect(await closeGracefully(server, 200, logger)).toBe(false);
+    lines.push('closeGracefully resolved');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    client.destroy();
+    expect(lines).toEqual(['/export.csv', 'closeGracefully resolved']);
+  });
+
   // Production runs at LOG_LEVEL=warn, where request lines (info) are not written: the requests a
   // shutdown cut left no line at all, and an operator could not tell which they were.
   it("at LOG_LEVEL=warn logs each request it cuts, once, at warn, with the request line's fields", async () => {

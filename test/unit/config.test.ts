@@ -131,7 +131,7 @@ describe('loadConfig', () => {
     'refuses SLURMRESTD_API_VERSION=%s, naming the range',
     (value) => {
       expect(problemsOf({ ...slurmrestd, SLURMRESTD_API_VERSION: value })).toEqual([
-        'SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.45',
+        `SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.45 (got "${value}")`,
       ]);
     },
   );
@@ -531,7 +531,28 @@ describe('loadConfig', () => {
       'ADMIN_PASSWORD: ADMIN_USERNAME and ADMIN_PASSWORD go together',
     ]);
     expect(problemsOf({ ADMIN_USERNAME: 'Ops Admin', ADMIN_PASSWORD: 'twelve-chars' })).toEqual([
-      'ADMIN_USERNAME: must be a lowercase login name',
+      'ADMIN_USERNAME: must be a lowercase login name: a lowercase letter or _, then up to 63 lowercase letters, digits, . _ or - (got "Ops Admin")',
+    ]);
+  });
+
+  // Walking a production start with several wrong settings at once, these four said what was wrong
+  // but not what they were given, where the numbers, choices and flags quote it: an operator with a
+  // dozen settings in a unit file had to look each one up.
+  it('quotes the value it refuses for ADMIN_USERNAME, SLURMRESTD_USER, SLURM_CLUSTER and SLURMRESTD_API_VERSION', () => {
+    expect(
+      problemsOf({
+        ADMIN_USERNAME: 'Bad',
+        ADMIN_PASSWORD: 'twelve-chars',
+        ...slurmrestd,
+        SLURMRESTD_USER: 'bad user',
+        SLURMRESTD_API_VERSION: 'v0.0.35',
+        SLURM_CLUSTER: 'a b',
+      }),
+    ).toEqual([
+      'ADMIN_USERNAME: must be a lowercase login name: a lowercase letter or _, then up to 63 lowercase letters, digits, . _ or - (got "Bad")',
+      'SLURMRESTD_USER: not a user name: a letter or _, then up to 63 letters, digits, _ . or - (got "bad user")',
+      'SLURMRESTD_API_VERSION: must be auto or one of v0.0.36 ... v0.0.45 (got "v0.0.35")',
+      'SLURM_CLUSTER: not a cluster name: 1 to 64 letters, digits, _ . or - (got "a b")',
     ]);
   });
 
