@@ -565,11 +565,15 @@ export function tokenExpiryOf(jwt: string): Date | null {
  * verified): when `exp` is past, that it expired and when, since `scontrol token` tokens last 30
  * minutes by default; when `sun` (the user `scontrol token username=` issued it for) is not
  * `user`, both names, since slurmrestd answers that mismatch with the same error 1007 as a forged
- * token; otherwise the general advice. Its expiry is given in `timeZone` (APP_TZ), named, as every page and
+ * token; a token that is no JWT, that it is not; otherwise the general advice. Its expiry is given in `timeZone` (APP_TZ), named, as every page and
  * message gives a time: it was given in UTC (`2026-12-05T08:48:47.000Z`), which an admin in another zone
  * had to convert to compare with the clock or the runs on /admin/ingestion.
  */
 export function rejectedTokenAdvice(jwt: string | undefined, now: Date, timeZone: string, user?: string): string {
+  // No JWT at all (a password, a paste cut short): SLURMRESTD_USER, which the general advice names, is not at fault.
+  if (jwt !== undefined && (jwt.split('.').length !== 3 || claimsOf(jwt) === null)) {
+    return 'the token is not a JWT (scontrol token prints one as SLURM_JWT=<header>.<claims>.<signature>): check what SLURMRESTD_TOKEN or SLURMRESTD_TOKEN_FILE holds';
+  }
   try {
     const payload = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
       exp?: unknown;

@@ -107,6 +107,9 @@ const sourceOptions = (overrides: Partial<SlurmRestSourceOptions> = {}): SlurmRe
   ...overrides,
 });
 
+/** A JWT that says neither whom it is for nor when it expires: a refusal of it gets the general advice. */
+const JWT_WITHOUT_CLAIMS = `eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.${Buffer.from('{}').toString('base64url')}.c2ln`;
+
 /** The clock sourceOptions' sources write 22.05's relative query times against. */
 const TEST_NOW = new Date('2026-12-05T12:00:00Z');
 
@@ -293,7 +296,9 @@ describe('slurmrestd source against a replay of real answers', () => {
 
   it('turns HTTP 401 into a configuration error without retrying', async () => {
     replayServer.setPlan(() => ({ status: 401, body: 'Authentication failure' }));
-    await expect(collect(createSlurmRestSource(sourceOptions()).read(WINDOW))).rejects.toThrow(
+    await expect(
+      collect(createSlurmRestSource(sourceOptions({ token: JWT_WITHOUT_CLAIMS })).read(WINDOW)),
+    ).rejects.toThrow(
       new SourceConfigError('slurmrestd refused the credentials (HTTP 401); check SLURMRESTD_USER and the token'),
     );
     expect(replayServer.requests).toHaveLength(1);
@@ -364,9 +369,18 @@ describe('slurmrestd source against a replay of real answers', () => {
       ),
     );
     replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
-    await expect(collect(createSlurmRestSource(sourceOptions({ token: 'not-a-jwt' })).read(WINDOW))).rejects.toThrow(
-      /\(error 1007: Protocol authentication error\); check SLURMRESTD_USER and the token$/,
-    );
+    // A token that is no JWT at all (a password, a truncated paste, the file's other line) is told so: the
+    // general advice sent its operator to SLURMRESTD_USER, which is not at fault (seen on the lab).
+    for (const notJwt of ['not-a-jwt', 'eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE', 'a.b.c']) {
+      replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
+      await expect(collect(createSlurmRestSource(sourceOptions({ token: notJwt })).read(WINDOW))).rejects.toThrow(
+        new SourceConfigError(
+          'slurmrestd rejected the token (error 1007: Protocol authentication error); the token is not a JWT ' +
+            '(scontrol token prints one as SLURM_JWT=<header>.<claims>.<signature>): check what SLURMRESTD_TOKEN ' +
+            'or SLURMRESTD_TOKEN_FILE holds',
+        ),
+      );
+    }
   });
 
   it('names both users when the token was issued for another user than SLURMRESTD_USER', async () => {
@@ -855,7 +869,7 @@ describe('an HTTP-200 answer without `jobs`', () => {
     it("when every source fails, the run's error gives each source's reason, slurmrestd's first", async () => {
       // slurmrestd refusing the token, and an sacct fallback that is not installed on this host.
       replayServer.setPlan(() => ({ status: 200, body: fixture('22.05/rest-dbv0.0.38-auth-error.json') }));
-      const rest = createSlurmRestSource(sourceOptions());
+      const rest = createSlurmRestSource(sourceOptions({ token: JWT_WITHOUT_CLAIMS }));
       const sacct = createSacctSource({
         inheritedEnvironment: process.env,
         sacctPath: path.join(dir, 'no-such-sacct'),
