@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { createViewFormatters } from '../http/view-format.js';
-import { configureAuditChain } from '../modules/audit/audit.service.js';
+import { configureAuditChain, describeUnsealedAppendProblem } from '../modules/audit/audit.service.js';
 import { usernameReadAsNoteOf, ZNewUsername, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
@@ -156,6 +156,9 @@ async function main() {
   if (!config.databaseUrl) throw missingDatabaseUrl('(the user tools work on a configured database)');
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger: createToolLogger('warn') });
   try {
+    // Before a password is asked for: every command appends to the log, in the change's transaction.
+    const unsealed = await describeUnsealedAppendProblem(db.prisma);
+    if (unsealed) throw new ConfigError([unsealed]);
     if (command === 'create') {
       const password = await readPassword(values['password-stdin'] ?? false);
       const { generatedPassword } = await usersService.createUser(
