@@ -106,10 +106,13 @@ function parseOptions(command: TCommand, args: string[]) {
   }
   // parseArgs keeps the last of a repeated option: `disable --username alice --username bob`
   // disabled bob alone and said only that, as `ingest --from` once read a month fewer.
-  for (const name of ['username', 'role'] as const) {
+  // A flag given twice (`--enable --enable`) is refused too, as docs/security.md says of any option:
+  // it said "already enabled" and exited 0 over what was likely a pasted or doubled command line.
+  for (const name of allowed) {
     const given = tokens.flatMap((token) => (token.kind === 'option' && token.name === name ? [token.value] : []));
     if (given.length > 1) {
-      throw new UsageError(`--${name}: given ${given.length} times (${given.join(', ')}); give it once\n\n${USAGE}`);
+      const values = given.every((value) => value === undefined) ? '' : ` (${given.join(', ')})`;
+      throw new UsageError(`--${name}: given ${given.length} times${values}; give it once\n\n${USAGE}`);
     }
   }
   return values;

@@ -370,6 +370,9 @@ describe('npm run user:* command lines', () => {
       code: 64,
       output: expect.stringMatching(/^--role: given 2 times \(admin, user\); give it once\n/),
     });
+    // A flag given twice is the same mistake (a script's options pasted twice), refused as docs/security.md says.
+    const enable = await runUserCli(['disable', '--username', 'twicea', '--enable', '--enable'], '');
+    expect(enable).toEqual({ code: 64, output: expect.stringMatching(/^--enable: given 2 times; give it once\n/) });
     const users = await db.prisma.user.findMany({
       where: { username: { startsWith: 'twice' } },
       orderBy: { username: 'asc' },
