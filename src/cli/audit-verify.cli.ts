@@ -44,11 +44,20 @@ function parseAnchor(args: string[]): ChainCheckpoint | undefined {
     process.exit(0);
   }
   let anchor: string | undefined;
+  let anchors: (string | undefined)[] = [];
   try {
-    const { values } = parseArgs({ args, options: { anchor: { type: 'string' } }, strict: true });
+    const { values, tokens } = parseArgs({ args, options: { anchor: { type: 'string' } }, strict: true, tokens: true });
     anchor = values.anchor;
+    anchors = tokens.flatMap((token) => (token.kind === 'option' ? [token.value] : []));
   } catch {
     refuseUsage(`takes no arguments but --anchor ID:HASH (got '${args.join(' ')}')`);
+  }
+  // parseArgs keeps the last of a repeated option: the anchors before it went unchecked, and a
+  // rewritten one given first was answered "OK" (exit 0) on the strength of the second.
+  if (anchors.length > 1) {
+    refuseUsage(
+      `--anchor: given ${anchors.length} times (${anchors.join(', ')}); give it once, and run the tool once for each anchor to check`,
+    );
   }
   const match = ANCHOR.exec(anchor ?? '');
   if (!match?.[1] || !match[2]) {

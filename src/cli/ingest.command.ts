@@ -1,5 +1,5 @@
-import { loadConfig } from '../config/config.js';
-import { configureAuditChain } from '../modules/audit/audit.service.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { configureAuditChain, describeUnsealedAppendProblem } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
 import {
@@ -56,6 +56,12 @@ async function main(startUp: StartUp) {
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 4, logger });
   startUp.closeOnStop(() => db.close());
+  // Each run appends an entry: one unsealed after sealed ones breaks the chain for good, so no run starts.
+  const unsealed = await describeUnsealedAppendProblem(db.prisma);
+  if (unsealed) {
+    await db.close();
+    throw new ConfigError([unsealed]);
+  }
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
   // Each run it makes is audited as the admin's Run now is, by `cli` with the OS user (and under sudo
   // who invoked it), as the user tools' entries are: a run from a shell or cron wrote none.

@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { createViewFormatters } from '../http/view-format.js';
-import { configureAuditChain } from '../modules/audit/audit.service.js';
+import { configureAuditChain, describeUnsealedAppendProblem } from '../modules/audit/audit.service.js';
 import { usernameReadAsNoteOf, ZNewUsername, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
@@ -106,10 +106,13 @@ function parseOptions(command: TCommand, args: string[]) {
   }
   // parseArgs keeps the last of a repeated option: `disable --username alice --username bob`
   // disabled bob alone and said only that, as `ingest --from` once read a month fewer.
-  for (const name of ['username', 'role'] as const) {
+  // A flag given twice (`--enable --enable`) is refused too, as docs/security.md says of any option:
+  // it said "already enabled" and exited 0 over what was likely a pasted or doubled command line.
+  for (const name of allowed) {
     const given = tokens.flatMap((token) => (token.kind === 'option' && token.name === name ? [token.value] : []));
     if (given.length > 1) {
-      throw new UsageError(`--${name}: given ${given.length} times (${given.join(', ')}); give it once\n\n${USAGE}`);
+      const values = given.every((value) => value === undefined) ? '' : ` (${given.join(', ')})`;
+      throw new UsageError(`--${name}: given ${given.length} times${values}; give it once\n\n${USAGE}`);
     }
   }
   return values;
@@ -156,6 +159,9 @@ async function main() {
   if (!config.databaseUrl) throw missingDatabaseUrl('(the user tools work on a configured database)');
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger: createToolLogger('warn') });
   try {
+    // Before a password is asked for: every command appends to the log, in the change's transaction.
+    const unsealed = await describeUnsealedAppendProblem(db.prisma);
+    if (unsealed) throw new ConfigError([unsealed]);
     if (command === 'create') {
       const password = await readPassword(values['password-stdin'] ?? false);
       const { generatedPassword } = await usersService.createUser(

@@ -195,4 +195,20 @@ describe('npm run audit:verify', { timeout: 120_000 }, () => {
         '--anchor ID:HASH (the newest entry an earlier run printed) also checks that this entry is still there as it was.\n',
     );
   });
+
+  // parseArgs keeps the last of a repeated option: `--anchor <rewritten> --anchor <intact>` checked the
+  // second alone and exited 0, so an operator checking two kept anchors was told the log was intact.
+  it('refuses --anchor given twice (exit 64), verifying nothing, rather than checking the last alone', async () => {
+    const first = `5:${'a'.repeat(64)}`;
+    const second = `6:${'b'.repeat(64)}`;
+    const refused = await runVerify({ DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/none' }, [
+      '--anchor',
+      first,
+      `--anchor=${second}`,
+    ]);
+    expect(refused).toMatchObject({ code: 64, stdout: '' });
+    expect(refused.stderr).toContain(
+      `npm run audit:verify --anchor: given 2 times (${first}, ${second}); give it once, and run the tool once for each anchor to check:`,
+    );
+  });
 });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDatabase } from '../../src/bootstrap.js';
-import { configureAuditChain, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
+import { configureAuditChain, recordAudit, verifyAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { postAuditVerify } from '../support/audit-verify.js';
 import { builtFile } from '../support/built-app.js';
@@ -318,6 +318,43 @@ describe('npm run user:* command lines', () => {
     expect(await db.prisma.user.findUnique({ where: { username: 'strayops' } })).toBeNull();
   }, 60_000);
 
+  // README has the tools need DATABASE_URL; an operator's shell with it alone (no APP_ENV, so no key
+  // is required) wrote an unsealed entry after the instance's sealed ones: the chain was broken for
+  // good ("not sealed with AUDIT_CHAIN_KEY, though #N before it is"), AuditChainBroken paged a
+  // security incident, and the runbook forbids repairing it.
+  it('refuses to change anything without AUDIT_CHAIN_KEY when the log is sealed (exit 78), leaving the chain intact', async () => {
+    const sealed = await createTestDatabase();
+    try {
+      await buildUser(sealed.prisma, { username: 'sealeduser', role: 'user' });
+      configureAuditChain({ chainKeys: [IMAGE_AUDIT_KEY], unsealedUntil: 0n });
+      await recordAudit(sealed, { actor: 'ops', action: 'test.sealed', status: 'ok', details: {} });
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+
+      const refused = await runCli(COMPILED(), ['disable', '--username', 'sealeduser'], '', {
+        DATABASE_URL: sealed.url,
+      });
+      expect(refused.code).toBe(78);
+      expect(refused.output).toContain("AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#");
+      expect(refused.output).not.toContain('sealeduser is disabled.');
+      expect(await sealed.prisma.user.findUniqueOrThrow({ where: { username: 'sealeduser' } })).toMatchObject({
+        isDisabled: false,
+      });
+      expect(await sealed.prisma.auditLog.count()).toBe(1);
+
+      // With the instance's key the same command works, sealed as the entries before it.
+      const done = await runCli(COMPILED(), ['disable', '--username', 'sealeduser'], '', {
+        DATABASE_URL: sealed.url,
+        AUDIT_CHAIN_KEY: IMAGE_AUDIT_KEY,
+      });
+      expect(done).toEqual({ code: 0, output: 'sealeduser is disabled.\n' });
+      configureAuditChain({ chainKeys: [IMAGE_AUDIT_KEY], unsealedUntil: 0n });
+      expect((await verifyAuditChain(sealed.prisma)).isIntact).toBe(true);
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await sealed.drop();
+    }
+  }, 60_000);
+
   it('refuses an option given twice instead of acting on the last one, and changes nothing', async () => {
     // `disable --username twicea --username twiceb` disabled twiceb alone and said only that, and
     // `create --username x --role admin --role user` made a user: the last value won unsaid.
@@ -333,6 +370,9 @@ describe('npm run user:* command lines', () => {
       code: 64,
       output: expect.stringMatching(/^--role: given 2 times \(admin, user\); give it once\n/),
     });
+    // A flag given twice is the same mistake (a script's options pasted twice), refused as docs/security.md says.
+    const enable = await runUserCli(['disable', '--username', 'twicea', '--enable', '--enable'], '');
+    expect(enable).toEqual({ code: 64, output: expect.stringMatching(/^--enable: given 2 times; give it once\n/) });
     const users = await db.prisma.user.findMany({
       where: { username: { startsWith: 'twice' } },
       orderBy: { username: 'asc' },

@@ -235,4 +235,34 @@ describe('an admin resetting the password of a locked-out account', () => {
       .expect(200);
     expect(reset.body).toMatchObject({ ok: true, message: 'Password of unlockedone changed.' });
   });
+
+  // The failures were typed against the old password, as a lock's are: kept, four typos before the
+  // call to the help desk and one of the new password locked the user out with the password they were
+  // just given ("Too many failed sign-ins"), where a change of one's own password forgets them.
+  it('forgets the failures counted against the old password when no lock runs yet, saying nothing of a lock', async () => {
+    const app = lockoutApp();
+    const admin = await adminOf(app, 'helpdesk4');
+    const user = await buildUser(db.prisma, { username: 'almostlocked' });
+    for (let attempt = 1; attempt <= 4; attempt++) await postLogin(app, 'almostlocked', `old-guess-${attempt}`);
+    expect(await throttleRows('almostlocked')).toBe(2);
+
+    const reset = await admin
+      .post(`/admin/users/${user.id}/password`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ password: 'almostlocked-new-pw' })
+      .expect(200);
+    expect(reset.body).toMatchObject({ ok: true, message: 'Password of almostlocked changed.' });
+    expect(await throttleRows('almostlocked')).toBe(0);
+
+    // One typo of the new password is one failure, not the fifth.
+    const typo = await postLogin(app, 'almostlocked', 'almostlocked-new-pq');
+    expect(typo.response.status).toBe(401);
+    expect(typo.response.text).not.toContain('Too many failed sign-ins');
+    await signInAs(app, 'almostlocked', 'almostlocked-new-pw');
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'user.password_reset', target: 'user:almostlocked' },
+    });
+    expect(entry.details).toEqual({ isPasswordGenerated: false, endedSessions: 0 });
+  });
 });

@@ -282,6 +282,25 @@ function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly st
 }
 
 /**
+ * Why this process must not append to `db`'s log, or undefined when it may: without AUDIT_CHAIN_KEY
+ * it writes unsealed entries, and one after a sealed entry breaks the chain for good ("not sealed
+ * with AUDIT_CHAIN_KEY, though #N before it is"), which AuditChainBroken pages as a rewrite. A user
+ * tool run from a shell with DATABASE_URL alone (no APP_ENV, so no key required) wrote one. Read
+ * once, before a tool changes anything: the newest entry's hash is its plain SHA-256, or the log is
+ * empty, when appending without a key is what the log already is.
+ */
+export async function describeUnsealedAppendProblem(db: Db): Promise<string | undefined> {
+  if (hasChainKey()) return undefined;
+  const newest = await auditRepository.findNewestEntry(db);
+  if (!newest || sealOfOrNone(newest, []) === 'unsealed') return undefined;
+  return (
+    `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newest.id}) is sealed with a key (or was changed): ` +
+    'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
+    'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)'
+  );
+}
+
+/**
  * What the log's page and CSV write for an entry's time that JavaScript cannot hold ('infinity', a
  * year past 275760): only a change behind the app's back makes one, and the verification names it.
  * Formatted, it threw "Invalid time value" and the page, its JSON and the CSV answered 500, so the

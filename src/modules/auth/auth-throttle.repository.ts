@@ -411,6 +411,25 @@ export async function unlockAccount(
   return { lockedUntil: rows[0]?.lockedUntil ?? null, endedLocks: rows[0]?.endedLocks ?? 0 };
 }
 
+/**
+ * Forgets an account's failures and locks (every address's rows and '*'), whether or not a lock
+ * runs, as a password change does: for a password reset, whose new password none of them was typed
+ * against. Returns the latest lock still running (null when none was) and how many were, as
+ * `unlockAccount` does. Client networks' rows stay: they are not the account's.
+ */
+export async function forgetAccountFailures(
+  db: Db | Prisma.TransactionClient,
+  username: string,
+  now: Date,
+): Promise<{ lockedUntil: Date | null; endedLocks: number }> {
+  const rows = await db.$queryRaw<{ lockedUntil: Date | null; endedLocks: number }[]>`
+    WITH deleted AS (DELETE FROM auth_throttle WHERE username = ${username} RETURNING locked_until)
+    SELECT max(locked_until) FILTER (WHERE locked_until > ${now}) AS "lockedUntil",
+           (count(*) FILTER (WHERE locked_until > ${now}))::int AS "endedLocks"
+      FROM deleted`;
+  return { lockedUntil: rows[0]?.lockedUntil ?? null, endedLocks: rows[0]?.endedLocks ?? 0 };
+}
+
 /** Rows are expired when their window started before these times and their lock (if any) ended by `lockEnd`. */
 export interface ExpiryCutoffs {
   /** A (username, address) row's window: `AUTH_WINDOW_SEC`. */

@@ -219,7 +219,9 @@ export async function resetPassword(
     const endedSessions = await usersRepository.signOutOtherSessionsOf(tx, id, 'password_reset', {
       exceptSessionId: options.keepSessionId,
     });
-    const lifted = await throttleRepository.unlockAccount(tx, user.username, now);
+    // Every failure was typed against the old password: kept (a lock's too), they locked the user out
+    // at the first typo of the password just handed over, as a change of their own forgets them.
+    const lifted = await throttleRepository.forgetAccountFailures(tx, user.username, now);
     await appendAudit(tx, {
       ...context,
       action: 'user.password_reset',

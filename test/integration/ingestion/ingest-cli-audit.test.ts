@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordAudit, verifyAuditChain } from '../../../src/modules/audit/audit.service.js';
+import { configureAuditChain, recordAudit, verifyAuditChain } from '../../../src/modules/audit/audit.service.js';
 import { builtFile } from '../../support/built-app.js';
 import { runToExit } from '../../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
@@ -104,5 +104,32 @@ describe('npm run ingest in the audit log', () => {
     expect(ran.code, ran.output).toBe(0);
     expect(ran.output).toContain('already done');
     expect(await cliEntries()).toHaveLength(before);
+  });
+
+  // A cron line or shell with DATABASE_URL alone (no APP_ENV, so no key required) wrote the run's
+  // entry unsealed after the instance's sealed ones: the chain broken for good, AuditChainBroken paged.
+  it('without AUDIT_CHAIN_KEY on a sealed log, runs nothing and stops with exit 78, the chain left intact', async () => {
+    const sealed = await createTestDatabase();
+    const key = 'ingest-audit-key-ingest-audit-key-01';
+    try {
+      configureAuditChain({ chainKeys: [key], unsealedUntil: 0n });
+      await recordAudit(sealed, { actor: 'ops', action: 'test.sealed', status: 'ok' });
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      const file = path.join(dir, 'sacct-sealed.psv');
+      writeFileSync(file, HEADER);
+      const refused = await runToExit(process.execPath, [builtFile('src/cli/ingest.cli.ts')], {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: sealed.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
+      });
+      expect(refused.code, refused.output).toBe(78);
+      expect(refused.output).toContain("AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#");
+      expect(await sealed.prisma.ingestionRun.count()).toBe(0);
+      expect(await sealed.prisma.auditLog.count()).toBe(1);
+      configureAuditChain({ chainKeys: [key], unsealedUntil: 0n });
+      expect(await verifyAuditChain(sealed.prisma)).toMatchObject({ isIntact: true });
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await sealed.drop();
+    }
   });
 });
