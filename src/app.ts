@@ -80,7 +80,7 @@ import { adminUsageRoutes } from './modules/usage/admin-usage.routes.js';
 import { createMyUsagePage, usageRoutes } from './modules/usage/usage.routes.js';
 import { createUsageService } from './modules/usage/usage.service.js';
 import { usersRoutes } from './modules/users/users.routes.js';
-import type { BackgroundWork } from './shared/background-work.js';
+import { type BackgroundWork, createBackgroundWork } from './shared/background-work.js';
 import { NotAcceptableError } from './shared/errors.js';
 import { EARLIEST_LOCAL_DATE, LATEST_LOCAL_DATE } from './shared/local-date.js';
 import type { Logger } from './shared/logger.js';
@@ -115,10 +115,13 @@ export interface AppDeps {
    */
   scrapeMetrics?: () => Promise<string>;
   /**
-   * Where month-end runs go on after the request that started them; server.ts stops it on SIGTERM
-   * (each run ends after its users in flight). Default: one of the app's own.
+   * Where month-end runs, and Run now's ingestion runs that outlast their answer, go on after the
+   * request that started them; server.ts stops it on SIGTERM (a month-end run ends after its users in
+   * flight, an ingestion run at once). Default: one of the app's own.
    */
   backgroundWork?: BackgroundWork;
+  /** How long Run now waits for its run before answering that it goes on (RUN_NOW_ANSWER_WITHIN_MS); tests shorten it. */
+  runNowAnswerWithinMs?: number;
   /** True once server.ts has begun a shutdown's drain: /readyz answers 503, hpc_ready reads 0. Default: never. */
   isDraining?: () => boolean;
 }
@@ -127,6 +130,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const { config, db, logger, metrics } = deps;
   const now = deps.now ?? (() => new Date());
+  // One for month-end and Run now, so that server.ts's shutdown stops both.
+  const backgroundWork = deps.backgroundWork ?? createBackgroundWork();
   configureAuditChain(config.audit);
   const chainMonitor =
     deps.auditChainMonitor ??
@@ -168,7 +173,7 @@ export function createApp(deps: AppDeps): express.Express {
     metrics,
     closeCanceledCheckouts,
     now,
-    backgroundWork: deps.backgroundWork,
+    backgroundWork,
     isDraining: deps.isDraining,
     logger,
   });
@@ -394,7 +399,15 @@ export function createApp(deps: AppDeps): express.Express {
     ingestionRoutes({
       db,
       guards,
-      service: buildIngestionService({ config, db, logger, metrics, now }),
+      service: buildIngestionService({
+        config,
+        db,
+        logger,
+        metrics,
+        now,
+        backgroundWork,
+        runNowAnswerWithinMs: deps.runNowAnswerWithinMs,
+      }),
       timeZone: config.timeZone,
       now,
     }),

@@ -9,10 +9,14 @@ import { settlesWithin } from './settles-within.js';
 
 export interface BackgroundWork {
   /**
-   * Runs `work`, which should end early once `shouldStop` says so, and returns its promise: the
+   * Runs `work`, which should end early once `shouldStop` says so (or `stopping` is aborted, for a
+   * work that waits on something it can abort: a Run now's sacct), and returns its promise: the
    * caller handles its outcome. stop() waits for it whether it resolves or rejects.
    */
-  track<T>(work: (shouldStop: () => boolean) => Promise<T>, abandonment: Abandonment): Promise<T>;
+  track<T>(
+    work: (shouldStop: () => boolean, stopping: AbortSignal) => Promise<T>,
+    abandonment: Abandonment,
+  ): Promise<T>;
   /** Whether the process is stopping: new work is not started then. */
   isStopping(): boolean;
   /**
@@ -39,9 +43,10 @@ export function createBackgroundWork(): BackgroundWork {
   const running = new Map<Promise<void>, Abandonment>();
   let isStopping = false;
   const shouldStop = () => isStopping;
+  const stopping = new AbortController();
   return {
     track(work, abandonment) {
-      const promise = work(shouldStop);
+      const promise = work(shouldStop, stopping.signal);
       const done: Promise<void> = promise.then(
         () => {
           running.delete(done);
@@ -56,6 +61,7 @@ export function createBackgroundWork(): BackgroundWork {
     isStopping: shouldStop,
     async stop(timeoutMs) {
       isStopping = true;
+      stopping.abort();
       const allEnded = Promise.all([...running.keys()]).then(() => true);
       if (timeoutMs === undefined) {
         await allEnded;

@@ -4,6 +4,7 @@ import { type AppConfig, loadConfig } from '../../src/config/config.js';
 import type { Database } from '../../src/db/database.js';
 import type { CsvExportLimits } from '../../src/http/csv-exports.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import type { BackgroundWork } from '../../src/shared/background-work.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 
 /** Configuration as a test would set the environment; DATABASE_URL comes from the test database. */
@@ -20,6 +21,10 @@ export interface TestAppOptions {
   csvExportLimits?: Partial<CsvExportLimits>;
   /** Where the app logs (default: nowhere); a test that reads the log passes its own. */
   logger?: Logger;
+  /** Where runs outlive their request (month-end, Run now); a test that stops them as a shutdown does passes its own. */
+  backgroundWork?: BackgroundWork;
+  /** How long Run now waits for its run before answering that it is still running (a test's: a fraction of a second). */
+  runNowAnswerWithinMs?: number;
 }
 
 /** The real app over a test database, as supertest drives it. */
@@ -32,6 +37,8 @@ export function buildTestApp(db: Database & { url: string }, options: TestAppOpt
     metrics: options.metrics ?? createMetrics({ hasProcessMetrics: config.metrics.hasProcessMetrics }),
     now: options.now,
     csvExportLimits: options.csvExportLimits,
+    backgroundWork: options.backgroundWork,
+    runNowAnswerWithinMs: options.runNowAnswerWithinMs,
   });
 }
 

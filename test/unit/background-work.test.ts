@@ -66,4 +66,22 @@ describe('background work and the process stopping', () => {
     expect(await stopped).toEqual([]);
     expect(isAbandoned).toBe(false);
   });
+
+  // A Run now's run waits on sacct, not in a loop that could ask shouldStop: it is told by the signal, and
+  // kills sacct at once, as the scheduler's run is stopped.
+  it('aborts the signal of work under way when it stops, and gives work started after that an aborted one', async () => {
+    const backgroundWork = createBackgroundWork();
+    const noAbandon = { name: 'waiting work', abandon: async () => undefined };
+    const waiting = backgroundWork.track(
+      (_shouldStop, stopping) =>
+        new Promise<string>((resolve) => {
+          expect(stopping.aborted).toBe(false);
+          stopping.addEventListener('abort', () => resolve('told'), { once: true });
+        }),
+      noAbandon,
+    );
+    expect(await backgroundWork.stop(60_000)).toEqual([]);
+    expect(await waiting).toBe('told');
+    expect(await backgroundWork.track(async (_shouldStop, stopping) => stopping.aborted, noAbandon)).toBe(true);
+  });
 });

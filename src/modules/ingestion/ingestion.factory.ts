@@ -1,5 +1,6 @@
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
+import type { BackgroundWork } from '../../shared/background-work.js';
 import type { Logger } from '../../shared/logger.js';
 import { demoSacctFilePath } from '../demo/demo-jobs.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -92,6 +93,10 @@ export function buildIngestionService(deps: {
   logger: Logger;
   metrics: Metrics;
   now?: () => Date;
+  /** Where a Run now that outlasts its answer goes on (the app's, which server.ts stops on SIGTERM). */
+  backgroundWork?: BackgroundWork;
+  /** RUN_NOW_ANSWER_WITHIN_MS, shorter in tests. */
+  runNowAnswerWithinMs?: number;
 }): IngestionService {
   const observeToken = watchesTokenExpiry(deps.config)
     ? (jwt: string) => deps.metrics.observeIngestTokenExpiry(tokenExpiryOf(jwt))
@@ -113,6 +118,8 @@ export function buildIngestionService(deps: {
     initialLookbackSec: deps.config.ingestion.lookbackSec,
     timeZone: deps.config.timeZone,
     now: deps.now,
+    backgroundWork: deps.backgroundWork,
+    runNowAnswerWithinMs: deps.runNowAnswerWithinMs,
   });
   // SLURMRESTD_TOKEN cannot change while the process runs: read once, above.
   if (!observeToken || !slurmrestd?.tokenFile || slurmrestd.token) return service;

@@ -496,6 +496,22 @@ export async function finishRun(
   await inStore(() => db.ingestionRun.update({ where: { id }, data: result }));
 }
 
+/**
+ * Records run `id` failed and stopped by its server's shutdown if it is still running (a run the
+ * shutdown stopped waiting for); false when it had ended and written its own record.
+ */
+export async function failRunningRunForShutdown(
+  db: Db,
+  id: number,
+  result: { error: string; finishedAt: Date; durationMs: number },
+): Promise<boolean> {
+  const updated = await db.ingestionRun.updateMany({
+    where: { id, outcome: 'running' },
+    data: { outcome: 'failed', stoppedByShutdown: true, ...result },
+  });
+  return updated.count > 0;
+}
+
 /** Runs left `running` by a process that died; only called while holding the ingest lock. */
 export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
   const result = await db.ingestionRun.updateMany({

@@ -140,6 +140,19 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       });
       return;
     }
+    if (result.status === 'running') {
+      // Still going at RUN_NOW_ANSWER_WITHIN_MS (a source hanging): answered now, before a reverse proxy
+      // gives up on the request; the runs table shows it running, then how it ended. As month-end's
+      // start answers: a 202 to a script, with where to read the run; a 303 to the page for a browser.
+      const message = `Run #${result.runId} is still running; its outcome will be in the runs table when it ends.`;
+      if (prefersJson(req)) {
+        res.location(location);
+        res.status(202).json({ ok: true, status: result.status, runId: result.runId, statusUrl: location, message });
+        return;
+      }
+      answerChange(req, res, { json: {}, flash: { type: 'success', message }, location });
+      return;
+    }
     const { run } = result;
     if (run.outcome === 'failed') {
       // No source answered: a Slurm the app depends on failed, hence 502. The run was still made

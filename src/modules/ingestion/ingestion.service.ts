@@ -1,5 +1,6 @@
 import type { Database } from '../../db/database.js';
 import { retryOnStaleConnection } from '../../db/stale-connections.js';
+import { type BackgroundWork, createBackgroundWork } from '../../shared/background-work.js';
 import {
   DATABASE_BEHIND,
   DATABASE_READ_ONLY,
@@ -19,6 +20,8 @@ import {
   type JobSource,
   type ReadOptions,
   RunStoppedError,
+  SHUTDOWN_STOP_REASON,
+  ShutdownStop,
   SourceConfigError,
   throwIfStopped,
 } from './job-source.js';
@@ -54,6 +57,13 @@ export interface IngestionDeps {
   timeZone?: string;
   batchSize?: number;
   now?: () => Date;
+  /**
+   * Where a Run now that outlasts RUN_NOW_ANSWER_WITHIN_MS goes on after its answer; server.ts stops it on
+   * SIGTERM, as it stops a month-end run. Default: one of the service's own.
+   */
+  backgroundWork?: BackgroundWork;
+  /** RUN_NOW_ANSWER_WITHIN_MS, shorter in tests. */
+  runNowAnswerWithinMs?: number;
 }
 
 export interface RunSummary {
@@ -95,6 +105,19 @@ export interface RunSummary {
 export type RunResult =
   | { status: 'finished'; run: RunSummary }
   | { status: 'skipped'; reason: 'locked' | 'recent' | 'not-started' };
+
+/** Run now's answer: the run's result when it ended within RUN_NOW_ANSWER_WITHIN_MS, else the run going on. */
+export type RunNowResult = RunResult | { status: 'running'; runId: number };
+
+/**
+ * How long Run now waits for its run before answering that it is still running (the run goes on in the
+ * background). A run reads its window in seconds when its source answers, so it is still answered with
+ * its counts; one whose slurmrestd hangs takes three SLURMRESTD_TIMEOUT_MS (30 s) attempts, then the
+ * fallback, and on the lab answered after 92 s, past the 60 s a reverse proxy waits by default (nginx's
+ * proxy_read_timeout, an AWS ALB's idle timeout): the admin got the proxy's 504 while the run went on.
+ * 20 s leaves room under 60 s for the audit entry and the redirect on a loaded server.
+ */
+export const RUN_NOW_ANSWER_WITHIN_MS = 20_000;
 
 /** What a run that met the database unavailable (stopped, restarting, unreachable) says of it. */
 export const DATABASE_UNAVAILABLE_FOR_RUN = 'the database is unavailable';
@@ -194,6 +217,8 @@ export function createIngestionService(deps: IngestionDeps) {
   const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
   const timeZone = deps.timeZone ?? 'UTC';
   const { db, logger, metrics } = deps;
+  const backgroundWork = deps.backgroundWork ?? createBackgroundWork();
+  const runNowAnswerWithinMs = deps.runNowAnswerWithinMs ?? RUN_NOW_ANSWER_WITHIN_MS;
   // The dashboard's series exist at 0 before the first run: each outcome a configured source
   // can have, and a failed run, which has no source.
   for (const source of deps.sources) {
@@ -579,9 +604,11 @@ export function createIngestionService(deps: IngestionDeps) {
     window: IngestWindow,
     readOptions: ReadOptions,
     force: boolean,
+    onRunStarted?: (runId: number) => void,
   ): Promise<RunSummary> {
     const startedAt = Date.now();
     const runId = await ingestionRepository.createRun(db.prisma, { trigger, window });
+    onRunStarted?.(runId);
     const runJobs: RunJobs = {
       keys: new Set(),
       since: await ingestionRepository.readDatabaseClock(db.pool),
@@ -840,6 +867,8 @@ export function createIngestionService(deps: IngestionDeps) {
        * the lock) must leave no run behind.
        */
       startsRun?: () => boolean;
+      /** Told the run's id once its row (running) is written: Run now names it when it answers before the run ends. */
+      onRunStarted?: (runId: number) => void;
     }): Promise<RunResult> {
       const release = input.waitForLockMs
         ? await ingestionRepository.acquireIngestLockWaiting(db.pool, {
@@ -863,7 +892,10 @@ export function createIngestionService(deps: IngestionDeps) {
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
         const readOptions: ReadOptions = { user: input.user, signal: input.signal };
         if (input.startsRun && !input.startsRun()) return { status: 'skipped', reason: 'not-started' };
-        return { status: 'finished', run: await runLocked(input.trigger, window, readOptions, input.force ?? false) };
+        return {
+          status: 'finished',
+          run: await runLocked(input.trigger, window, readOptions, input.force ?? false, input.onRunStarted),
+        };
       } catch (error) {
         // A database behind the code (a column or a table missing) may fail the run before it is
         // recorded (its record is what lacks them), and one that goes away mid-run fails it before
@@ -923,12 +955,106 @@ export function createIngestionService(deps: IngestionDeps) {
 
   /**
    * An admin's "Run now" (POST /admin/ingestion/run): one manual run, and its `ingestion.run_now`
-   * audit entry, for a run skipped because another was in progress too.
+   * audit entry, for a run skipped because another was in progress too. Its result when the run ends
+   * within RUN_NOW_ANSWER_WITHIN_MS; else `running` with its id, and the run goes on in the background
+   * (backgroundWork), recorded and audited when it ends, stopped by the server's shutdown as a
+   * scheduled run is (its sacct killed, recorded stopped_by_shutdown). A run that fails to be
+   * recorded (the database) throws here when it does so within the bound, and is logged after it.
    */
-  async function runNow(context: AuditContext): Promise<RunResult> {
-    const result = await service.runOnce({ trigger: 'manual' });
-    await recordRunAudit(context, 'ingestion.run_now', result);
-    return result;
+  async function runNow(context: AuditContext): Promise<RunNowResult> {
+    const stopping = new AbortController();
+    const startedAt = Date.now();
+    const state: { runId?: number; isAbandoned: boolean } = { isAbandoned: false };
+    let onStarted: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      onStarted = resolve;
+    });
+    const finished = backgroundWork.track(
+      async (_shouldStop, processStopping) => {
+        // A ShutdownStop, as the scheduler's: the run is recorded stopped by its server's shutdown.
+        const stop = () => stopping.abort(new ShutdownStop());
+        if (processStopping.aborted) stop();
+        else processStopping.addEventListener('abort', stop, { once: true });
+        try {
+          const result = await service.runOnce({
+            trigger: 'manual',
+            signal: stopping.signal,
+            onRunStarted: (runId) => {
+              state.runId = runId;
+              onStarted();
+            },
+          });
+          // An abandoned run's entry was written with its record (abandonRunNow).
+          if (!state.isAbandoned) await recordRunAudit(context, 'ingestion.run_now', result);
+          return result;
+        } finally {
+          processStopping.removeEventListener('abort', stop);
+        }
+      },
+      {
+        // Read when the shutdown names what it abandoned: the run's id is known by then, unless it
+        // never got its row (the database), when there is no run to name.
+        get name() {
+          return state.runId === undefined ? 'a Run now ingestion run' : `ingestion run #${state.runId} (Run now)`;
+        },
+        abandon: () => abandonRunNow(context, state, Date.now() - startedAt),
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'bound'>((resolve) => {
+      timer = setTimeout(() => resolve('bound'), runNowAnswerWithinMs);
+    });
+    try {
+      const first = await Promise.race([finished, bound]);
+      if (first !== 'bound') return first;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Answered before its end: its failure has no request left to fail, and is logged as the scheduler's is.
+    finished.catch((error) => {
+      logger.error({ err: error, runId: state.runId }, 'ingestion run started by Run now failed');
+    });
+    // The bound is for the sources; a run still starting (its lock or row waiting on the database) is
+    // waited for until it has a row to name, or has ended, which DB_QUERY_TIMEOUT_MS bounds.
+    const next = await Promise.race([started.then(() => 'started' as const), finished]);
+    if (next !== 'started') return next;
+    return { status: 'running', runId: state.runId as number };
+  }
+
+  /**
+   * The shutdown's timeout ran out with Run now's run still going (a source that does not stop when
+   * told, a database that does not answer): recorded failed and stopped by the shutdown, as a run the
+   * shutdown stopped in time is, with its audit entry, before the process closes the connections it
+   * uses (its batch in flight rolls back). A run that ended meanwhile has written its own. Never rejects.
+   */
+  async function abandonRunNow(
+    context: AuditContext,
+    state: { runId?: number; isAbandoned: boolean },
+    durationMs: number,
+  ): Promise<void> {
+    const { runId } = state;
+    if (runId === undefined) return;
+    const error = `stopped: ${SHUTDOWN_STOP_REASON} (its shutdown timeout ran out before the run ended)`;
+    try {
+      const isStopped = await ingestionRepository.failRunningRunForShutdown(db.prisma, runId, {
+        error,
+        finishedAt: new Date(),
+        durationMs,
+      });
+      if (!isStopped) return;
+      state.isAbandoned = true;
+      metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
+      await recordAudit(db, {
+        ...context,
+        action: 'ingestion.run_now',
+        target: `ingestion_run:${runId}`,
+        status: 'failed',
+        details: { outcome: 'failed', source: null, seen: 0, inserted: 0, updated: 0, skipped: 0, error },
+      });
+    } catch (caught) {
+      // Its row stays running until the next run marks it abandoned.
+      logger.error({ err: caught, runId }, 'ingestion run of Run now was abandoned but could not be recorded failed');
+    }
   }
 
   return { ...service, runNow, recordRunAudit };
