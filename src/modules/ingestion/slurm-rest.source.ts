@@ -10,8 +10,10 @@ import {
   QUERY_TOO_WIDE_TEXT,
   QueryTooWideError,
   type ReadOptions,
+  RunStoppedError,
   SourceConfigError,
   SourceUnavailableError,
+  throwIfStopped,
 } from './job-source.js';
 import {
   isPrivilegedLevel,
@@ -176,7 +178,7 @@ export function createSlurmRestSource(
    */
   const get = async (
     path: string | (() => string),
-    getOptions: { isSplittable?: boolean; isNothingFoundAnAnswer?: boolean } = {},
+    getOptions: { isSplittable?: boolean; isNothingFoundAnAnswer?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<unknown> => {
     const headers = {
       'X-SLURM-USER-NAME': options.user,
@@ -185,9 +187,10 @@ export function createSlurmRestSource(
     };
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
+      throwIfStopped(getOptions.signal);
       try {
         const target = new URL(typeof path === 'string' ? path : path(), baseUrl());
-        const answer = await request(target, headers, await ca(), options);
+        const answer = await request(target, headers, await ca(), options, getOptions.signal);
         if (answer.status === 401 || answer.status === 403) {
           throw new SourceConfigError(
             `slurmrestd refused the credentials (HTTP ${answer.status}); ${rejectedTokenAdvice(headers['X-SLURM-USER-TOKEN'], new Date(), options.timeZone, options.user)}`,
@@ -241,10 +244,10 @@ export function createSlurmRestSource(
   };
 
   /** The slurmdb jobs API versions the server's OpenAPI document lists. */
-  const offeredVersions = async (): Promise<Set<string>> => {
+  const offeredVersions = async (signal?: AbortSignal): Promise<Set<string>> => {
     let document: unknown;
     try {
-      document = await get(OPENAPI_PATH);
+      document = await get(OPENAPI_PATH, { signal });
     } catch (error) {
       if (!(error instanceof PathNotServedError)) throw error;
       // Every slurmrestd serves its OpenAPI document: a 404 for it means SLURMRESTD_URL has a wrong
@@ -267,9 +270,9 @@ export function createSlurmRestSource(
     );
   };
 
-  const detectVersion = async (): Promise<string> => {
+  const detectVersion = async (signal?: AbortSignal): Promise<string> => {
     if (detectedVersion) return detectedVersion;
-    const offered = await offeredVersions();
+    const offered = await offeredVersions(signal);
     const best = [...SUPPORTED_API_VERSIONS].reverse().find((version) => offered.has(version));
     const newest = SUPPORTED_API_VERSIONS[SUPPORTED_API_VERSIONS.length - 1] as string;
     const minor = (version: string) => Number(version.slice(5));
@@ -310,18 +313,18 @@ export function createSlurmRestSource(
   // complete every run and move the window past jobs never read, so an empty answer is believed only
   // once /slurmdb/.../clusters lists the name; a name it listed stays known, as for sacct.
   let isClusterKnown = false;
-  const checkCluster = async (cluster: string, version: string) => {
+  const checkCluster = async (cluster: string, version: string, signal: AbortSignal | undefined) => {
     if (isClusterKnown) return;
     let known: string[];
     try {
-      const body = await get(`slurmdb/${version}/clusters`);
+      const body = await get(`slurmdb/${version}/clusters`, { signal });
       const clusters = (body as { clusters?: unknown }).clusters;
       if (!Array.isArray(clusters)) throw new Error('the answer has no `clusters` array');
       known = clusters.flatMap((entry) =>
         typeof (entry as { name?: unknown })?.name === 'string' ? [(entry as { name: string }).name] : [],
       );
     } catch (error) {
-      if (error instanceof SourceConfigError) throw error;
+      if (error instanceof SourceConfigError || error instanceof RunStoppedError) throw error;
       throw new SourceUnavailableError(
         `slurmrestd read no jobs for cluster=${cluster}, and the clusters the accounting database knows could not be ` +
           `read to tell a quiet window from a wrong SLURM_CLUSTER: ${(error as Error).message}`,
@@ -384,7 +387,8 @@ export function createSlurmRestSource(
       let sliceMs = window.end.getTime() - window.start.getTime();
       let sliceStart = window.start;
       let itemCount = 0;
-      let version = await detectVersion();
+      const signal = readOptions?.signal;
+      let version = await detectVersion(signal);
       while (sliceStart < window.end) {
         const slice = {
           start: sliceStart,
@@ -393,7 +397,7 @@ export function createSlurmRestSource(
         const sliceLength = slice.end.getTime() - slice.start.getTime();
         let items: SourceItem[];
         try {
-          const answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS);
+          const answer = await fetchJobs(slice, version, sliceLength > SPLIT_ON_TIMEOUT_ABOVE_MS, signal);
           version = answer.version;
           items = await readAnswer(answer.body, version);
         } catch (error) {
@@ -416,7 +420,7 @@ export function createSlurmRestSource(
         }
         sliceStart = slice.end;
       }
-      if (options.cluster && itemCount === 0) await checkCluster(options.cluster, version);
+      if (options.cluster && itemCount === 0) await checkCluster(options.cluster, version, signal);
     },
   };
 
@@ -425,6 +429,7 @@ export function createSlurmRestSource(
     slice: IngestWindow,
     chosen: string,
     isSplittable: boolean,
+    signal: AbortSignal | undefined,
   ): Promise<{ body: unknown; version: string }> {
     // Up to v0.0.39 slurmrestd parses a written time in its own process's zone and refuses raw ':'
     // (HTTP 400) and epoch seconds (22.05): it is sent times relative to now. From v0.0.40 it takes
@@ -443,7 +448,10 @@ export function createSlurmRestSource(
     try {
       // Written again for each attempt: a retried request reaches slurmrestd later, and 22.05 reads
       // its relative times against the moment it does (a retry 30 s later read a window 30 s late).
-      return { body: await get(() => `slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable }), version };
+      return {
+        body: await get(() => `slurmdb/${version}/jobs?${queryFor(version)}`, { isSplittable, signal }),
+        version,
+      };
     } catch (error) {
       if (!(error instanceof PathNotServedError)) throw error;
       if (options.apiVersion) throw await unservedVersionError(version, error);
@@ -452,10 +460,13 @@ export function createSlurmRestSource(
       // every run until a restart.
       const gone = version;
       detectedVersion = undefined;
-      version = await detectVersion();
+      version = await detectVersion(signal);
       if (version === gone) throw error;
       const detected = version;
-      return { body: await get(() => `slurmdb/${detected}/jobs?${queryFor(detected)}`, { isSplittable }), version };
+      return {
+        body: await get(() => `slurmdb/${detected}/jobs?${queryFor(detected)}`, { isSplittable, signal }),
+        version,
+      };
     }
   }
 
@@ -723,9 +734,14 @@ function request(
   headers: Record<string, string>,
   ca: Buffer | undefined,
   options: SlurmRestSourceOptions,
+  signal: AbortSignal | undefined,
 ): Promise<HttpAnswer> {
   const maxBody = options.maxBodyBytes ?? 512 * 1024 * 1024;
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new RunStoppedError(signal));
+      return;
+    }
     const transport = url.protocol === 'https:' ? https : http;
     const req = transport.request(url, { method: 'GET', headers, ...(ca ? { ca } : {}) }, (res) => {
       const chunks: Buffer[] = [];
@@ -760,10 +776,22 @@ function request(
     const timer = setTimeout(() => {
       req.destroy(new TimedOutError(`slurmrestd did not answer within ${options.timeoutMs} ms`));
     }, options.timeoutMs);
-    req.on('close', () => clearTimeout(timer));
+    // A stopped run (its server's shutdown, a CLI's Ctrl-C) stops waiting at once, as sacct's is killed:
+    // a hung slurmrestd held it until the deadline and its retries ran out, past the shutdown's wait.
+    const stop = () => req.destroy(new RunStoppedError(signal as AbortSignal));
+    signal?.addEventListener('abort', stop, { once: true });
+    req.on('close', () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', stop);
+    });
     req.on('error', (error) => {
       clearTimeout(timer);
-      if (error instanceof RetryableError || error instanceof SourceUnavailableError) reject(error);
+      if (
+        error instanceof RetryableError ||
+        error instanceof SourceUnavailableError ||
+        error instanceof RunStoppedError
+      )
+        reject(error);
       else if (
         /certificate|self[- ]signed|CERT_|unable to verify/i.test(
           `${error.message} ${(error as NodeJS.ErrnoException).code ?? ''}`,

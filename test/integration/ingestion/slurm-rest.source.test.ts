@@ -10,6 +10,8 @@ import { buildSources } from '../../../src/modules/ingestion/ingestion.factory.j
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import {
   type JobSource,
+  RunStoppedError,
+  ShutdownStop,
   SourceConfigError,
   SourceUnavailableError,
 } from '../../../src/modules/ingestion/job-source.js';
@@ -558,6 +560,28 @@ describe('slurmrestd source against a replay of real answers', () => {
     replayServer.setPlan((url) => ({ ...replay(url), delayMs: 1000 }));
     const source = createSlurmRestSource(sourceOptions({ timeoutMs: 100, maxAttempts: 2 }));
     await expect(collect(source.read(WINDOW))).rejects.toThrow(/did not answer within 100 ms \(after 2 attempts\)/);
+  });
+
+  it("stops at once when the run is stopped (its server's shutdown), not after slurmrestd's timeout", async () => {
+    // Only sacct watched the run's signal: a slurmrestd that hung held a stopping server's run until
+    // SLURMRESTD_TIMEOUT_MS (30 s) and its retries ran out, past the shutdown's wait, and the run's row
+    // stayed running (seen on the lab).
+    replayServer.setPlan((url) => (url.startsWith('/slurmdb/') ? { ...replay(url), delayMs: 60_000 } : replay(url)));
+    const source = createSlurmRestSource(sourceOptions({ timeoutMs: 60_000, maxAttempts: 3 }));
+    const stopping = new AbortController();
+    const read = collect(source.read(WINDOW, { signal: stopping.signal }));
+    await expect.poll(() => replayServer.requests.some((request) => request.url.startsWith('/slurmdb/'))).toBe(true);
+    stopping.abort(new ShutdownStop());
+    const error = await read.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RunStoppedError);
+    expect((error as RunStoppedError).isShutdown).toBe(true);
+    expect(replayServer.requests.filter((request) => request.url.startsWith('/slurmdb/'))).toHaveLength(1);
+    // Stopped before it asks: nothing is sent.
+    replayServer.setPlan(replay);
+    const stopped = new AbortController();
+    stopped.abort(new ShutdownStop());
+    await expect(collect(source.read(WINDOW, { signal: stopped.signal }))).rejects.toBeInstanceOf(RunStoppedError);
+    expect(replayServer.requests.filter((request) => request.url.startsWith('/slurmdb/'))).toHaveLength(0);
   });
 
   it('refuses malformed JSON', async () => {
