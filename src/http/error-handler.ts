@@ -54,6 +54,16 @@ export function wantsHtml(req: Request): boolean {
   return accept.includes('text/html') && !req.is('application/json');
 }
 
+/**
+ * A client that can take an HTML page: a browser, one that takes any type or any text (curl's default
+ * Accept does) or one that names no type. One that names only others (`text/csv`, a script fetching
+ * its usage) cannot, so it is not sent to the sign-in page.
+ */
+export function acceptsHtml(req: Request): boolean {
+  const accept = acceptOf(req).trim();
+  return accept === '' || accept.includes('text/html') || accept.includes('*/*') || accept.includes('text/*');
+}
+
 /** A client that asked for JSON: guards answer it with a status instead of a redirect. */
 export function prefersJson(req: Request): boolean {
   const accept = acceptOf(req);
