@@ -94,7 +94,7 @@ const BODY_LIMIT = '100kb';
 
 /** What a visitor asking the home page for JSON is told (406). */
 const HOME_PAGE_NOT_JSON =
-  'The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; the rates are JSON at /formula.';
+  "The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; a change (a receipt, POST /me/receipt) sends the session's token, csrfToken in GET /account's JSON, in the X-CSRFToken header; the rates are JSON at /formula.";
 
 type ExpressHandle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 

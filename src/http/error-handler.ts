@@ -54,6 +54,16 @@ export function wantsHtml(req: Request): boolean {
   return accept.includes('text/html') && !req.is('application/json');
 }
 
+/**
+ * A client that can take an HTML page: a browser, one that takes any type or any text (curl's default
+ * Accept does) or one that names no type. One that names only others (`text/csv`, a script fetching
+ * its usage) cannot, so it is not sent to the sign-in page.
+ */
+export function acceptsHtml(req: Request): boolean {
+  const accept = acceptOf(req).trim();
+  return accept === '' || accept.includes('text/html') || accept.includes('*/*') || accept.includes('text/*');
+}
+
 /** A client that asked for JSON: guards answer it with a status instead of a redirect. */
 export function prefersJson(req: Request): boolean {
   const accept = acceptOf(req);
@@ -223,10 +233,12 @@ function describe(
       status: 403,
       message: sentCsrfTokenOf(req)
         ? 'The security token (CSRF token) is not one of this session, so nothing was done: it was read before the ' +
-          'session last signed in or changed its password, or from another session. Read the token again from a page ' +
-          'of this session (the forms hold it as csrf_token) and send it in the X-CSRFToken header.'
+          "session last signed in or changed its password, or from another session. Read this session's token again " +
+          "(csrfToken in GET /account's JSON; the forms of its pages hold it as csrf_token) and send it in the " +
+          'X-CSRFToken header.'
         : 'The security token (CSRF token) is missing, so nothing was done: send the token of this session in the ' +
-          'X-CSRFToken header (or the csrf_token field); the forms of its pages hold it as csrf_token.',
+          "X-CSRFToken header (or the csrf_token field): it is csrfToken in GET /account's JSON, and the forms of " +
+          'its pages hold it as csrf_token.',
       isExpected: true,
     };
   }

@@ -1052,7 +1052,8 @@ describe('CSRF', () => {
     expect(missing.body).toEqual({
       error:
         'The security token (CSRF token) is missing, so nothing was done: send the token of this session in the ' +
-        'X-CSRFToken header (or the csrf_token field); the forms of its pages hold it as csrf_token.',
+        "X-CSRFToken header (or the csrf_token field): it is csrfToken in GET /account's JSON, and the forms of " +
+        'its pages hold it as csrf_token.',
       code: 403,
     });
     const wrong = await agent
@@ -1064,8 +1065,9 @@ describe('CSRF', () => {
     expect(wrong.body).toEqual({
       error:
         'The security token (CSRF token) is not one of this session, so nothing was done: it was read before the ' +
-        'session last signed in or changed its password, or from another session. Read the token again from a page ' +
-        'of this session (the forms hold it as csrf_token) and send it in the X-CSRFToken header.',
+        "session last signed in or changed its password, or from another session. Read this session's token again " +
+        "(csrfToken in GET /account's JSON; the forms of its pages hold it as csrf_token) and send it in the " +
+        'X-CSRFToken header.',
       code: 403,
     });
     expect(await db.prisma.receipt.count({ where: { username: 'tokenless' } })).toBe(0);

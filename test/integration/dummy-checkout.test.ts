@@ -232,3 +232,46 @@ describe('the payer pages asked for JSON', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('paid');
   });
 });
+
+/**
+ * The choice and the start of a payment change money, and read no field but the choice: a field they
+ * do not have (`{"choice": "pay", "amount": "1.00"}`, a start sent with an amount) was ignored, so a
+ * script read the 200 as its field applied, where every other body that changes money names it.
+ */
+describe('a field the payment forms do not have', () => {
+  it('a choice with another field is 400 naming it, and the payment stays pending', async () => {
+    const { agent, checkoutPath, receiptId, payment } = await atCheckout();
+    const response = await agent
+      .post(checkoutPath)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ choice: 'pay', amount: '1.00' });
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.body).toEqual({ error: 'input: has an unknown field: amount', code: 400 });
+    expect((await db.prisma.payment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe('pending');
+    expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('pending');
+    expect(await db.prisma.paymentEvent.count({ where: { paymentId: payment.id } })).toBe(0);
+  });
+
+  it('a start with a field is 400 naming it, and starts no payment', async () => {
+    const { agent, receiptId } = await withUnpaidReceipt();
+    const response = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ amount: '1.00' });
+    expect(response.status, response.text.slice(0, 300)).toBe(400);
+    expect(response.body).toEqual({ error: 'input: has an unknown field: amount', code: 400 });
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(0);
+  });
+
+  it('a start with no body, or the form with its token alone, still starts the payment', async () => {
+    const { agent, receiptId } = await withUnpaidReceipt();
+    const json = await agent
+      .post(`/payments/receipt/${receiptId}/start`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent));
+    expect(json.status, json.text.slice(0, 300)).toBe(200);
+    expect(await db.prisma.payment.count({ where: { receiptId } })).toBe(1);
+  });
+});

@@ -61,7 +61,7 @@ describe('pages a JSON client asked for', () => {
     expect(response.status).toBe(406);
     expect(response.body).toEqual({
       error:
-        'The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; the rates are JSON at /formula.',
+        "The home page is for people, HTML only. A script signs in with POST /login (the csrf_token of the form at GET /login in the X-CSRFToken header), then reads its usage as JSON at /me; a change (a receipt, POST /me/receipt) sends the session's token, csrfToken in GET /account's JSON, in the X-CSRFToken header; the rates are JSON at /formula.",
       code: 406,
       jsonUrl: '/formula',
     });

@@ -100,3 +100,47 @@ describe('a sign-in whose username or password is not text', () => {
     expect(await signedInSessions()).toBe(0);
   });
 });
+
+/**
+ * A script that signed in without the sign-in form's token, or with it but without the cookie the
+ * same GET /login set (a client that keeps no cookies), was told "The security token of this sign-in
+ * form had expired. Sign in again.": it had no form, nothing had expired, and doing the same again
+ * failed the same way. It is told what to send.
+ */
+describe('a JSON sign-in refused by the CSRF check', () => {
+  it('without the token says to send the csrf_token of GET /login in X-CSRFToken, and signs no one in', async () => {
+    await buildUser(db.prisma, { username: 'fay', password: 'fay-password' });
+    const agent = request.agent(buildTestApp(db));
+    await agent.get('/login').set('Accept', 'text/html');
+    const answer = await agent
+      .post('/login')
+      .set('Accept', 'application/json')
+      .send({ username: 'fay', password: 'fay-password' })
+      .expect(403);
+    expect(answer.body).toEqual({
+      error:
+        'The security token (CSRF token) is missing, so no one was signed in: read the csrf_token field of the ' +
+        'form at GET /login and send it in the X-CSRFToken header, with the cookie that GET set.',
+      code: 403,
+    });
+    expect(await signedInSessions()).toBe(0);
+  });
+
+  it('with a token but not the cookie its GET /login set says the two go together', async () => {
+    const token = csrfTokenIn((await request(buildTestApp(db)).get('/login').set('Accept', 'text/html')).text);
+    const answer = await request(buildTestApp(db))
+      .post('/login')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ username: 'fay', password: 'fay-password' })
+      .expect(403);
+    expect(answer.body).toEqual({
+      error:
+        "The security token (CSRF token) does not go with this client's cookie, so no one was signed in: a token " +
+        'is good only with the cookie set by the GET /login that gave it. Keep the cookies of GET /login and send ' +
+        'its csrf_token in the X-CSRFToken header.',
+      code: 403,
+    });
+    expect(await signedInSessions()).toBe(0);
+  });
+});

@@ -2,7 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
 import { downloadPageOf } from '../../http/download-page.js';
-import { prefersJson } from '../../http/error-handler.js';
+import { acceptsHtml, prefersJson } from '../../http/error-handler.js';
 import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { referringPageOf } from '../../http/referring-page.js';
 import {
@@ -27,9 +27,11 @@ export interface Guards {
 /**
  * A browser's visit to a page: a GET, or its HEAD (a link checker, `curl -I`), which is answered as
  * its GET is. A HEAD was taken for a script's request: 401 or 403 where its GET is sent on with 302.
+ * A client that takes no HTML (`Accept: text/csv`) is no visit: sent on to the sign-in page, a script
+ * saved that page, with a 200, as its usage file.
  */
 function isPageVisit(req: Request): boolean {
-  return (req.method === 'GET' || req.method === 'HEAD') && !prefersJson(req);
+  return (req.method === 'GET' || req.method === 'HEAD') && !prefersJson(req) && acceptsHtml(req);
 }
 
 function sendToLogin(req: Request, res: Response, next: NextFunction) {

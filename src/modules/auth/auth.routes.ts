@@ -1,7 +1,7 @@
 import { type ErrorRequestHandler, type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Database } from '../../db/database.js';
 import { auditContextOf } from '../../http/audit-context.js';
-import { isCsrfError } from '../../http/csrf.js';
+import { isCsrfError, sentCsrfTokenOf } from '../../http/csrf.js';
 import { pageOfDownloadAt } from '../../http/download-page.js';
 import { prefersJson } from '../../http/error-handler.js';
 import { servedPagePathOf } from '../../http/method-not-allowed.js';
@@ -176,12 +176,34 @@ export function signInFormOnExpiredToken(options: { isHttpsRequired: boolean }):
       req.method === 'POST' && !req.user && isCsrfError(error) && !isPlainHttpRefused(req, options.isHttpsRequired);
     if (!isExpiredSignIn) return next(error);
     res.status(403);
+    // A script has no form that could have expired: it sent no token, or one without the cookie of the
+    // GET /login that gave it (a client keeping no cookies), and "Sign in again" failed the same way.
+    if (prefersJson(req)) {
+      res.set('Cache-Control', 'no-store');
+      res.json({ error: scriptSignInTokenRefusal(req), code: 403 });
+      return;
+    }
     res.locals.csrfToken = req.csrfToken();
     renderLogin(req, res, {
       error: 'The security token of this sign-in form had expired. Sign in again.',
       username: typedUsernameOf(req),
     });
   };
+}
+
+/** What a JSON client's sign-in refused by the CSRF check is to change. */
+function scriptSignInTokenRefusal(req: Request): string {
+  if (!sentCsrfTokenOf(req)) {
+    return (
+      'The security token (CSRF token) is missing, so no one was signed in: read the csrf_token field of the ' +
+      'form at GET /login and send it in the X-CSRFToken header, with the cookie that GET set.'
+    );
+  }
+  return (
+    "The security token (CSRF token) does not go with this client's cookie, so no one was signed in: a token " +
+    'is good only with the cookie set by the GET /login that gave it. Keep the cookies of GET /login and send ' +
+    'its csrf_token in the X-CSRFToken header.'
+  );
 }
 
 /** Signing in and out: the sign-in form and its POST, and the sign-out (GET asks, POST signs out). */

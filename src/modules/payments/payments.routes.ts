@@ -36,6 +36,7 @@ import {
   ZRefusedClaimId,
   ZResolveReview,
   ZSettleRefusedClaim,
+  ZStartPayment,
   ZThanksQuery,
 } from './payments.schema.js';
 import { fromMinorUnits, type PaymentsService } from './payments.service.js';
@@ -351,6 +352,7 @@ export function paymentRoutes(deps: {
   router.post('/payments/receipt/:id/start', guards.requireUser, async (req, res) => {
     offerWayBack(res, MY_RECEIPTS);
     const id = parseInput(ZReceiptId, req.params.id, 'receipt id');
+    parseInput(ZStartPayment, req.body);
     const { username } = sessionUserOf(req);
     let started: Awaited<ReturnType<typeof payments.startPayment>>;
     try {

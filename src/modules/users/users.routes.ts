@@ -173,10 +173,12 @@ export function usersRoutes(deps: {
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    // A script asks who it is signed in as; /me's JSON is usage, not the account.
+    // A script asks who it is signed in as; /me's JSON is usage, not the account. It gets the session's
+    // CSRF token too: GET /login's is the visit's, refused once signed in, so a script had to read one
+    // out of a page's HTML to create a receipt or start a payment. Only this origin can read the answer.
     if (prefersJson(req)) {
       const { username, role } = sessionUserOf(req);
-      res.json({ username, role });
+      res.json({ username, role, csrfToken: req.csrfToken() });
       return;
     }
     res.render('users/account', { title: 'Your account', error: undefined, invalidFields: [] });
