@@ -258,6 +258,14 @@ function isTooWideProxyRange(entry: string): boolean {
 }
 
 /**
+ * The most proxies in front a hop count may name. Express believes that many X-Forwarded-For entries
+ * from the right; beyond the proxies really there it takes entries the client wrote, as `true` does,
+ * and a count no site has (999 for "every proxy") can only be that. A CDN, a load balancer and an
+ * ingress are three.
+ */
+const MAX_TRUST_PROXY_HOPS = 10;
+
+/**
  * Express's `trust proxy`: off by default so X-Forwarded-For cannot be forged;
  * a hop count, or a comma list of addresses, CIDRs and names (loopback, uniquelocal).
  * Not `true`: Express then takes the left-most X-Forwarded-For entry, which the client
@@ -278,7 +286,18 @@ const zTrustProxy = z
       });
       return z.NEVER;
     }
-    if (/^\d+$/.test(text)) return Number(text);
+    if (/^\d+$/.test(text)) {
+      const hops = Number(text);
+      if (hops <= MAX_TRUST_PROXY_HOPS) return hops;
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `a hop count of ${text} believes that many X-Forwarded-For entries, more proxies than any site has in front, so a client ` +
+          `could choose its own address, as with true: give the number of proxies in front of the app, from 1 to ${MAX_TRUST_PROXY_HOPS} ` +
+          '(1 for one proxy), or name them (loopback, an address or CIDR)',
+      });
+      return z.NEVER;
+    }
     const entries = text.split(',').map((entry) => entry.trim());
     const invalid = entries.filter((entry) => !isTrustedProxyEntry(entry));
     if (invalid.length > 0) {

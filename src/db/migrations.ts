@@ -38,7 +38,11 @@ export interface MigrationOptions {
 
 /** The process was told to stop (SIGTERM, Ctrl-C) while it migrated or seeded: not a failed start. */
 export class StoppedDuringStartup extends Error {
-  constructor(readonly signal: string) {
+  /** `applied`: the migrations applied before the stop, for `db:migrate` to say. */
+  constructor(
+    readonly signal: string,
+    readonly applied: readonly string[] = [],
+  ) {
     super(`stopped by ${signal} during start-up`);
     this.name = 'StoppedDuringStartup';
   }
@@ -104,56 +108,62 @@ export async function applyMigrations(
     const names = namesOf(await readdir(migrationsDir, { withFileTypes: true }));
     warnIfMigratedByANewerRelease(names, [...appliedChecksums.keys()], logger);
     const newlyApplied: string[] = [];
-    for (const name of names) {
-      const sql = await readFile(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      const known = appliedChecksums.get(name);
-      if (known !== undefined) {
-        if (known !== checksum) logger.warn({ migration: name }, 'applied migration was edited afterwards');
-        continue;
-      }
-      // Between migrations: each is one transaction, so the database stops at a whole one.
-      throwIfStoppedDuringStartup(stopSignal);
-      const startedAt = performance.now();
-      for (;;) {
-        await client.query('BEGIN');
-        try {
-          await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
-          await client.query(sql);
-          await client.query(
-            `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
-             VALUES ($1, $2, now(), $3, 1)`,
-            [randomUUID(), checksum, name],
-          );
-          await client.query('COMMIT');
-          break;
-        } catch (error) {
-          await client.query('ROLLBACK');
-          if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) {
-            throw new Error(`migration ${name} failed: ${(error as Error).message}`);
-          }
-          // Told to stop while it waited for a lock: rolled back just now, nothing of it applied.
-          throwIfStoppedDuringStartup(stopSignal);
-          if (performance.now() - startedAt + retryDelayMs >= maxWaitMs) {
-            throw new Error(
-              `migration ${name} failed: another session held a lock it needs for more than ${describeDuration(maxWaitMs)} ` +
-                `(it waited ${lockTimeoutMs} ms at a time, letting other queries through between tries). A long ` +
-                'request, export or ingestion of a running instance, or a transaction left open in psql, holds it: ' +
-                `find it with SELECT pid, xact_start, state, query FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute', ` +
-                'let it end or end it, and start again. Nothing of this migration was applied.',
-            );
-          }
-          logger.warn(
-            { migration: name },
-            `migration ${name} waited ${lockTimeoutMs} ms for a lock another session holds (a long request or export ` +
-              `of a running instance); trying again in ${retryDelayMs} ms, for up to ${describeDuration(maxWaitMs)} in all`,
-          );
-          await sleep(retryDelayMs, undefined, { signal: stopSignal }).catch(() => undefined);
-          throwIfStoppedDuringStartup(stopSignal);
+    try {
+      for (const name of names) {
+        const sql = await readFile(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+        const checksum = createHash('sha256').update(sql).digest('hex');
+        const known = appliedChecksums.get(name);
+        if (known !== undefined) {
+          if (known !== checksum) logger.warn({ migration: name }, 'applied migration was edited afterwards');
+          continue;
         }
+        // Between migrations: each is one transaction, so the database stops at a whole one.
+        throwIfStoppedDuringStartup(stopSignal);
+        const startedAt = performance.now();
+        for (;;) {
+          await client.query('BEGIN');
+          try {
+            await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+            await client.query(sql);
+            await client.query(
+              `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+             VALUES ($1, $2, now(), $3, 1)`,
+              [randomUUID(), checksum, name],
+            );
+            await client.query('COMMIT');
+            break;
+          } catch (error) {
+            await client.query('ROLLBACK');
+            if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) {
+              throw new Error(`migration ${name} failed: ${(error as Error).message}`);
+            }
+            // Told to stop while it waited for a lock: rolled back just now, nothing of it applied.
+            throwIfStoppedDuringStartup(stopSignal);
+            if (performance.now() - startedAt + retryDelayMs >= maxWaitMs) {
+              throw new Error(
+                `migration ${name} failed: another session held a lock it needs for more than ${describeDuration(maxWaitMs)} ` +
+                  `(it waited ${lockTimeoutMs} ms at a time, letting other queries through between tries). A long ` +
+                  'request, export or ingestion of a running instance, or a transaction left open in psql, holds it: ' +
+                  `find it with SELECT pid, xact_start, state, query FROM pg_stat_activity WHERE xact_start < now() - interval '1 minute', ` +
+                  'let it end or end it, and start again. Nothing of this migration was applied.',
+              );
+            }
+            logger.warn(
+              { migration: name },
+              `migration ${name} waited ${lockTimeoutMs} ms for a lock another session holds (a long request or export ` +
+                `of a running instance); trying again in ${retryDelayMs} ms, for up to ${describeDuration(maxWaitMs)} in all`,
+            );
+            await sleep(retryDelayMs, undefined, { signal: stopSignal }).catch(() => undefined);
+            throwIfStoppedDuringStartup(stopSignal);
+          }
+        }
+        logger.info({ migration: name }, 'migration applied');
+        newlyApplied.push(name);
       }
-      logger.info({ migration: name }, 'migration applied');
-      newlyApplied.push(name);
+    } catch (error) {
+      // Told to stop: the caller says which migrations were applied before it.
+      if (error instanceof StoppedDuringStartup) throw new StoppedDuringStartup(error.signal, newlyApplied);
+      throw error;
     }
     return newlyApplied;
   } finally {

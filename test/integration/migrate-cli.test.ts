@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
 import { builtFile } from '../support/built-app.js';
 import { withDatabase } from '../support/global-setup.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
@@ -22,6 +23,9 @@ async function withAdmin(work: (client: pg.Client) => Promise<unknown>): Promise
   }
 }
 
+// Advisory locks belong to a database; other test files take theirs in the same cluster.
+const IN_THIS_DATABASE = 'database = (SELECT oid FROM pg_database WHERE datname = current_database())';
+
 beforeAll(() => withAdmin((client) => client.query(`CREATE DATABASE ${name}`)));
 afterAll(() => withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
 
@@ -34,6 +38,7 @@ function runMigrate(
   args: string[] = [],
   env: Record<string, string> = {},
   isFromSource = false,
+  whileRunning?: (child: ChildProcess) => void,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const entry = isFromSource ? ['--import', 'tsx', 'src/cli/migrate.cli.ts'] : [builtFile('src/cli/migrate.cli.ts')];
   const child = spawn(process.execPath, [...entry, ...args], {
@@ -59,6 +64,7 @@ function runMigrate(
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
   });
+  whileRunning?.(child);
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
@@ -98,6 +104,46 @@ describe('npm run db:migrate', () => {
 
     const again = await runMigrate();
     expect(again).toEqual({ code: 0, stdout: 'Database is up to date.\n', stderr: '' });
+  }, 120_000);
+
+  // Stopped while another host migrates (a Compose or Kubernetes job replaced, a deploy script's
+  // timeout, Ctrl-C): db:migrate took Node's default action and died without a word (exit 143, or
+  // nothing at all as a container's PID 1), while its session stayed queued for the migration lock
+  // until the other host let it go (PostgreSQL does not see a client gone while its query waits).
+  // It stops as a start does: the wait is cancelled, and it says what it applied.
+  it('stops on SIGTERM while another host holds the migration lock, saying so (exit 143), and takes no lock', async () => {
+    await runMigrate();
+    const holder = new pg.Client({ connectionString: withDatabase(inject('adminUrl'), name) });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.migrations]);
+      const waitingForLock = async () => {
+        const { rows } = await holder.query<{ waiting: number }>(
+          `SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND ${IN_THIS_DATABASE}`,
+        );
+        return rows[0]?.waiting ?? 0;
+      };
+      const result = await runMigrate([], {}, true, (child) => {
+        void (async () => {
+          while ((await waitingForLock()) === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+          child.kill('SIGTERM');
+        })();
+      });
+      expect(result).toEqual({
+        code: 143,
+        stdout: '',
+        stderr:
+          'npm run db:migrate stopped by SIGTERM before it applied any migration (it was waiting for another host that migrates this database, or for a lock). Nothing was applied; run it again to apply the pending migrations.\n',
+      });
+      expect(await waitingForLock()).toBe(0);
+      await holder.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEYS.migrations]);
+      const { rows } = await holder.query<{ held: number }>(
+        `SELECT count(*)::int AS held FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${IN_THIS_DATABASE}`,
+      );
+      expect(rows[0]?.held).toBe(0);
+    } finally {
+      await holder.end();
+    }
   }, 120_000);
 
   // A host that takes the connection and never answers (a firewall dropping the handshake, a frozen

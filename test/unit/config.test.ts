@@ -637,6 +637,22 @@ describe('loadConfig', () => {
     ]);
   });
 
+  // A hop count above the proxies really in front believes X-Forwarded-For entries the client wrote, as
+  // true does; one no site has (TRUST_PROXY=999 for "every proxy", or 1e20 written out, past what a
+  // number holds exactly) started without a word, `true` under another name.
+  it.each(['11', '999', '100000000000000000000'])(
+    'refuses TRUST_PROXY=%s, more proxies than any site has in front: as true, a client could choose its own address',
+    (value) => {
+      expect(problemsOf({ TRUST_PROXY: value })).toEqual([
+        `TRUST_PROXY: a hop count of ${value} believes that many X-Forwarded-For entries, more proxies than any site has in front, so a client could choose its own address, as with true: give the number of proxies in front of the app, from 1 to 10 (1 for one proxy), or name them (loopback, an address or CIDR)`,
+      ]);
+    },
+  );
+
+  it('takes TRUST_PROXY=10, the most proxies in front it believes', () => {
+    expect(loadConfig({ TRUST_PROXY: '10' }).trustProxy).toBe(10);
+  });
+
   it('refuses a TRUST_PROXY entry that is not an address or a known name', () => {
     expect(problemsOf({ TRUST_PROXY: 'loopback,evil.example' })).toEqual([
       'TRUST_PROXY: not a hop count (plain digits), an address, a CIDR or loopback/linklocal/uniquelocal: evil.example',
