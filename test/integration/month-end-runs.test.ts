@@ -366,6 +366,32 @@ describe('a month-end run in the background', () => {
     });
   });
 
+  it('links a running run to the receipts made so far, with no count the page cannot keep up to date', async () => {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date('2025-08-31T00:00:00Z'),
+        startedBy: 'boss',
+        startedAt: new Date('2025-09-20T04:30:00Z'),
+        usersTotal: 10,
+        usersDone: 0,
+      },
+    });
+    const holder = await db.pool.connect();
+    try {
+      // Its process holds the lock: the run goes on, and its first receipts are still to come.
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      const page = await html(`/admin/month-end/${row.id}`).expect(200);
+      expect(page.text).toContain('<script src="/static/js/month-end-wait.js" defer></script>');
+      expect(page.text).toContain(
+        `<span data-run="receipts">0</span><span data-run="no-charge"></span>\n      · <a href="/admin/receipts?run=${row.id}">See the receipts it has made so far</a>`,
+      );
+      expect(page.text).not.toMatch(/See the (\d[\d,]* )?receipts? it made/);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+  });
+
   it('shows a running run whose lock is free as interrupted, saying that running it again is safe', async () => {
     const id = await buildAbandonedRun();
     const holder = await db.pool.connect();
