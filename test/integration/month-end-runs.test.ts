@@ -392,6 +392,64 @@ describe('a month-end run in the background', () => {
     }
   });
 
+  it('refuses new rates while a run bills (409 naming it), which would bill one month at two prices; sets them once it has ended', async () => {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date('2025-08-31T00:00:00Z'),
+        startedBy: 'boss',
+        startedAt: new Date('2025-09-20T04:30:00Z'),
+        usersTotal: 10,
+        usersDone: 4,
+      },
+    });
+    const rateRows = () => db.prisma.pricingRate.count();
+    const rateAudits = () => db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+    const [ratesBefore, auditsBefore] = [await rateRows(), await rateAudits()];
+    const setMuRates = async (accept: string) =>
+      admin
+        .post('/admin/rates')
+        .set('Accept', accept)
+        .type('form')
+        .send({
+          type: 'mu',
+          cpu: '0.70',
+          gpu: '12.00',
+          mem: '0.05',
+          csrf_token: await csrfTokenOf(admin, '/admin/rates'),
+        });
+    const message =
+      `Rates of mu not changed: Month-end run #${row.id} (up to 2025-08-31, started by boss at 2025-09-20 11:30) is ` +
+      'billing now, and rates changed during it would bill the users it has already billed at the old rates and the ' +
+      `others at the new ones. Set them once it has finished (its page, /admin/month-end/${row.id}, says when).`;
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      const refused = await setMuRates('application/json');
+      expect(refused.status, refused.text).toBe(409);
+      expect(refused.body).toEqual({
+        error: message,
+        code: 409,
+        runId: row.id,
+        statusUrl: `/admin/month-end/${row.id}`,
+      });
+      const page = await setMuRates('text/html');
+      expect(page.status).toBe(409);
+      expect(page.text).toContain(
+        `<div class="alert error" role="alert" id="rates-error-mu" tabindex="-1" autofocus>${message}</div>`,
+      );
+      // The form keeps the rates typed, to send again once the run has ended.
+      expect(page.text).toMatch(/<input id="cpu-mu" name="cpu"[^>]* value="0.70"/);
+      expect([await rateRows(), await rateAudits()]).toEqual([ratesBefore, auditsBefore]);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    await db.prisma.monthEndRun.update({ where: { id: row.id }, data: { outcome: 'succeeded', finishedAt: now() } });
+    const set = await setMuRates('application/json');
+    expect(set.status, set.text).toBe(200);
+    expect([await rateRows(), await rateAudits()]).toEqual([ratesBefore + 1, auditsBefore + 1]);
+  });
+
   it('shows a running run whose lock is free as interrupted, saying that running it again is safe', async () => {
     const id = await buildAbandonedRun();
     const holder = await db.pool.connect();

@@ -42,6 +42,7 @@ import {
   type AdminRatesTier,
   NO_TIERS_MESSAGE,
   NoTiersError,
+  RatesDuringMonthEndError,
   type RatesService,
   RenamedTierError,
   StaleRatesError,
@@ -386,7 +387,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           // A stale form's refusal says so itself (JSON clients get it too).
           error:
-            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${ratesRefusalOnPage(error)}`,
+            shown || renamed || error instanceof RatesDuringMonthEndError
+              ? readableMessageOf(error)
+              : `Rates of ${type} not changed. ${ratesRefusalOnPage(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });

@@ -16,6 +16,8 @@ import {
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit, formatAuditTime } from '../audit/audit.service.js';
 import { userTarget } from '../audit/audit-target.js';
+import * as monthEndRunsRepository from '../receipts/month-end-runs.repository.js';
+import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier, tierNameCaseNote } from './pricing.js';
 import {
@@ -327,6 +329,32 @@ export class RenamedTierError extends ConflictError {
         `was opened. The form of ${tier} keeps the rates you typed; check them and submit again.`,
       undefined,
       { publicFields: { tier } },
+    );
+  }
+}
+
+/**
+ * Rates set while a month-end run bills: the run makes one receipt a user, each at the rates in force
+ * as it is made, so a change then billed the users it had reached at the old rates and the rest at the
+ * new ones, one month at two prices by the order of their names, with nothing in the run's summary
+ * saying so. Refused (409) until the run has ended; JSON clients get the run's `runId` and `statusUrl`.
+ */
+export class RatesDuringMonthEndError extends ConflictError {
+  constructor(
+    type: string,
+    run: { id: number; before: string; startedBy: string; startedAt: Date } | undefined,
+    timeZone: string,
+  ) {
+    const which = run
+      ? `Month-end run #${run.id} (up to ${run.before}, started by ${run.startedBy} at ${formatLocalDateTime(run.startedAt, timeZone)})`
+      : 'A month-end run';
+    const statusUrl = run ? `/admin/month-end/${run.id}` : undefined;
+    super(
+      `Rates of ${type} not changed: ${which} is billing now, and rates changed during it would bill the users ` +
+        'it has already billed at the old rates and the others at the new ones. Set them once it has finished' +
+        `${statusUrl ? ` (its page, ${statusUrl}, says when)` : ''}.`,
+      undefined,
+      { publicFields: run && statusUrl ? { runId: run.id, statusUrl } : {} },
     );
   }
 }
@@ -663,6 +691,23 @@ export function createRatesService(deps: RatesServiceDeps) {
             isChanged: false,
             scheduled,
           };
+        }
+        // Under the pricing lock: a run starting after this check bills every user at the new rates,
+        // its receipts waiting for this change to commit.
+        if (await receiptsRepository.isMonthEndLockHeldIn(tx)) {
+          const run = await monthEndRunsRepository.findRunningRun(tx);
+          throw new RatesDuringMonthEndError(
+            input.type,
+            run
+              ? {
+                  id: run.id,
+                  before: run.billedThrough.toISOString().slice(0, 10),
+                  startedBy: run.startedBy,
+                  startedAt: run.startedAt,
+                }
+              : undefined,
+            config.timeZone,
+          );
         }
         const rate = await ratesRepository.insertRate(tx, {
           tierId,
