@@ -392,7 +392,7 @@ describe('a month-end run in the background', () => {
     }
   });
 
-  it('refuses new rates while a run bills (409 naming it), which would bill one month at two prices; sets them once it has ended', async () => {
+  it('refuses new rates and another default tier while a run bills (409 naming it), which would bill one month at two prices; sets them once it has ended', async () => {
     const row = await db.prisma.monthEndRun.create({
       data: {
         billedThrough: new Date('2025-08-31T00:00:00Z'),
@@ -440,6 +440,32 @@ describe('a month-end run in the background', () => {
       // The form keeps the rates typed, to send again once the run has ended.
       expect(page.text).toMatch(/<input id="cpu-mu" name="cpu"[^>]* value="0.70"/);
       expect([await rateRows(), await rateAudits()]).toEqual([ratesBefore, auditsBefore]);
+
+      // Another default tier would split the default tier's users between two prices the same way.
+      const makeGovDefault = async (accept: string) =>
+        admin
+          .post('/admin/rates/default')
+          .set('Accept', accept)
+          .type('form')
+          .send({ type: 'gov', csrf_token: await csrfTokenOf(admin, '/admin/rates') });
+      const defaultRefusal =
+        `gov not made the default tier: Month-end run #${row.id} (up to 2025-08-31, started by boss at 2025-09-20 11:30) ` +
+        "is billing now, and the users of the default tier it has already billed would be at mu's rates and the others " +
+        `at gov's. Make gov the default once it has finished (its page, /admin/month-end/${row.id}, says when).`;
+      const notDefault = await makeGovDefault('application/json');
+      expect(notDefault.status, notDefault.text).toBe(409);
+      expect(notDefault.body).toEqual({
+        error: defaultRefusal,
+        code: 409,
+        runId: row.id,
+        statusUrl: `/admin/month-end/${row.id}`,
+      });
+      const defaultPage = await makeGovDefault('text/html');
+      expect(defaultPage.status).toBe(409);
+      expect(defaultPage.text).toContain(`${defaultRefusal.replaceAll("'", '&#39;')}</div>`);
+      expect(defaultPage.text).not.toContain('Default tier not changed.');
+      expect((await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true } })).name).toBe('mu');
+      expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.default' } })).toBe(0);
     } finally {
       await holder.query('SELECT pg_advisory_unlock_all()');
       holder.release();
