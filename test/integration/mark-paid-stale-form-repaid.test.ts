@@ -94,6 +94,23 @@ describe('a mark paid form opened while the receipt was pending', () => {
     });
   });
 
+  it('refuses a count above the changes the receipt has had (400, no form shows one), rather than a 409 of changes that never happened', async () => {
+    const { receiptId } = await researcherWithReceipt();
+    const before = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    expect(before.statusChanges).toBe(0);
+    const answer = await admin
+      .post(`/admin/receipts/${receiptId}/paid`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ ...BY_HAND, based_on_status_changes: 3 });
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.body.error).toBe(
+      `based_on_status_changes: is 3, but the status of receipt #${receiptId} has changed 0 times; send the statusChanges its page gives (0)`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(before);
+    expect(await markPaidAuditCount(receiptId)).toBe(0);
+  });
+
   it('is answered 409 in JSON too, from the statusChanges the JSON gave; a bad count is 400; left out, no check', async () => {
     const { agent, receiptId } = await researcherWithReceipt();
     const shown = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);

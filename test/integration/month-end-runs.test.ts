@@ -366,6 +366,116 @@ describe('a month-end run in the background', () => {
     });
   });
 
+  it('links a running run to the receipts made so far, with no count the page cannot keep up to date', async () => {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date('2025-08-31T00:00:00Z'),
+        startedBy: 'boss',
+        startedAt: new Date('2025-09-20T04:30:00Z'),
+        usersTotal: 10,
+        usersDone: 0,
+      },
+    });
+    const holder = await db.pool.connect();
+    try {
+      // Its process holds the lock: the run goes on, and its first receipts are still to come.
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      const page = await html(`/admin/month-end/${row.id}`).expect(200);
+      expect(page.text).toContain('<script src="/static/js/month-end-wait.js" defer></script>');
+      expect(page.text).toContain(
+        `<span data-run="receipts">0</span><span data-run="no-charge"></span>\n      · <a href="/admin/receipts?run=${row.id}">See the receipts it has made so far</a>`,
+      );
+      expect(page.text).not.toMatch(/See the (\d[\d,]* )?receipts? it made/);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+  });
+
+  it('refuses new rates and another default tier while a run bills (409 naming it), which would bill one month at two prices; sets them once it has ended', async () => {
+    const row = await db.prisma.monthEndRun.create({
+      data: {
+        billedThrough: new Date('2025-08-31T00:00:00Z'),
+        startedBy: 'boss',
+        startedAt: new Date('2025-09-20T04:30:00Z'),
+        usersTotal: 10,
+        usersDone: 4,
+      },
+    });
+    const rateRows = () => db.prisma.pricingRate.count();
+    const rateAudits = () => db.prisma.auditLog.count({ where: { action: 'pricing.rates.set' } });
+    const [ratesBefore, auditsBefore] = [await rateRows(), await rateAudits()];
+    const setMuRates = async (accept: string) =>
+      admin
+        .post('/admin/rates')
+        .set('Accept', accept)
+        .type('form')
+        .send({
+          type: 'mu',
+          cpu: '0.70',
+          gpu: '12.00',
+          mem: '0.05',
+          csrf_token: await csrfTokenOf(admin, '/admin/rates'),
+        });
+    const message =
+      `Rates of mu not changed: Month-end run #${row.id} (up to 2025-08-31, started by boss at 2025-09-20 11:30) is ` +
+      'billing now, and rates changed during it would bill the users it has already billed at the old rates and the ' +
+      `others at the new ones. Set them once it has finished (its page, /admin/month-end/${row.id}, says when).`;
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.monthEnd]);
+      const refused = await setMuRates('application/json');
+      expect(refused.status, refused.text).toBe(409);
+      expect(refused.body).toEqual({
+        error: message,
+        code: 409,
+        runId: row.id,
+        statusUrl: `/admin/month-end/${row.id}`,
+      });
+      const page = await setMuRates('text/html');
+      expect(page.status).toBe(409);
+      expect(page.text).toContain(
+        `<div class="alert error" role="alert" id="rates-error-mu" tabindex="-1" autofocus>${message}</div>`,
+      );
+      // The form keeps the rates typed, to send again once the run has ended.
+      expect(page.text).toMatch(/<input id="cpu-mu" name="cpu"[^>]* value="0.70"/);
+      expect([await rateRows(), await rateAudits()]).toEqual([ratesBefore, auditsBefore]);
+
+      // Another default tier would split the default tier's users between two prices the same way.
+      const makeGovDefault = async (accept: string) =>
+        admin
+          .post('/admin/rates/default')
+          .set('Accept', accept)
+          .type('form')
+          .send({ type: 'gov', csrf_token: await csrfTokenOf(admin, '/admin/rates') });
+      const defaultRefusal =
+        `gov not made the default tier: Month-end run #${row.id} (up to 2025-08-31, started by boss at 2025-09-20 11:30) ` +
+        "is billing now, and the users of the default tier it has already billed would be at mu's rates and the others " +
+        `at gov's. Make gov the default once it has finished (its page, /admin/month-end/${row.id}, says when).`;
+      const notDefault = await makeGovDefault('application/json');
+      expect(notDefault.status, notDefault.text).toBe(409);
+      expect(notDefault.body).toEqual({
+        error: defaultRefusal,
+        code: 409,
+        runId: row.id,
+        statusUrl: `/admin/month-end/${row.id}`,
+      });
+      const defaultPage = await makeGovDefault('text/html');
+      expect(defaultPage.status).toBe(409);
+      expect(defaultPage.text).toContain(`${defaultRefusal.replaceAll("'", '&#39;')}</div>`);
+      expect(defaultPage.text).not.toContain('Default tier not changed.');
+      expect((await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true } })).name).toBe('mu');
+      expect(await db.prisma.auditLog.count({ where: { action: 'pricing.tier.default' } })).toBe(0);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+    }
+    await db.prisma.monthEndRun.update({ where: { id: row.id }, data: { outcome: 'succeeded', finishedAt: now() } });
+    const set = await setMuRates('application/json');
+    expect(set.status, set.text).toBe(200);
+    expect([await rateRows(), await rateAudits()]).toEqual([ratesBefore + 1, auditsBefore + 1]);
+  });
+
   it('shows a running run whose lock is free as interrupted, saying that running it again is safe', async () => {
     const id = await buildAbandonedRun();
     const holder = await db.pool.connect();

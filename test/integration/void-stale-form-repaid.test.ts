@@ -80,6 +80,23 @@ describe('a void form opened while the receipt was paid online', () => {
     expect((await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).status).toBe('void');
   });
 
+  it('refuses a count above the changes the receipt has had (400, no form shows one), rather than a 409 of changes that never happened', async () => {
+    const { receiptId } = await paidOnline();
+    const before = await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } });
+    const sent = before.statusChanges + 2;
+    const answer = await admin
+      .post(`/admin/receipts/${receiptId}/void`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(admin))
+      .send({ reason: 'duplicate of another receipt', based_on_status: 'paid', based_on_status_changes: sent });
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.body.error).toBe(
+      `based_on_status_changes: is ${sent}, but the status of receipt #${receiptId} has changed ${before.statusChanges} ` +
+        `time${before.statusChanges === 1 ? '' : 's'}; send the statusChanges its page gives (${before.statusChanges})`,
+    );
+    expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: receiptId } })).toEqual(before);
+  });
+
   it('is answered 409 in JSON too, from the statusChanges the JSON gave, and refuses one that is no count', async () => {
     const { receiptId, payment } = await paidOnline();
     const shown = await admin.get(`/admin/receipts/${receiptId}`).set('Accept', 'application/json').expect(200);

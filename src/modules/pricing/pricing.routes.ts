@@ -42,6 +42,7 @@ import {
   type AdminRatesTier,
   NO_TIERS_MESSAGE,
   NoTiersError,
+  PricingDuringMonthEndError,
   type RatesService,
   RenamedTierError,
   StaleRatesError,
@@ -386,7 +387,9 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
           // Every tier's form has the same three fields: "CPU core-hour: must be a plain decimal ..." alone does not say whose.
           // A stale form's refusal says so itself (JSON clients get it too).
           error:
-            shown || renamed ? readableMessageOf(error) : `Rates of ${type} not changed. ${ratesRefusalOnPage(error)}`,
+            shown || renamed || error instanceof PricingDuringMonthEndError
+              ? readableMessageOf(error)
+              : `Rates of ${type} not changed. ${ratesRefusalOnPage(error)}`,
           invalid: invalidFieldsOf(error),
         },
       });
@@ -546,7 +549,11 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
     } catch (error) {
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
-      await renderRates(res, { error: `Default tier not changed. ${readableMessageOf(error)}` });
+      // A refusal during a month-end run says what was not done itself.
+      const reason = readableMessageOf(error);
+      await renderRates(res, {
+        error: error instanceof PricingDuringMonthEndError ? reason : `Default tier not changed. ${reason}`,
+      });
     }
   });
 

@@ -16,6 +16,8 @@ import {
 import { formatLocalDateTime } from '../../shared/local-date.js';
 import { type AuditContext, appendAudit, formatAuditTime } from '../audit/audit.service.js';
 import { userTarget } from '../audit/audit-target.js';
+import * as monthEndRunsRepository from '../receipts/month-end-runs.repository.js';
+import * as receiptsRepository from '../receipts/receipts.repository.js';
 import { USERS_PAGE_SIZE, userListPageCount } from '../users/users.service.js';
 import { type EffectiveTier, type Rates, resolveEffectiveTier, tierNameCaseNote } from './pricing.js';
 import {
@@ -327,6 +329,33 @@ export class RenamedTierError extends ConflictError {
         `was opened. The form of ${tier} keeps the rates you typed; check them and submit again.`,
       undefined,
       { publicFields: { tier } },
+    );
+  }
+}
+
+/**
+ * Rates set, or another tier made the default, while a month-end run bills: the run makes one receipt
+ * a user, each at the rates in force as it is made, so a change then billed the users it had reached at
+ * the old rates and the rest at the new ones, one month at two prices by the order of their names, with
+ * nothing in the run's summary saying so. Refused (409) until the run has ended; JSON clients get the
+ * run's `runId` and `statusUrl`. `refusal` says what was not done, `split` what the change would have
+ * billed, `advice` what to do instead, each worded for its form.
+ */
+export class PricingDuringMonthEndError extends ConflictError {
+  constructor(
+    wording: { refusal: string; split: string; advice: string },
+    run: { id: number; before: string; startedBy: string; startedAt: Date } | undefined,
+    timeZone: string,
+  ) {
+    const which = run
+      ? `Month-end run #${run.id} (up to ${run.before}, started by ${run.startedBy} at ${formatLocalDateTime(run.startedAt, timeZone)})`
+      : 'A month-end run';
+    const statusUrl = run ? `/admin/month-end/${run.id}` : undefined;
+    super(
+      `${wording.refusal}: ${which} is billing now, and ${wording.split}. ${wording.advice} once it has finished` +
+        `${statusUrl ? ` (its page, ${statusUrl}, says when)` : ''}.`,
+      undefined,
+      { publicFields: run && statusUrl ? { runId: run.id, statusUrl } : {} },
     );
   }
 }
@@ -664,6 +693,12 @@ export function createRatesService(deps: RatesServiceDeps) {
             scheduled,
           };
         }
+        await refuseDuringMonthEnd(tx, {
+          refusal: `Rates of ${input.type} not changed`,
+          split:
+            'rates changed during it would bill the users it has already billed at the old rates and the others at the new ones',
+          advice: 'Set them',
+        });
         const rate = await ratesRepository.insertRate(tx, {
           tierId,
           cpu: input.cpu,
@@ -727,6 +762,31 @@ export function createRatesService(deps: RatesServiceDeps) {
    * "came back altered", shown in the new tier's card with "submit it again to set them": sent again,
    * the rates typed for the old tier replaced all three of the new one's.
    */
+  /**
+   * Throws PricingDuringMonthEndError while a month-end run holds its lock. Called under the pricing
+   * lock the change holds until it commits: a run starting after this check bills every user after
+   * the change, its receipts waiting for it.
+   */
+  async function refuseDuringMonthEnd(
+    tx: Prisma.TransactionClient,
+    wording: ConstructorParameters<typeof PricingDuringMonthEndError>[0],
+  ): Promise<void> {
+    if (!(await receiptsRepository.isMonthEndLockHeldIn(tx))) return;
+    const run = await monthEndRunsRepository.findRunningRun(tx);
+    throw new PricingDuringMonthEndError(
+      wording,
+      run
+        ? {
+            id: run.id,
+            before: run.billedThrough.toISOString().slice(0, 10),
+            startedBy: run.startedBy,
+            startedAt: run.startedAt,
+          }
+        : undefined,
+      config.timeZone,
+    );
+  }
+
   async function refuseRatesOfTierReplaced(
     tx: Prisma.TransactionClient,
     input: TSetRates,
@@ -1219,6 +1279,13 @@ export function createRatesService(deps: RatesServiceDeps) {
           throw new ConflictError(`${tier.name} has no rates in force yet, so it cannot be the default tier.`);
         }
         const previous = await ratesRepository.findDefaultTierName(tx);
+        await refuseDuringMonthEnd(tx, {
+          refusal: `${tier.name} not made the default tier`,
+          split:
+            `the users of the default tier it has already billed would be at ${previous ?? 'the old default'}'s rates ` +
+            `and the others at ${tier.name}'s`,
+          advice: `Make ${tier.name} the default`,
+        });
         await ratesRepository.markDefaultTier(tx, tier.id);
         await appendAudit(tx, {
           ...actor,

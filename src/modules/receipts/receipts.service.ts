@@ -206,6 +206,23 @@ async function voidedMoneyShortOf(
 }
 
 /**
+ * A receipt's status_changes only grows, so no page ever showed more than it has now: a count above it
+ * was made up or edited by hand. Refused as the bad field it is (400), where the stale-form check
+ * answered 409 that the receipt had been paid and pending again since, which never happened.
+ */
+function refuseStatusChangesNeverMade(id: number, sent: number | undefined, statusChanges: number) {
+  if (sent === undefined || sent <= statusChanges) return;
+  throw new InvalidFieldsError(
+    {
+      based_on_status_changes:
+        `is ${sent}, but the status of receipt #${id} has changed ${statusChanges} time${statusChanges === 1 ? '' : 's'}; ` +
+        `send the statusChanges its page gives (${statusChanges})`,
+    },
+    RECEIPT_FIELD_LABELS,
+  );
+}
+
+/**
  * Why the new money typed beside a voided receipt's money (`new_money`) cannot be taken as it is,
  * before that money is judged; null when it can. New money alone is the amount received, so the field
  * goes only with `paid_with_receipt`.
@@ -2075,6 +2092,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // A paid or void receipt is answered by the mark-paid rule (409), whatever the day or the
       // amount typed: the fields of a payment that cannot be recorded are not the answer.
       const isPending = receipt.status === 'pending';
+      refuseStatusChangesNeverMade(id, input.based_on_status_changes, receipt.statusChanges);
       // Pending then and now, but paid and pending again since (paid online, refunded in full by the
       // provider): the page the form came from said nothing of that payment, nor that its money went
       // back to the payer, which the page says now. Before the fields: sent again from the page as it
@@ -2360,6 +2378,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
       // would void a paid receipt as if pending, leaving the money that paid it unheld.
       await paymentsRepository.lockReceiptForPayments(tx, id);
       const before = await requireReceipt(tx, id);
+      refuseStatusChangesNeverMade(id, input.based_on_status_changes, before.statusChanges);
       // A form opened on a pending receipt must not void it once paid (nor one opened on a paid
       // receipt once refunded): what the void means for the money is what the page did not show.
       // A void receipt keeps its own answer below.
