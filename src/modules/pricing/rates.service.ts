@@ -756,13 +756,6 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
-   * Throws when `based_on`, no rates of the tier named `type` now, is rates of the tier that had that
-   * name when the page was opened: renamed since (RenamedTierError, its card keeps the rates typed) or
-   * deleted (StaleRatesError), another tier given the name after it. Both were refused as a form that
-   * "came back altered", shown in the new tier's card with "submit it again to set them": sent again,
-   * the rates typed for the old tier replaced all three of the new one's.
-   */
-  /**
    * Throws PricingDuringMonthEndError while a month-end run holds its lock. Called under the pricing
    * lock the change holds until it commits: a run starting after this check bills every user after
    * the change, its receipts waiting for it.
@@ -787,6 +780,13 @@ export function createRatesService(deps: RatesServiceDeps) {
     );
   }
 
+  /**
+   * Throws when `based_on`, no rates of the tier named `type` now, is rates of the tier that had that
+   * name when the page was opened: renamed since (RenamedTierError, its card keeps the rates typed) or
+   * deleted (StaleRatesError), another tier given the name after it. Both were refused as a form that
+   * "came back altered", shown in the new tier's card with "submit it again to set them": sent again,
+   * the rates typed for the old tier replaced all three of the new one's.
+   */
   async function refuseRatesOfTierReplaced(
     tx: Prisma.TransactionClient,
     input: TSetRates,
