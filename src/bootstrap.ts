@@ -1,9 +1,9 @@
-import type { AppConfig } from './config/config.js';
+import { type AppConfig, ConfigError } from './config/config.js';
 import { describeConnectionOverflow } from './db/connection-budget.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations, throwIfStoppedDuringStartup } from './db/migrations.js';
-import { configureAuditChain } from './modules/audit/audit.service.js';
+import { configureAuditChain, describeUnsealedAppendProblem } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, refuseRunningDemosFile, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import {
@@ -11,6 +11,7 @@ import {
   describeMissingAdmin,
   ensureBootstrapAdmin,
 } from './modules/users/users.service.js';
+import { isMissingTable } from './shared/errors.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -20,6 +21,31 @@ export interface PreparedDatabase {
   demo: DemoSeedResult | undefined;
   /** Stops the embedded PostgreSQL (and waits until it has), if there is one; again, the same wait. */
   stop(): Promise<void>;
+}
+
+/**
+ * Throws ConfigError (exit 78) when this process, without AUDIT_CHAIN_KEY, would append unsealed
+ * entries after sealed ones: a development start (no APP_ENV, so no key required) on an instance's
+ * database broke its chain for good with its first entry, and the runbook forbids repairing it.
+ * Before the migrations, so a refused start changes nothing. A database with no audit_log yet (a
+ * first start, the demo's) has no entry to break; audit_log's columns are the first migration's.
+ */
+async function refuseUnsealedAppend(databaseUrl: string, config: AppConfig, logger: Logger): Promise<void> {
+  const db = openDatabase(databaseUrl, {
+    poolMax: 1,
+    queryTimeoutMs: config.dbQueryTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger,
+  });
+  try {
+    const problem = await describeUnsealedAppendProblem(db.prisma).catch((error: unknown) => {
+      if (isMissingTable(error)) return undefined;
+      throw error;
+    });
+    if (problem) throw new ConfigError([problem]);
+  } finally {
+    await db.close();
+  }
 }
 
 /**
@@ -41,6 +67,7 @@ export async function prepareDatabase(
   let demo: DemoSeedResult | undefined;
   try {
     throwIfStoppedDuringStartup(stopSignal);
+    await refuseUnsealedAppend(databaseUrl, config, logger);
     await applyMigrations(databaseUrl, logger, { stopSignal, connectTimeoutMs: config.dbConnectTimeoutMs });
     throwIfStoppedDuringStartup(stopSignal);
     const db = openDatabase(databaseUrl, {

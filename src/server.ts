@@ -335,6 +335,13 @@ async function main() {
       await flushLogs(logger);
       process.exit(0);
     }
+    if (error instanceof ConfigError) {
+      // A setting the database shows to be missing (AUDIT_CHAIN_KEY on a sealed log): said as a bad
+      // setting is, the tools' words and exit code, after the warnings already on their way.
+      await flushLogs(logger);
+      console.error(error.message);
+      process.exit(CONFIG_ERROR_EXIT_CODE);
+    }
     await reportStartFailure(config, logger, error);
     process.exit(1);
   }
