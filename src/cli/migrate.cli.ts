@@ -1,51 +1,24 @@
-import { constants } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../config/config.js';
 import { applyMigrations, StoppedDuringStartup } from '../db/migrations.js';
-import { onDistinctSignals } from '../shared/distinct-signals.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { PROJECT_ROOT } from '../shared/paths.js';
 import { warnIfBuildIsStale } from '../shared/stale-build.js';
 import { toolCommand } from '../shared/tool-commands.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
-
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/** 128 + the signal's number, as a shell reports a process the signal killed: a script sees what it saw before. */
-const exitCodeOf = (signal: string) => 128 + (constants.signals[signal as NodeJS.Signals] ?? 0);
+import { exitCodeOfStop, StoppedTool, stopOnSignals } from './stop-signals.js';
 
 /**
- * A stop (a Compose or Kubernetes job replaced, a deploy script's timeout, Ctrl-C) took Node's default
- * action: the tool died without a word, or, as a container's PID 1, ignored it until the SIGKILL,
- * and its session stayed queued for the migration lock until another host let it go. As a
- * start does, the first signal lets the migration being applied commit, cancels a wait, starts no
- * other, and the tool says what it applied; a second one exits at once (PostgreSQL then rolls back
- * the migration in progress when its statement ends).
+ * As a start does, the first signal lets the migration being applied commit, cancels a wait (for
+ * the migration lock, which its session otherwise kept queued for until another host let it go),
+ * starts no other, and the tool says what it applied; a second one exits at once (PostgreSQL then
+ * rolls back the migration in progress when its statement ends).
  */
-function stopOnSignals(): AbortSignal {
-  const stopping = new AbortController();
-  onDistinctSignals(STOP_SIGNALS, (signal) => {
-    if (!stopping.signal.aborted) {
-      stopping.abort(signal);
-      return;
-    }
-    console.error(
+const stopMigratingOnSignals = () =>
+  stopOnSignals(
+    (signal) =>
       `${toolCommand('db:migrate')} stopped at once by a second ${signal}: a migration being applied is rolled back.`,
-    );
-    process.exit(exitCodeOf(signal));
-  });
-  return stopping.signal;
-}
-
-/** A stop said in the tool's words, exiting as the signal would have. */
-class StoppedMigrating extends Error {
-  readonly exitCode: number;
-  constructor(stop: StoppedDuringStartup) {
-    super(describeStop(stop));
-    this.name = 'StoppedMigrating';
-    this.exitCode = exitCodeOf(stop.signal);
-  }
-}
+  );
 
 function describeStop(stop: StoppedDuringStartup): string {
   const command = toolCommand('db:migrate');
@@ -67,7 +40,7 @@ async function main() {
     toolCommand('db:migrate'),
     'it applies every pending migration in prisma/migrations to DATABASE_URL.',
   );
-  const stopSignal = stopOnSignals();
+  const stopSignal = stopMigratingOnSignals();
   const config = loadConfig();
   if (!config.databaseUrl) throw missingDatabaseUrl('to run migrations');
   // The summary below is the result; a JSON line per migration (info) would only repeat it.
@@ -81,7 +54,7 @@ async function main() {
       stopSignal,
     });
   } catch (error) {
-    if (error instanceof StoppedDuringStartup) throw new StoppedMigrating(error);
+    if (error instanceof StoppedDuringStartup) throw new StoppedTool(error.signal, describeStop(error));
     throw error;
   }
   console.log(
@@ -89,4 +62,4 @@ async function main() {
   );
 }
 
-runTool(main, (error) => (error instanceof StoppedMigrating ? error.exitCode : undefined));
+runTool(main, exitCodeOfStop);

@@ -1,17 +1,49 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
+import { StoppedDuringStartup } from '../db/migrations.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
-import { DEMO_LOGINS, refuseRunningDemosFile, seedDemoIfEmpty } from '../modules/demo/demo.service.js';
+import {
+  DEMO_LOGINS,
+  demoSacctFilePath,
+  refuseRunningDemosFile,
+  seedDemoIfEmpty,
+} from '../modules/demo/demo.service.js';
 import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { missingDatabaseUrl, refuseArguments, runTool } from './run-tool.js';
+import { exitCodeOfStop, StoppedTool, stopOnSignals } from './stop-signals.js';
 import { openToolDatabase } from './tool-database.js';
+
+const COMMAND = 'npm run db:seed';
+
+/**
+ * Where a seed is when told to stop. Before the users and tiers are committed a stop leaves nothing
+ * seeded; after, the demo's jobs are ingested all the same (seedDemoIfEmpty), unless a second
+ * signal ends the tool at once.
+ */
+let isIngestingJobs = false;
+
+/**
+ * A stop took Node's default action: the tool died without a word (exit 143), and its session
+ * stayed queued for the seed lock until another seeder let it go. As db:migrate, the first signal
+ * stops it where nothing is half done and it says so; a second one exits at once.
+ */
+const stopSeedingOnSignals = (sacctFileOf: () => string) =>
+  stopOnSignals((signal) =>
+    isIngestingJobs
+      ? `${COMMAND} stopped at once by a second ${signal} while it ingested the demo's jobs: its users and tiers ` +
+        `are seeded, its jobs perhaps only in part. npm run ingest with --from and --to around the last 90 days, ` +
+        `and this DATA_DIR, reads the rest from ${sacctFileOf()}.`
+      : `${COMMAND} stopped at once by a second ${signal}: nothing was seeded.`,
+  );
 
 /** `npm run db:seed`: the demo data into an empty DATABASE_URL (refused in production). */
 async function main() {
   refuseArguments(
-    'npm run db:seed',
+    COMMAND,
     'it seeds the demo data into DATABASE_URL when the database has no users yet (never with APP_ENV=production).',
   );
+  let sacctFile = 'the demo sacct file';
+  const stopSignal = stopSeedingOnSignals(() => sacctFile);
   const config = loadConfig();
   configureAuditChain(config.audit);
   if (!config.databaseUrl) throw missingDatabaseUrl('to seed');
@@ -19,6 +51,7 @@ async function main() {
   // The line below is the result; the seeding's ingestion run and `demo data seeded` (info) repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger });
+  sacctFile = demoSacctFilePath(config.dataDir);
   try {
     const result = await seedDemoIfEmpty(db, {
       dataDir: config.dataDir,
@@ -29,6 +62,16 @@ async function main() {
       beforeWritingSacctFile: isEmbeddedDatabaseUrl(config.databaseUrl)
         ? undefined
         : refuseRunningDemosFile(config.dataDir),
+      stopSignal,
+      onUsersSeeded: () => {
+        isIngestingJobs = true;
+      },
+    }).catch((error: unknown) => {
+      if (!(error instanceof StoppedDuringStartup)) throw error;
+      throw new StoppedTool(
+        error.signal,
+        `${COMMAND} stopped by ${error.signal} before it seeded anything. Nothing was seeded; run it again to seed the demo.`,
+      );
     });
     // What comes next, as npm start's banner says it: who can sign in, and the sacct file a later
     // `npm run ingest` reads only with this DATA_DIR.
@@ -39,9 +82,14 @@ async function main() {
             `with this DATA_DIR). Demo logins: ${logins}.`
         : 'The database already has users; nothing seeded.',
     );
+    if (result.isSeeded && stopSignal.aborted) {
+      console.error(
+        `${COMMAND} was told to stop by ${String(stopSignal.reason)} while it ingested the demo's jobs, and finished them first: the demo is whole.`,
+      );
+    }
   } finally {
     await db.close();
   }
 }
 
-runTool(main);
+runTool(main, exitCodeOfStop);

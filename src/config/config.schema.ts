@@ -391,6 +391,11 @@ export const DEFAULT_HTTP_HEADERS_TIMEOUT_MS = 20_000;
 export const DEFAULT_CSV_EXPORT_STALL_MS = 30_000;
 export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 60_000;
 
+/** A session ends after this long without requests (SESSION_IDLE_SEC), never longer than SESSION_ABSOLUTE_SEC. */
+export const DEFAULT_SESSION_IDLE_SEC = 3_600;
+/** A session ends this long after sign-in (SESSION_ABSOLUTE_SEC), however busy. */
+export const DEFAULT_SESSION_ABSOLUTE_SEC = 43_200;
+
 export const ZEnv = z
   .object({
     APP_ENV: zChoice(['development', 'production'], 'development'),
@@ -547,9 +552,9 @@ export const ZEnv = z
     AUTH_ADDRESS_LOCK_SEC: zInt(900, 1, 86_400),
     AUTH_PRUNE_INTERVAL_SEC: zInt(600, 1, 86_400),
     PASSWORD_HASH_NICENESS: zInt(10, 0, 19),
-    SESSION_IDLE_SEC: zInt(3600, 60, 30 * 86_400),
+    SESSION_IDLE_SEC: zInt(DEFAULT_SESSION_IDLE_SEC, 60, 30 * 86_400),
     SESSION_PRUNE_INTERVAL_SEC: zInt(900, 1, 86_400),
-    SESSION_ABSOLUTE_SEC: zInt(43_200, 300, 90 * 86_400),
+    SESSION_ABSOLUTE_SEC: zInt(DEFAULT_SESSION_ABSOLUTE_SEC, 300, 90 * 86_400),
     // Empty is unset, as in an .env template with the two lines left blank; a username of only
     // spaces too, as AUDIT_CHAIN_KEY's and every flag's (it was refused as no login name).
     ADMIN_USERNAME: z.preprocess(
@@ -760,6 +765,16 @@ export function crossSettingProblems(
     problems.push({
       path: 'HTTP_HEADERS_TIMEOUT_MS',
       message: `must not be longer than HTTP_REQUEST_TIMEOUT_MS (${headersTimeoutMs} > ${requestTimeoutMs})`,
+    });
+  }
+  const sessionIdleSec = msSetting(env.SESSION_IDLE_SEC, DEFAULT_SESSION_IDLE_SEC);
+  const sessionAbsoluteSec = msSetting(env.SESSION_ABSOLUTE_SEC, DEFAULT_SESSION_ABSOLUTE_SEC);
+  if (sessionIdleSec > sessionAbsoluteSec) {
+    // A session ends SESSION_ABSOLUTE_SEC after sign-in however busy it is: a longer idle limit was
+    // taken without a word, and an operator relying on it had sessions that never ended idle.
+    problems.push({
+      path: 'SESSION_IDLE_SEC',
+      message: `must not be longer than SESSION_ABSOLUTE_SEC (${sessionIdleSec} > ${sessionAbsoluteSec}): a session ends SESSION_ABSOLUTE_SEC after sign-in, so a longer idle limit would never apply`,
     });
   }
   // PORT parsed (a number) as the other whole-number settings above are read here.

@@ -139,12 +139,20 @@ export async function queryWithin<R extends pg.QueryResultRow>(
   config: pg.QueryConfig,
   timeoutMs: number,
 ): Promise<pg.QueryResult<R>> {
+  return answerWithin(pool.query<R>(withQueryTimeout(config, timeoutMs)), timeoutMs);
+}
+
+/**
+ * `work`'s answer, or a failure ("did not answer within …") once `timeoutMs` pass. Giving up does
+ * not stop `work`: a connection attempt it started goes on until the pool's connect timeout.
+ */
+export async function answerWithin<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`did not answer within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
-    return await Promise.race([pool.query<R>(withQueryTimeout(config, timeoutMs)), timeout]);
+    return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
   }

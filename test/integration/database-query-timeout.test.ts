@@ -451,6 +451,30 @@ describe('a database that stops answering', () => {
     expect((await timedGet('/readyz', {})).status).toBe(200);
   });
 
+  // Each probe gave up after READY_TIMEOUT_MS while its connection attempt went on for the pool's connect
+  // timeout (5 s): a load balancer's probes of a frozen database held every connection, with more
+  // requests queued behind them. Probes now share the one check in flight.
+  it('lets probes of a frozen database share one check, holding at most one connection however many come', async () => {
+    proxy.freeze();
+    const probesHeld: number[] = [];
+    for (let burst = 0; burst < 3; burst++) {
+      const probes = await Promise.all(
+        Array.from({ length: 2 * POOL_MAX }, () => timedGet('/readyz', {}, READY_TIMEOUT_MS + SLACK_MS)),
+      );
+      for (const probe of probes) {
+        expect(probe.status).toBe(503);
+        expect(JSON.parse(probe.text)).toEqual({ status: 'error', error: 'database unavailable' });
+      }
+      // Answered, while the connection attempt they started is still waiting on the handshake.
+      const { pool } = served().database;
+      probesHeld.push(pool.totalCount + pool.waitingCount);
+    }
+    expect(probesHeld).toEqual([1, 1, 1]);
+
+    proxy.thaw();
+    await expect.poll(async () => (await timedGet('/readyz', {})).status, { timeout: 10_000 }).toBe(200);
+  });
+
   it('rolls a transaction back whole, and the pool does not lose its connection', async () => {
     // More interrupted transactions than the pool has connections: one lost for each would
     // leave nothing to hand out.

@@ -1,7 +1,10 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-locks.js';
+import { builtFile } from '../support/built-app.js';
 import { spawnCollecting } from '../support/run-to-exit.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -37,6 +40,42 @@ describe('npm run db:seed', () => {
     expect(await db.prisma.user.count()).toBe(0);
     expect(await db.prisma.pricingTier.count()).toBe(0);
     expect(await readdir(dataDir)).toEqual([]);
+  }, 120_000);
+
+  // Stopped (a script's timeout, Ctrl-C) as db:migrate was until it took its stops: it died without a
+  // word (exit 143), and its session stayed queued for the seed lock until the other seeder let it go.
+  it('stops on SIGTERM while another process seeds, saying nothing was seeded (exit 143), and leaves no wait behind', async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    // Advisory locks belong to a database; other test files take theirs in the same cluster.
+    const waitingForSeedLock = async () => {
+      const { rows } = await holder.query<{ waiting: number }>(
+        `SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      return rows[0]?.waiting ?? 0;
+    };
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.demoSeed]);
+      const tool = spawnCollecting(process.execPath, [builtFile('src/cli/seed.cli.ts')], {
+        cwd: PROJECT_ROOT,
+        env: { DATABASE_URL: db.url, DATA_DIR: dataDir },
+      });
+      while ((await waitingForSeedLock()) === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      tool.child.kill('SIGTERM');
+      const code = await tool.exited;
+      expect({ code, stdout: tool.stdout(), stderr: tool.stderr() }).toEqual({
+        code: 143,
+        stdout: '',
+        stderr:
+          'npm run db:seed stopped by SIGTERM before it seeded anything. Nothing was seeded; run it again to seed the demo.\n',
+      });
+      expect(await waitingForSeedLock()).toBe(0);
+      expect(await db.prisma.user.count()).toBe(0);
+      expect(await db.prisma.pricingTier.count()).toBe(0);
+    } finally {
+      await holder.end();
+    }
   }, 120_000);
 
   // Its stdout line is the result; at LOG_LEVEL=info it also wrote the JSON line `demo data seeded`

@@ -619,6 +619,28 @@ describe('loadConfig', () => {
     ]);
   });
 
+  // A session ends SESSION_ABSOLUTE_SEC after sign-in whatever it does: an idle limit longer than that
+  // was taken without a word and never ended a session.
+  it('refuses a SESSION_IDLE_SEC longer than SESSION_ABSOLUTE_SEC, naming both values, with the other problems', () => {
+    const idleRule =
+      'SESSION_IDLE_SEC: must not be longer than SESSION_ABSOLUTE_SEC (50000 > 43200): a session ends SESSION_ABSOLUTE_SEC after sign-in, so a longer idle limit would never apply';
+    expect(problemsOf({ SESSION_IDLE_SEC: '50000' })).toEqual([idleRule]);
+    expect(problemsOf({ SESSION_IDLE_SEC: '7200', SESSION_ABSOLUTE_SEC: '3600' })).toEqual([
+      'SESSION_IDLE_SEC: must not be longer than SESSION_ABSOLUTE_SEC (7200 > 3600): a session ends SESSION_ABSOLUTE_SEC after sign-in, so a longer idle limit would never apply',
+    ]);
+    // In the same list as a malformed setting of the same start.
+    expect(problemsOf({ SESSION_IDLE_SEC: '50000', PORT: 'x' })).toEqual([
+      'PORT: must be a whole number from 0 to 65535, in plain digits (got "x")',
+      idleRule,
+    ]);
+    // A malformed one is named once, as malformed.
+    expect(problemsOf({ SESSION_IDLE_SEC: '1h', SESSION_ABSOLUTE_SEC: '600' })).toEqual([
+      'SESSION_IDLE_SEC: must be a whole number from 60 to 2592000, in plain digits (got "1h")',
+    ]);
+    const equal = loadConfig({ SESSION_IDLE_SEC: '3600', SESSION_ABSOLUTE_SEC: '3600' }).auth;
+    expect([equal.sessionIdleSec, equal.sessionAbsoluteSec]).toEqual([3600, 3600]);
+  });
+
   it.each([
     ['false', false],
     ['2', 2],

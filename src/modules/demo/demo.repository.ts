@@ -1,6 +1,7 @@
 import { Prisma } from '@prisma/client';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
+import { throwIfStoppedDuringStartup } from '../../db/migrations.js';
 
 type Tx = Prisma.TransactionClient;
 
@@ -30,16 +31,47 @@ export async function countUsersNamed(db: Db, usernames: string[]): Promise<numb
   return db.user.count({ where: { username: { in: usernames } } });
 }
 
-/** Runs `work` in a transaction holding the seed lock, only while the database has no users. */
-export async function withEmptyDatabase<T>(db: Db, work: (tx: Tx) => Promise<T>): Promise<T | undefined> {
+/**
+ * Runs `work` in a transaction holding the seed lock, only while the database has no users. Once
+ * `stopSignal` is aborted it throws StoppedDuringStartup before `work`, rolling back: a wait for
+ * another seeder's lock is cancelled, as PostgreSQL does not notice a client gone while it waits.
+ */
+export async function withEmptyDatabase<T>(
+  db: Db,
+  work: (tx: Tx) => Promise<T>,
+  stopSignal?: AbortSignal,
+): Promise<T | undefined> {
   return db.$transaction(
     async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SEED_LOCK_KEY})`;
+      await waitForSeedLock(db, tx, stopSignal);
       if ((await tx.user.count()) > 0) return undefined;
       return work(tx);
     },
     { timeout: 120_000 },
   );
+}
+
+/** Takes the seed lock in `tx`; told to stop meanwhile, cancels the wait from another connection. */
+async function waitForSeedLock(db: Db, tx: Tx, stopSignal: AbortSignal | undefined): Promise<void> {
+  throwIfStoppedDuringStartup(stopSignal);
+  const [backend] = await tx.$queryRaw<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`;
+  let cancelling: Promise<unknown> | undefined;
+  const onStop = () => {
+    cancelling = db.$queryRaw`SELECT pg_cancel_backend(${backend?.pid ?? 0})`.catch(() => undefined);
+  };
+  stopSignal?.addEventListener('abort', onStop, { once: true });
+  try {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SEED_LOCK_KEY})`;
+  } catch (error) {
+    await cancelling;
+    throwIfStoppedDuringStartup(stopSignal);
+    throw error;
+  } finally {
+    stopSignal?.removeEventListener('abort', onStop);
+  }
+  // Taken just as it was told to stop: the cancel has landed (or missed) before the next statement.
+  await cancelling;
+  throwIfStoppedDuringStartup(stopSignal);
 }
 
 /** The demo's pricing tiers, each with its rates in force from `effectiveFrom`. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { describeDemoFileInUse } from '../../db/embedded-postgres.js';
+import { throwIfStoppedDuringStartup } from '../../db/migrations.js';
 import { startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { createIngestionService, type RunSummary } from '../ingestion/ingestion.service.js';
@@ -62,33 +63,55 @@ export async function seedDemoIfEmpty(
     logger: Logger;
     /** Called before the sacct file is written, and only when the database is to be seeded: throws to refuse. */
     beforeWritingSacctFile?: (sacctFile: string) => Promise<void>;
+    /**
+     * Aborted (`npm run db:seed` told to stop): StoppedDuringStartup is thrown before the users and
+     * tiers are written, a wait for another seeder cancelled. Once they are, the demo's jobs are
+     * ingested all the same: stopped there, the database would have users and no jobs, which a
+     * second seed leaves as it is.
+     */
+    stopSignal?: AbortSignal;
+    /** Told once the users and tiers are committed, before the jobs are ingested. */
+    onUsersSeeded?: () => void;
   },
 ): Promise<DemoSeedResult> {
   const db = database.prisma;
+  const { stopSignal } = options;
+  throwIfStoppedDuringStartup(stopSignal);
   if ((await demoRepository.countUsers(db)) > 0) return notSeeded(db);
   const now = options.now ?? new Date();
   const jobs = generateDemoJobs({ count: DEMO_JOB_COUNT, now, days: 90 });
   const researchers = DEMO_RESEARCHERS.filter((name) => !DEMO_LOGINS.some((login) => login.username === name));
   const users: demoRepository.DemoUser[] = [];
-  for (const login of DEMO_LOGINS)
+  // Hashing every demo password takes seconds: a stop need not wait for the rest.
+  for (const login of DEMO_LOGINS) {
+    throwIfStoppedDuringStartup(stopSignal);
     users.push({ username: login.username, passwordHash: await hashPassword(login.password), role: login.role });
-  for (const username of researchers)
+  }
+  for (const username of researchers) {
+    throwIfStoppedDuringStartup(stopSignal);
     users.push({ username, passwordHash: await hashPassword(username), role: 'user' });
+  }
 
   const sacctFile = demoSacctFilePath(options.dataDir);
   await options.beforeWritingSacctFile?.(sacctFile);
+  throwIfStoppedDuringStartup(stopSignal);
   await mkdir(path.dirname(sacctFile), { recursive: true });
   await writeFile(sacctFile, renderSacctFile(jobs, options.timeZone));
 
-  const result = await demoRepository.withEmptyDatabase(db, async (tx) => {
-    // Midnight where the cluster is: at UTC's, a demo west of Greenwich showed its rates "in force since 2019-12-31".
-    const ratesFrom = startOfLocalDay('2020-01-01', options.timeZone);
-    await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, ratesFrom);
-    await demoRepository.insertUsers(tx, users);
-    await demoRepository.insertTierOverride(tx, 'bob', 'gov');
-    return { isSeeded: true, sacctFile, jobCount: jobs.length };
-  });
+  const result = await demoRepository.withEmptyDatabase(
+    db,
+    async (tx) => {
+      // Midnight where the cluster is: at UTC's, a demo west of Greenwich showed its rates "in force since 2019-12-31".
+      const ratesFrom = startOfLocalDay('2020-01-01', options.timeZone);
+      await demoRepository.insertTiers(tx, DEMO_TIERS, options.currency, ratesFrom);
+      await demoRepository.insertUsers(tx, users);
+      await demoRepository.insertTierOverride(tx, 'bob', 'gov');
+      return { isSeeded: true, sacctFile, jobCount: jobs.length };
+    },
+    stopSignal,
+  );
   if (!result) return notSeeded(db);
+  options.onUsersSeeded?.();
   const run = await ingestDemoFile(database, sacctFile, now, options);
   options.logger.info({ users: users.length, jobs: run.seen, runId: run.runId, sacctFile }, 'demo data seeded');
   return { ...result, jobCount: run.seen };

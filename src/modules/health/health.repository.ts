@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { queryWithin } from '../../db/query-timeout.js';
+import { answerWithin, queryWithin, withQueryTimeout } from '../../db/query-timeout.js';
 
 /** What /readyz reads of the database in one query (health.service.ts says what each means). */
 export interface ReadinessState {
@@ -14,18 +14,47 @@ export interface ReadinessState {
 }
 
 /**
+ * The readiness read in flight on each pool, until the pool settles it (answered, failed, or its
+ * connection attempt timed out), whoever has stopped waiting for it.
+ */
+const readsInFlight = new WeakMap<
+  pg.Pool,
+  { expectedMigrations: readonly string[]; reading: Promise<pg.QueryResult<ReadinessState>> }
+>();
+
+/**
  * The readiness query, given up after `timeoutMs`. Throws what the driver throws: a missing
  * `_prisma_migrations` as PostgreSQL's undefined-table error, which the service tells apart.
+ *
+ * Checks while one is in flight wait for its answer instead of asking again. On a frozen database
+ * each probe gave up after `timeoutMs` while its connection attempt went on for DB_CONNECT_TIMEOUT_MS:
+ * 40 probes in a second held all 10 connections with 27 requests queued behind them. Now probes and
+ * scrapes hold at most one connection, or one place in the pool's queue.
  */
 export async function readReadinessState(
   pool: pg.Pool,
   timeoutMs: number,
   expectedMigrations: readonly string[],
 ): Promise<ReadinessState> {
-  const { rows } = await queryWithin<ReadinessState>(
-    pool,
-    {
-      text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
+  let inFlight = readsInFlight.get(pool);
+  if (inFlight?.expectedMigrations !== expectedMigrations) {
+    const reading = pool.query<ReadinessState>(withQueryTimeout(readinessQuery(expectedMigrations), timeoutMs));
+    inFlight = { expectedMigrations, reading };
+    const settled = inFlight;
+    const forget = () => {
+      if (readsInFlight.get(pool) === settled) readsInFlight.delete(pool);
+    };
+    // Its failure is each waiter's to handle; the last waiter may have given up before it settles.
+    reading.then(forget, forget);
+    readsInFlight.set(pool, inFlight);
+  }
+  const { rows } = await answerWithin(inFlight.reading, timeoutMs);
+  return rows[0] as ReadinessState;
+}
+
+function readinessQuery(expectedMigrations: readonly string[]): pg.QueryConfig {
+  return {
+    text: `SELECT to_regclass('users') IS NOT NULL AS "hasSchema",
         current_setting('transaction_read_only') = 'on' AS "isReadOnly",
         ARRAY(SELECT shipped FROM unnest($1::text[]) AS shipped WHERE NOT EXISTS (
           SELECT 1 FROM "_prisma_migrations" m
@@ -39,11 +68,8 @@ export async function readReadinessState(
         ARRAY(SELECT DISTINCT m.migration_name FROM "_prisma_migrations" m
           WHERE m.finished_at IS NOT NULL AND m.rolled_back_at IS NULL
             AND m.migration_name <> ALL($1::text[]) ORDER BY 1) AS "unknown"`,
-      values: [expectedMigrations],
-    },
-    timeoutMs,
-  );
-  return rows[0] as ReadinessState;
+    values: [expectedMigrations],
+  };
 }
 
 /** Whether the `users` table exists, given up after `timeoutMs`. */
