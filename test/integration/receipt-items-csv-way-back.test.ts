@@ -87,3 +87,44 @@ describe("a receipt's items CSV refused in a browser", () => {
     expect(csv.text.split('\n')[1]).toMatch(new RegExp(`^${receiptId},101,`));
   });
 });
+
+describe("a window asked of a receipt's items CSV", () => {
+  // The export is the whole receipt, whatever window a script sends: items.csv?start=2026-01-01
+  // answered 200 with every item, and the script believed it had filtered. Refused by name, as the
+  // usage exports refuse the audit log's from and to.
+  const NOT_READ_HERE =
+    'is not read here: this export is the whole receipt; start and end are read by the usage pages, from and to by the audit log';
+  it.each([
+    ['alice', '/me/receipts'],
+    ['boss', '/admin/receipts'],
+  ])('%s is refused start, end, from and to by name', async (who, list) => {
+    const agent = who === 'boss' ? boss : alice;
+    for (const field of ['start', 'end', 'from', 'to']) {
+      const refused = await agent
+        .get(`${list}/${receiptId}/items.csv?${field}=2026-01-01`)
+        .set('Accept', 'application/json');
+      expect(refused.status, field).toBe(400);
+      expect(refused.headers['content-disposition'], field).toBeUndefined();
+      expect(refused.body, field).toEqual({ error: `${field}: ${NOT_READ_HERE}`, code: 400 });
+    }
+    const both = await agent
+      .get(`${list}/${receiptId}/items.csv?start=2026-01-01&end=2026-01-31`)
+      .set('Accept', 'application/json');
+    expect(both.body).toEqual({ error: `start: ${NOT_READ_HERE}; end: ${NOT_READ_HERE}`, code: 400 });
+
+    const page = await open(agent, `${list}/${receiptId}/items.csv?start=2026-01-01`);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain(`<p class="lead">start: ${NOT_READ_HERE}</p>`);
+    expect(page.text).toContain(`<a href="${list}/${receiptId}">Back to receipt #${receiptId}</a>`);
+
+    const csv = await agent.get(`${list}/${receiptId}/items.csv?bom=1`).expect(200);
+    expect(csv.text).toContain(`${receiptId},101,`);
+  });
+
+  it("still says nothing of another user's receipt", async () => {
+    const page = await alice
+      .get(`/me/receipts/${bobsReceiptId}/items.csv?start=2026-01-01`)
+      .set('Accept', 'application/json');
+    expect(page.status).toBe(404);
+  });
+});

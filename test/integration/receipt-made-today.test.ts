@@ -104,7 +104,7 @@ describe('a receipt made on its own last day', () => {
     expect(refused.status).toBe(422);
     const again = textOf(refused.text);
     expect(again).toContain(
-      `Receipt #${first}, made at 12:00 today, already bills your jobs that had ended by then, and none has ended since.`,
+      `Receipt #${first}, made at 12:00 (Asia/Bangkok) today, already bills your jobs that had ended by then, and none has ended since.`,
     );
     expect(again).not.toContain('up to that day');
     // The next day, for that day: the jobs that ended after the receipt was made would be billed now.
@@ -113,7 +113,7 @@ describe('a receipt made on its own last day', () => {
     const nextDay = await sendAgain('2025-09-20');
     expect(nextDay.status).toBe(422);
     expect(textOf(nextDay.text)).toContain(
-      `Receipt #${first} already bills your jobs that had ended when it was made (2025-09-20 12:00), and none ended later that day.`,
+      `Receipt #${first} already bills your jobs that had ended when it was made (2025-09-20 12:00, Asia/Bangkok), and none ended later that day.`,
     );
     expect(await db.prisma.receipt.count()).toBe(1);
   });

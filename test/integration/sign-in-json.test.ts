@@ -75,6 +75,9 @@ describe('a sign-in whose username or password is not text', () => {
     [{ username: ['dave', 'carol'], password: 'dave-password' }, 'username: must be given once'],
     [{ username: 'dave', password: { length: 13 } }, 'password: must be text'],
     [{ username: 'dave' }, 'password: is required'],
+    // Other JSON endpoints name a field they do not read; sign-in let `remember` pass without a word,
+    // and the script believed its session would last.
+    [{ username: 'dave', password: 'dave-password', remember: true }, 'input: has an unknown field: remember'],
   ])('is refused as 400 %j, checking, counting and auditing nothing', async (body, reason) => {
     await buildUser(db.prisma, { username: 'dave', password: 'dave-password' }).catch(() => undefined);
     const agent = request.agent(buildTestApp(db));
@@ -83,6 +86,34 @@ describe('a sign-in whose username or password is not text', () => {
     expect(answer.status).toBe(400);
     expect(answer.body.error).toContain(reason);
     expect(await attempts()).toEqual({ throttle: 0, audited: 0 });
+    expect(await signedInSessions()).toBe(0);
+  });
+
+  it("a browser's form, with its token and where to go next, still signs in", async () => {
+    await buildUser(db.prisma, { username: 'gil', password: 'gil-password' });
+    const agent = request.agent(buildTestApp(db));
+    const token = csrfTokenIn((await agent.get('/login?next=/account').set('Accept', 'text/html')).text);
+    const page = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token, next: '/account', username: 'gil', password: 'gil-password' })
+      .expect(302);
+    expect(page.headers.location).toBe('/account');
+    // Signed out again: the cases after this one count signed-in sessions.
+    await db.pool.query(`DELETE FROM "session" WHERE sess ? 'passport'`);
+  });
+
+  it('a form with a field the sign-in does not read is refused on the page, naming it', async () => {
+    const agent = request.agent(buildTestApp(db));
+    const token = csrfTokenIn((await agent.get('/login').set('Accept', 'text/html')).text);
+    const page = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token, username: 'carol', password: 'carol-password', remember: 'on' })
+      .expect(400);
+    expect(page.text).toContain('has an unknown field: remember');
     expect(await signedInSessions()).toBe(0);
   });
 

@@ -50,6 +50,7 @@ import {
   ZMonthEndRunsQuery,
   ZReceiptFilter,
   ZReceiptId,
+  ZReceiptItemsCsvQuery,
   ZVoidReceipt,
 } from './receipts.schema.js';
 import {
@@ -552,6 +553,7 @@ export function adminBillingRoutes(deps: {
       // Found first, so that a refusal of the export itself leads back to the receipt, which is there.
       await receipts.assertFound(id);
       offerWayBack(res, backToReceipt(`/admin/receipts/${id}`, id));
+      parseInput(ZReceiptItemsCsvQuery, req.query);
       await csvExports.send(req, res, {
         kind: 'receipt_items',
         username: sessionUserOf(req).username,

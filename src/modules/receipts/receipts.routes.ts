@@ -25,7 +25,13 @@ import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/er
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
-import { ZCreateOwnReceipt, ZPageQuery, ZReceiptId, ZReceiptListQuery } from './receipts.schema.js';
+import {
+  ZCreateOwnReceipt,
+  ZPageQuery,
+  ZReceiptId,
+  ZReceiptItemsCsvQuery,
+  ZReceiptListQuery,
+} from './receipts.schema.js';
 import {
   BilledMeanwhileError,
   NothingToBillError,
@@ -761,6 +767,7 @@ export function receiptsRoutes(deps: {
       // export itself can then lead back to the receipt's page, which is there.
       await receipts.assertFound(id, username);
       offerWayBack(res, backToReceipt(`/me/receipts/${id}`, id));
+      parseInput(ZReceiptItemsCsvQuery, req.query);
       await csvExports.send(req, res, {
         kind: 'receipt_items',
         username,

@@ -1,6 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
-import { labelFields, refusedAuditWindow } from '../../http/field-labels.js';
+import { labelFields, refusedAuditWindow, refusedField } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { refuseTwoPlaces, zListPlace } from '../../shared/list-place.js';
@@ -198,6 +198,23 @@ export const RECEIPT_IN_ADDRESS_LABEL = 'Receipt number in the address';
 
 /** A receipt id in a path, parsed under the name `receipt id`. */
 export const ZReceiptId = labelFields(zWholeNumber(1, MAX_INT4), { 'receipt id': RECEIPT_IN_ADDRESS_LABEL });
+
+/**
+ * A window asked of a receipt's items CSV, which is always the whole receipt: refused by name.
+ * Ignored as unknown fields, items.csv?start=2026-01-01 exported every item, and a script believed
+ * it had filtered. Its `bom` is read by csvExports.
+ */
+const ZNoWindowKey = refusedField(
+  'is not read here: this export is the whole receipt; start and end are read by the usage pages, from and to by the audit log',
+);
+
+/** GET /me/receipts/:id/items.csv and /admin/receipts/:id/items.csv. */
+export const ZReceiptItemsCsvQuery = z.object({
+  start: ZNoWindowKey,
+  end: ZNoWindowKey,
+  from: ZNoWindowKey,
+  to: ZNoWindowKey,
+});
 
 /** A month-end run's id in its page's path. */
 export const ZMonthEndRunId = labelFields(zWholeNumber(1, MAX_INT4), {

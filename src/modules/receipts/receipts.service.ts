@@ -436,20 +436,21 @@ export class NothingToBillError extends AppError {
    * `billedOn`: the user's newest receipt that bills up to `before` or later, when there is one (a
    * receipt made a moment ago in another tab, or before the back button): where the jobs went.
    * `madeOnThatDay`: when that receipt was made during day `before` itself (local `YYYY-MM-DD HH:MM`,
-   * and whether that day is today): it bills only the jobs ended by then, as its page says, not the
-   * whole day ("already bills your jobs up to that day" said more than it billed).
+   * its zone, and whether that day is today): it bills only the jobs ended by then, as its page says,
+   * not the whole day ("already bills your jobs up to that day" said more than it billed). The zone is
+   * named as pages name it: "made at 19:51 today" read as the reader's own clock, or UTC to a script.
    */
   constructor(
     readonly before: string,
     readonly billedOn: number | null = null,
-    madeOnThatDay?: { at: string; isToday: boolean },
+    madeOnThatDay?: { at: string; timeZone: string; isToday: boolean },
     readonly unfinishedJobCount = 0,
   ) {
     let billedBy = '';
     if (billedOn !== null && madeOnThatDay?.isToday) {
-      billedBy = ` Receipt #${billedOn}, made at ${madeOnThatDay.at.slice(11)} today, already bills your jobs that had ended by then, and none has ended since.`;
+      billedBy = ` Receipt #${billedOn}, made at ${madeOnThatDay.at.slice(11)} (${madeOnThatDay.timeZone}) today, already bills your jobs that had ended by then, and none has ended since.`;
     } else if (billedOn !== null && madeOnThatDay) {
-      billedBy = ` Receipt #${billedOn} already bills your jobs that had ended when it was made (${madeOnThatDay.at}), and none ended later that day.`;
+      billedBy = ` Receipt #${billedOn} already bills your jobs that had ended when it was made (${madeOnThatDay.at}, ${madeOnThatDay.timeZone}), and none ended later that day.`;
     } else if (billedOn !== null) {
       billedBy = ` Receipt #${billedOn} already bills your jobs up to that day.`;
     }
@@ -1618,6 +1619,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
         billedOn && billedOn.createdAt < cutoff
           ? {
               at: formatLocalDateTime(billedOn.createdAt, config.timeZone),
+              timeZone: config.timeZone,
               isToday: before === toLocalDate(now(), config.timeZone),
             }
           : undefined;
