@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeCsvText, formatCsvLines } from '../../src/http/csv-format.js';
+import { recordAudit } from '../../src/modules/audit/audit.service.js';
 import { csvTextSql } from '../../src/modules/usage/usage.repository.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
@@ -133,5 +134,26 @@ describe('terminal controls in the CSVs written by Node', () => {
       expect(line, path).toContain(',9500,hpc\\u009b,');
       expect(line, path).toContain(`,THB,${NAME_ESCAPED},`);
     }
+  });
+});
+
+describe('terminal controls in audit.csv', () => {
+  it('are escaped in the actor, user agent, address, target and details', async () => {
+    await recordAudit(db, {
+      actor: `mallory${'\u001b'}[8m`,
+      // A trusted proxy's X-Forwarded-For entry, read as Latin-1, may hold a C1 control.
+      ip: '203.0.113.9\u009b2J',
+      userAgent: 'curl\u001b]8;;https://evil.example\u0007',
+      action: 'test.terminal',
+      target: 'job:\u007f',
+      status: 'ok',
+      details: { name: NAME },
+    });
+    const csv = await admin.get('/admin/audit.csv?action=test.terminal').expect(200);
+    expect(csv.text).not.toMatch(TERMINAL_CONTROL);
+    const line = csv.text.split('\n').find((row) => row.includes('test.terminal')) ?? '';
+    expect(line).toContain(',mallory\\u001b[8m,203.0.113.9\\u009b2J,curl\\u001b]8;;https://evil.example\\u0007,');
+    expect(line).toContain(',job:\\u007f,');
+    expect(line).toContain(NAME_ESCAPED);
   });
 });

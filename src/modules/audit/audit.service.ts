@@ -1,6 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import type { Database, Db } from '../../db/database.js';
-import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -549,17 +549,18 @@ export const AUDIT_CSV_COLUMNS = [
 ] as const;
 
 /**
- * One audit entry as a CSV record. The actor of a failed sign-in, the user agent and what a
- * target or the details name come from outside (escapeCsvText: inert for a spreadsheet, and
- * their bidirectional and terminal controls written as escapes, as the audit page writes them);
- * the action and status are the application's own.
+ * One audit entry as a CSV record. The actor of a failed sign-in, the address (behind a trusted
+ * proxy, an X-Forwarded-For entry, whose bytes Node reads as Latin-1: a C1 control can arrive), the
+ * user agent and what a target or the details name come from outside (escapeCsvText: inert for a
+ * spreadsheet, and their bidirectional and terminal controls written as escapes, as the audit page
+ * writes them); the action and status are the application's own.
  */
 function auditCsvRecord(entry: auditRepository.StoredAuditEntry): string[] {
   return [
     String(entry.id),
     auditTimeIso(entry.ts) ?? NOT_A_VALID_TIME,
     escapeCsvText(entry.actor),
-    escapeCsvFormula(entry.ip ?? ''),
+    escapeCsvText(entry.ip ?? ''),
     escapeCsvText(entry.userAgent ?? ''),
     entry.action,
     escapeCsvText(entry.target ?? ''),
