@@ -1,4 +1,4 @@
-import { revealBidiControls } from '../shared/visible-text.js';
+import { revealControls } from '../shared/visible-text.js';
 
 /** One CSV record: values in column order, or an object read by column name. */
 export type CsvRecord = readonly unknown[] | Readonly<Record<string, unknown>>;
@@ -60,13 +60,14 @@ export function escapeCsvFormula(text: string | null | undefined): string | null
 }
 
 /**
- * A text cell from outside as escapeCsvFormula makes it, with every bidirectional control
- * (U+202A-U+202E, U+2066-U+2069) written as its JSON escape (revealBidiControls), as the audit
+ * A text cell from outside as escapeCsvFormula makes it, with every bidirectional and terminal
+ * control (REVEALED_CONTROL_RANGES) written as its JSON escape (revealControls), as the audit
  * page writes them: stored before the one-line fields refused them (a reference, a reason to
- * void) or in the audit log, one turned the rest of its cell around in a spreadsheet.
+ * void) or in the audit log, a bidirectional one turned the rest of its cell around in a
+ * spreadsheet, and from Slurm, an ESC in a job name ran in the terminal of whoever printed the file.
  */
 export function escapeCsvText(text: string): string {
-  return escapeCsvFormula(revealBidiControls(text));
+  return escapeCsvFormula(revealControls(text));
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Prisma } from '@prisma/client';
 import { minorUnitDigits } from '../modules/pricing/pricing.js';
 import { formatCount, listedNames } from '../shared/counted.js';
 import { endOfLocalDay, localParts, padTwoDigits, repeatedTimeMark } from '../shared/local-date.js';
-import { revealBidiControls } from '../shared/visible-text.js';
+import { revealControls } from '../shared/visible-text.js';
 
 type Numeric = Prisma.Decimal | number | string | null | undefined;
 
@@ -129,18 +129,18 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
      */
     scheduledMark: (rate: { isScheduled: boolean }) => (rate.isScheduled ? ' (scheduled)' : ''),
     /**
-     * Free text someone typed (a review note), its bidirectional controls written as escapes
-     * (\u202e) as the audit log writes them: shown as typed, one turned the rest of its paragraph
-     * around, figures included.
+     * Free text someone typed (a review note), its bidirectional and terminal controls written as
+     * escapes (\u202e, \u001b) as the audit log writes them: shown as typed, a bidirectional one
+     * turned the rest of its paragraph around, figures included.
      */
-    visibleText: (text: string | null | undefined) => revealBidiControls(text ?? ''),
+    visibleText: (text: string | null | undefined) => revealControls(text ?? ''),
     /**
      * A held payment's reason (visibleText) as HTML for /admin/payments, the receipt its money paid since
      * ("its money paid receipt #12") a link to that receipt's page: the receipt finance must collect again
      * or void is one click away, not a number to type into the billing page's filter.
      */
     reviewReasonHtml: (text: string | null | undefined) =>
-      escapeHtml(revealBidiControls(text ?? '')).replace(
+      escapeHtml(revealControls(text ?? '')).replace(
         /its money paid receipt #(\d+)/g,
         'its money paid receipt <a href="/admin/receipts/$1">#$1</a>',
       ),

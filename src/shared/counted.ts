@@ -1,4 +1,4 @@
-import { revealBidiControls } from './visible-text.js';
+import { revealControls } from './visible-text.js';
 
 const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
@@ -17,12 +17,12 @@ export const NAMES_LISTED = 10;
 
 /**
  * "a, b, c" or "a, b, … and 184 more": a list of names that stays short at any scale. A name's
- * bidirectional controls are written as their escapes (revealBidiControls): a username from a
+ * bidirectional and terminal controls are written as their escapes (revealControls): a username from a
  * hand-made sacct file, or an actor typed at a failed sign-in, holding a right-to-left override
  * turned the rest of the sentence around, the other names and counts included.
  */
 export function listedNames(names: string[]): string {
-  const shown = names.slice(0, NAMES_LISTED).map(revealBidiControls).join(', ');
+  const shown = names.slice(0, NAMES_LISTED).map(revealControls).join(', ');
   const rest = names.length - NAMES_LISTED;
   return rest > 0 ? `${shown} and ${formatCount(rest)} more` : shown;
 }

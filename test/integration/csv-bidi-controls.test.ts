@@ -3,7 +3,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeCsvText, formatCsvLines } from '../../src/http/csv-format.js';
 import { csvTextSql } from '../../src/modules/usage/usage.repository.js';
-import { revealBidiControls } from '../../src/shared/visible-text.js';
+import { revealControls } from '../../src/shared/visible-text.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  * after it around until the line ends. Job names, accounts and partitions come from Slurm, as
  * users and their admins typed them, and the usage CSVs (written by PostgreSQL) and a receipt's items.csv wrote them raw: opened in an editor, a right-to-left override in a job name showed the
  * rest of its line, the cost included, backwards. They are written as their JSON escape (\u202e),
- * as revealBidiControls writes them in paid.csv, audit.csv and on the pages.
+ * as revealControls writes them in paid.csv, audit.csv and on the pages.
  */
 const CONTROLS = ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069'];
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/u;
@@ -136,8 +136,8 @@ describe('bidirectional controls in the CSVs written by PostgreSQL', () => {
       for (const job of listed) {
         const line = lines.find((row) => row.startsWith(`${job?.jobId},`));
         expect(line, `${path} ${job?.jobId}`).toContain(
-          `,${revealBidiControls(job?.cluster ?? '')},${revealBidiControls(job?.name ?? '')},${job?.user},${revealBidiControls(job?.account ?? '')},` +
-            `${revealBidiControls(job?.partition ?? '')},COMPLETED,`,
+          `,${revealControls(job?.cluster ?? '')},${revealControls(job?.name ?? '')},${job?.user},${revealControls(job?.account ?? '')},` +
+            `${revealControls(job?.partition ?? '')},COMPLETED,`,
         );
       }
     }
@@ -168,8 +168,8 @@ describe('bidirectional controls in the CSVs written by PostgreSQL', () => {
       expect(csv.text, path).not.toMatch(BIDI);
       for (const job of jobs) {
         const line = csv.text.split('\n').find((row) => row.includes(`,${job.jobId},`)) ?? '';
-        expect(line, `${path} ${job.jobId}`).toContain(`,${job.jobId},${revealBidiControls(job.cluster)},`);
-        expect(line, `${path} ${job.jobId}`).toContain(`,THB,${revealBidiControls(job.name)},`);
+        expect(line, `${path} ${job.jobId}`).toContain(`,${job.jobId},${revealControls(job.cluster)},`);
+        expect(line, `${path} ${job.jobId}`).toContain(`,THB,${revealControls(job.name)},`);
       }
     }
   });

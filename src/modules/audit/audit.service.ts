@@ -1,6 +1,6 @@
 import type { Prisma } from '@prisma/client';
 import type { Database, Db } from '../../db/database.js';
-import { escapeCsvFormula, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
@@ -9,7 +9,7 @@ import { ReversedWindowError, StartAfterTodayError } from '../../shared/errors.j
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { toolCommand } from '../../shared/tool-commands.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
-import { revealBidiControls } from '../../shared/visible-text.js';
+import { revealControls } from '../../shared/visible-text.js';
 import { fromMinorUnits } from '../payments/payment-money.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
 import * as auditRepository from './audit.repository.js';
@@ -549,22 +549,23 @@ export const AUDIT_CSV_COLUMNS = [
 ] as const;
 
 /**
- * One audit entry as a CSV record. The actor of a failed sign-in, the user agent and what a
- * target or the details name come from outside (escapeCsvText: inert for a spreadsheet, and
- * their bidirectional controls written as escapes, as the audit page writes them); the action and
- * status are the application's own.
+ * One audit entry as a CSV record. The actor of a failed sign-in, the address (behind a trusted
+ * proxy, an X-Forwarded-For entry, whose bytes Node reads as Latin-1: a C1 control can arrive), the
+ * user agent and what a target or the details name come from outside (escapeCsvText: inert for a
+ * spreadsheet, and their bidirectional and terminal controls written as escapes, as the audit page
+ * writes them); the action and status are the application's own.
  */
 function auditCsvRecord(entry: auditRepository.StoredAuditEntry): string[] {
   return [
     String(entry.id),
     auditTimeIso(entry.ts) ?? NOT_A_VALID_TIME,
     escapeCsvText(entry.actor),
-    escapeCsvFormula(entry.ip ?? ''),
+    escapeCsvText(entry.ip ?? ''),
     escapeCsvText(entry.userAgent ?? ''),
     entry.action,
     escapeCsvText(entry.target ?? ''),
     entry.status,
-    // A bidirectional control is only inside a JSON string there, where its escape is the same text.
+    // A control is only inside a JSON string there, where its escape is the same text.
     escapeCsvText(entry.details ? JSON.stringify(entry.details) : ''),
     entry.prevHash,
     entry.hash,
@@ -654,7 +655,7 @@ export function describeAuditAmounts(details: unknown): string[] {
 export function splitAuditDetails(details: unknown): string[] {
   if (details === null || details === undefined) return [];
   // A bidirectional control appears only inside a JSON string, where its escape is the same text.
-  return revealBidiControls(JSON.stringify(details)).split(/(?<=,)/);
+  return revealControls(JSON.stringify(details)).split(/(?<=,)/);
 }
 
 /** The longest login name useradd accepts: an actor's piece up to this long is kept whole. */
@@ -669,7 +670,7 @@ const LONGEST_LOGIN_NAME = 32;
  */
 export function splitAuditActor(actor: string): { text: string; isKeptWhole: boolean }[] {
   // What someone typed at a failed sign-in: a right-to-left override there turned the name around.
-  return revealBidiControls(actor)
+  return revealControls(actor)
     .split(/(?<=[:_.@-])/)
     .map((text) => ({ text, isKeptWhole: text.length <= LONGEST_LOGIN_NAME }));
 }

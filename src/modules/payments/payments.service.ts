@@ -8,7 +8,7 @@ import { BadRequestError, ConflictError, isUniqueViolation, NotFoundError, notFo
 import { formatLocalDateTime, toLocalDate } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
 import { unstorableTextIn } from '../../shared/storable-text.js';
-import { revealBidiControls } from '../../shared/visible-text.js';
+import { revealControls } from '../../shared/visible-text.js';
 import { type AuditContext, appendAudit } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
@@ -781,7 +781,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
 
   /**
    * A resolution as the reason of a later hold names it: "resolved as refunded by alice on 2026-12-04
-   * 03:50 ("note")". The note's bidirectional controls are written as escapes (revealBidiControls):
+   * 03:50 ("note")". The note's bidirectional controls are written as escapes (revealControls):
    * raw, one turned the rest of the sentence around wherever it went (the card's "Why:", a refusal
    * quoting the reason). The note as typed stays in its payment.resolve audit entry.
    */
@@ -789,7 +789,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const when = payment.reviewedAt ? formatLocalDateTime(payment.reviewedAt, deps.timeZone) : 'an unknown date';
     return (
       `resolved as ${payment.reviewOutcome} by ${payment.reviewedBy ?? 'an unknown reviewer'} on ${when}` +
-      `${payment.reviewNote ? ` ("${revealBidiControls(payment.reviewNote)}")` : ''}`
+      `${payment.reviewNote ? ` ("${revealControls(payment.reviewNote)}")` : ''}`
     );
   }
 
@@ -803,7 +803,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (payment.status !== 'resolved' || payment.reviewedBy?.startsWith('provider:')) return '';
     return (
       `; it had been ${describeResolution(payment)}` +
-      `${payment.reviewReason ? `, after it was held for review: ${revealBidiControls(payment.reviewReason)}` : ''}`
+      `${payment.reviewReason ? `, after it was held for review: ${revealControls(payment.reviewReason)}` : ''}`
     );
   }
 
@@ -824,7 +824,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     const reason =
       `${what}, after this payment was ${describeResolution(payment)}: ${consequence}; check it with ` +
       `${providerName} and resolve it again` +
-      `${payment.reviewReason ? `; before it was resolved it was held for review: ${revealBidiControls(payment.reviewReason)}` : ''}`;
+      `${payment.reviewReason ? `; before it was resolved it was held for review: ${revealControls(payment.reviewReason)}` : ''}`;
     if (!(await paymentsRepository.reopenResolvedReview(tx, payment.id, reason)))
       throw new ConflictError(`Payment #${payment.id} changed meanwhile; nothing was changed.`);
   }
@@ -2308,7 +2308,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
         if (payment.hasAmountMismatch && !input.accept_mismatch) {
           throw new BadRequestError(
             // The reason may quote a note (describeResolution) or a provider's words: their bidi controls as escapes.
-            `Payment #${paymentId} did not match the amount due (${revealBidiControls(payment.reviewReason ?? '')}). ` +
+            `Payment #${paymentId} did not match the amount due (${revealControls(payment.reviewReason ?? '')}). ` +
               'To accept it anyway, say in the note how the difference was settled and tick "accept the different ' +
               'amount" (accept_mismatch=yes).',
             {

@@ -24,7 +24,7 @@ import {
   NotAcceptableError,
   readableMessageOf,
 } from '../../shared/errors.js';
-import { revealBidiControls } from '../../shared/visible-text.js';
+import { revealControls } from '../../shared/visible-text.js';
 import { auditTimeIso, formatAuditTime } from '../audit/audit.service.js';
 import type { Guards } from '../auth/auth.guards.js';
 import { type TUserListQuery, usernameReadAsNoteOf, ZUserListQuery } from '../users/users.schema.js';
@@ -147,7 +147,7 @@ function ratesRefusalOnPage(error: AppError): string {
 function quotedRate(typed: string | undefined): string {
   if (!typed) return '(empty)';
   const characters = [...typed];
-  return revealBidiControls(characters.length > 40 ? `${characters.slice(0, 40).join('')}…` : typed);
+  return revealControls(characters.length > 40 ? `${characters.slice(0, 40).join('')}…` : typed);
 }
 
 /**
