@@ -53,6 +53,37 @@ export function throwIfStoppedDuringStartup(stopSignal: AbortSignal | undefined)
   if (stopSignal?.aborted) throw new StoppedDuringStartup(String(stopSignal.reason ?? 'a signal'));
 }
 
+/**
+ * Waits for `take` (a lock PostgreSQL hands out in turn: another process migrates or seeds) unless
+ * told to stop meanwhile: then `cancel` ends the wait (pg_cancel_backend, from a connection of its
+ * own: PostgreSQL does not notice a client gone while it waits for a lock, and would hand the lock
+ * to it) and StoppedDuringStartup is thrown. A lock taken just as it was told to stop is thrown for
+ * too, once the cancel has landed or missed: the caller gives it back (its transaction, its finally).
+ */
+export async function waitForLockUnlessStopped(
+  take: () => Promise<unknown>,
+  cancel: () => Promise<unknown>,
+  stopSignal: AbortSignal | undefined,
+): Promise<void> {
+  throwIfStoppedDuringStartup(stopSignal);
+  let cancelling: Promise<unknown> | undefined;
+  const onStop = () => {
+    cancelling = cancel().catch(() => undefined);
+  };
+  stopSignal?.addEventListener('abort', onStop, { once: true });
+  try {
+    await take();
+  } catch (error) {
+    await cancelling;
+    throwIfStoppedDuringStartup(stopSignal);
+    throw error;
+  } finally {
+    stopSignal?.removeEventListener('abort', onStop);
+  }
+  await cancelling;
+  throwIfStoppedDuringStartup(stopSignal);
+}
+
 const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
@@ -173,9 +204,8 @@ export async function applyMigrations(
 }
 
 /**
- * Takes the migration lock, waiting for as long as another process migrates. Told to stop meanwhile,
- * the wait is cancelled (pg_cancel_backend, from a connection of its own: PostgreSQL does not notice
- * a client gone while it waits for a lock, and would hand the lock to it) and StoppedDuringStartup thrown.
+ * Takes the migration lock, waiting for as long as another process migrates; told to stop
+ * meanwhile, the wait is cancelled and StoppedDuringStartup thrown (waitForLockUnlessStopped).
  */
 async function waitForMigrationLock(
   client: pg.Client,
@@ -183,7 +213,6 @@ async function waitForMigrationLock(
   connectTimeoutMs: number,
   stopSignal: AbortSignal | undefined,
 ) {
-  throwIfStoppedDuringStartup(stopSignal);
   const cancel = async () => {
     const canceller = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: connectTimeoutMs });
     try {
@@ -193,23 +222,11 @@ async function waitForMigrationLock(
       await canceller.end().catch(() => undefined);
     }
   };
-  let cancelling: Promise<void> | undefined;
-  const onStop = () => {
-    cancelling = cancel().catch(() => undefined);
-  };
-  stopSignal?.addEventListener('abort', onStop, { once: true });
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-  } catch (error) {
-    await cancelling;
-    throwIfStoppedDuringStartup(stopSignal);
-    throw error;
-  } finally {
-    stopSignal?.removeEventListener('abort', onStop);
-  }
-  // Taken just as it was told to stop: the finally of applyMigrations gives it back.
-  await cancelling;
-  throwIfStoppedDuringStartup(stopSignal);
+  await waitForLockUnlessStopped(
+    () => client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]),
+    cancel,
+    stopSignal,
+  );
 }
 
 /** The migrations of a folder, oldest first: one folder each, named for the time it was written. */

@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { throwIfStoppedDuringStartup } from '../../db/migrations.js';
+import { throwIfStoppedDuringStartup, waitForLockUnlessStopped } from '../../db/migrations.js';
 
 type Tx = Prisma.TransactionClient;
 
@@ -55,23 +55,11 @@ export async function withEmptyDatabase<T>(
 async function waitForSeedLock(db: Db, tx: Tx, stopSignal: AbortSignal | undefined): Promise<void> {
   throwIfStoppedDuringStartup(stopSignal);
   const [backend] = await tx.$queryRaw<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`;
-  let cancelling: Promise<unknown> | undefined;
-  const onStop = () => {
-    cancelling = db.$queryRaw`SELECT pg_cancel_backend(${backend?.pid ?? 0})`.catch(() => undefined);
-  };
-  stopSignal?.addEventListener('abort', onStop, { once: true });
-  try {
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SEED_LOCK_KEY})`;
-  } catch (error) {
-    await cancelling;
-    throwIfStoppedDuringStartup(stopSignal);
-    throw error;
-  } finally {
-    stopSignal?.removeEventListener('abort', onStop);
-  }
-  // Taken just as it was told to stop: the cancel has landed (or missed) before the next statement.
-  await cancelling;
-  throwIfStoppedDuringStartup(stopSignal);
+  await waitForLockUnlessStopped(
+    () => tx.$executeRaw`SELECT pg_advisory_xact_lock(${SEED_LOCK_KEY})`,
+    () => db.$queryRaw`SELECT pg_cancel_backend(${backend?.pid ?? 0})`,
+    stopSignal,
+  );
 }
 
 /** The demo's pricing tiers, each with its rates in force from `effectiveFrom`. */
