@@ -11,7 +11,6 @@ import {
   describeMissingAdmin,
   ensureBootstrapAdmin,
 } from './modules/users/users.service.js';
-import { isMissingTable } from './shared/errors.js';
 import type { Logger } from './shared/logger.js';
 
 export interface PreparedDatabase {
@@ -27,8 +26,9 @@ export interface PreparedDatabase {
  * Throws ConfigError (exit 78) when this process, without AUDIT_CHAIN_KEY, would append unsealed
  * entries after sealed ones: a development start (no APP_ENV, so no key required) on an instance's
  * database broke its chain for good with its first entry, and the runbook forbids repairing it.
- * Before the migrations, so a refused start changes nothing. A database with no audit_log yet (a
- * first start, the demo's) has no entry to break; audit_log's columns are the first migration's.
+ * After the migrations (which write no entry), so that a database that cannot be reached is told as
+ * their first connection tells it (DB_START_WAIT_SEC, the stale demo URL), and before the demo seed,
+ * the bootstrap admin and any request, so a refused start writes nothing.
  */
 async function refuseUnsealedAppend(databaseUrl: string, config: AppConfig, logger: Logger): Promise<void> {
   const db = openDatabase(databaseUrl, {
@@ -38,10 +38,7 @@ async function refuseUnsealedAppend(databaseUrl: string, config: AppConfig, logg
     logger,
   });
   try {
-    const problem = await describeUnsealedAppendProblem(db.prisma).catch((error: unknown) => {
-      if (isMissingTable(error)) return undefined;
-      throw error;
-    });
+    const problem = await describeUnsealedAppendProblem(db.prisma);
     if (problem) throw new ConfigError([problem]);
   } finally {
     await db.close();
@@ -67,9 +64,9 @@ export async function prepareDatabase(
   let demo: DemoSeedResult | undefined;
   try {
     throwIfStoppedDuringStartup(stopSignal);
-    await refuseUnsealedAppend(databaseUrl, config, logger);
     await applyMigrations(databaseUrl, logger, { stopSignal, connectTimeoutMs: config.dbConnectTimeoutMs });
     throwIfStoppedDuringStartup(stopSignal);
+    await refuseUnsealedAppend(databaseUrl, config, logger);
     const db = openDatabase(databaseUrl, {
       poolMax: 2,
       queryTimeoutMs: config.dbQueryTimeoutMs,
