@@ -521,9 +521,18 @@ describe('month-end run', () => {
         BEGIN RAISE EXCEPTION 'disk full (test)'; END $$;
       CREATE TRIGGER refuse_doomed_receipt BEFORE INSERT ON receipts
         FOR EACH ROW WHEN (NEW.username = 'm4-doomed') EXECUTE FUNCTION refuse_doomed_receipt();`);
+    // The users after it take half a second each: that the run stops is seen by the users it did not
+    // bill, and without this the other worker could bill all three while the failing one waited for the
+    // CPU (seen once in .ci/run, beside the Slurm lab).
+    await db.pool.query(`
+      CREATE FUNCTION slow_after_doomed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$;
+      CREATE TRIGGER slow_after_doomed BEFORE INSERT ON receipts
+        FOR EACH ROW WHEN (NEW.username > 'm4-doomed') EXECUTE FUNCTION slow_after_doomed();`);
     const allowDoomed = () =>
       db.pool.query(
-        'DROP TRIGGER IF EXISTS refuse_doomed_receipt ON receipts; DROP FUNCTION IF EXISTS refuse_doomed_receipt();',
+        'DROP TRIGGER IF EXISTS refuse_doomed_receipt ON receipts; DROP FUNCTION IF EXISTS refuse_doomed_receipt(); ' +
+          'DROP TRIGGER IF EXISTS slow_after_doomed ON receipts; DROP FUNCTION IF EXISTS slow_after_doomed();',
       );
     try {
       await expect(receipts.runMonthEnd(ADMIN, '2025-08-31')).rejects.toThrow(/disk full/);
