@@ -1,9 +1,9 @@
-import { type AppConfig, ConfigError } from './config/config.js';
+import type { AppConfig } from './config/config.js';
 import { describeConnectionOverflow } from './db/connection-budget.js';
 import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations, throwIfStoppedDuringStartup } from './db/migrations.js';
-import { configureAuditChain, describeUnsealedAppendProblem } from './modules/audit/audit.service.js';
+import { configureAuditChain, refuseUnsealedAppend } from './modules/audit/audit.service.js';
 import { type DemoSeedResult, refuseRunningDemosFile, seedDemoIfEmpty } from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import {
@@ -20,29 +20,6 @@ export interface PreparedDatabase {
   demo: DemoSeedResult | undefined;
   /** Stops the embedded PostgreSQL (and waits until it has), if there is one; again, the same wait. */
   stop(): Promise<void>;
-}
-
-/**
- * Throws ConfigError (exit 78) when this process, without AUDIT_CHAIN_KEY, would append unsealed
- * entries after sealed ones: a development start (no APP_ENV, so no key required) on an instance's
- * database broke its chain for good with its first entry, and the runbook forbids repairing it.
- * After the migrations (which write no entry), so that a database that cannot be reached is told as
- * their first connection tells it (DB_START_WAIT_SEC, the stale demo URL), and before the demo seed,
- * the bootstrap admin and any request, so a refused start writes nothing.
- */
-async function refuseUnsealedAppend(databaseUrl: string, config: AppConfig, logger: Logger): Promise<void> {
-  const db = openDatabase(databaseUrl, {
-    poolMax: 1,
-    queryTimeoutMs: config.dbQueryTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger,
-  });
-  try {
-    const problem = await describeUnsealedAppendProblem(db.prisma);
-    if (problem) throw new ConfigError([problem]);
-  } finally {
-    await db.close();
-  }
 }
 
 /**
@@ -66,7 +43,6 @@ export async function prepareDatabase(
     throwIfStoppedDuringStartup(stopSignal);
     await applyMigrations(databaseUrl, logger, { stopSignal, connectTimeoutMs: config.dbConnectTimeoutMs });
     throwIfStoppedDuringStartup(stopSignal);
-    await refuseUnsealedAppend(databaseUrl, config, logger);
     const db = openDatabase(databaseUrl, {
       poolMax: 2,
       queryTimeoutMs: config.dbQueryTimeoutMs,
@@ -74,6 +50,11 @@ export async function prepareDatabase(
       logger,
     });
     try {
+      // Without AUDIT_CHAIN_KEY on a sealed log (a development start on an instance's database), exit 78
+      // before the demo seed, the bootstrap admin and any request write an entry that would break the
+      // chain for good. After the migrations (which write none): a database that cannot be reached is
+      // told as their first connection tells it (DB_START_WAIT_SEC, the stale demo URL).
+      await refuseUnsealedAppend(db.prisma);
       if (config.shouldSeedDemo) {
         const { dataDir, currency, timeZone } = config;
         demo = await seedDemoIfEmpty(db, {

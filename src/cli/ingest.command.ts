@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig } from '../config/config.js';
-import { configureAuditChain, describeUnsealedAppendProblem } from '../modules/audit/audit.service.js';
+import { loadConfig } from '../config/config.js';
+import { configureAuditChain, refuseUnsealedAppend } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
 import {
@@ -57,11 +57,10 @@ async function main(startUp: StartUp) {
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 4, logger });
   startUp.closeOnStop(() => db.close());
   // Each run appends an entry: one unsealed after sealed ones breaks the chain for good, so no run starts.
-  const unsealed = await describeUnsealedAppendProblem(db.prisma);
-  if (unsealed) {
+  await refuseUnsealedAppend(db.prisma).catch(async (error: unknown) => {
     await db.close();
-    throw new ConfigError([unsealed]);
-  }
+    throw error;
+  });
   const service = buildIngestionService({ config, db, logger, metrics: createMetrics() });
   // Each run it makes is audited as the admin's Run now is, by `cli` with the OS user (and under sudo
   // who invoked it), as the user tools' entries are: a run from a shell or cron wrote none.

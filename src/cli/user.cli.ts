@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
 import { createViewFormatters } from '../http/view-format.js';
-import { configureAuditChain, describeUnsealedAppendProblem } from '../modules/audit/audit.service.js';
+import { configureAuditChain, refuseUnsealedAppend } from '../modules/audit/audit.service.js';
 import { usernameReadAsNoteOf, ZNewUsername, ZRole, ZUsername } from '../modules/users/users.schema.js';
 import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
@@ -160,8 +160,7 @@ async function main() {
   const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger: createToolLogger('warn') });
   try {
     // Before a password is asked for: every command appends to the log, in the change's transaction.
-    const unsealed = await describeUnsealedAppendProblem(db.prisma);
-    if (unsealed) throw new ConfigError([unsealed]);
+    await refuseUnsealedAppend(db.prisma);
     if (command === 'create') {
       const password = await readPassword(values['password-stdin'] ?? false);
       const { generatedPassword } = await usersService.createUser(

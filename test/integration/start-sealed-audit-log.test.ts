@@ -43,7 +43,7 @@ async function countEntries(): Promise<number> {
 // Started without AUDIT_CHAIN_KEY (allowed outside production) on a database whose log is sealed,
 // the server appended unsealed entries after the sealed ones (the bootstrap admin's, every sign-in):
 // the chain was broken for good, AuditChainBroken fired, and the runbook forbids repairing it. The
-// user tools and npm run ingest refuse this with exit 78 (describeUnsealedAppendProblem); the
+// user tools and npm run ingest refuse this with exit 78 (refuseUnsealedAppend); the
 // server now does too, after its migrations (which write no entry), before it seeds, writes or serves anything.
 describe('a start without AUDIT_CHAIN_KEY', () => {
   it('on an unsealed log (no key yet, as the demo) starts as before and writes unsealed entries', async () => {

@@ -1,4 +1,5 @@
 import type { Prisma } from '@prisma/client';
+import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { fieldLabelsOf } from '../../http/field-labels.js';
@@ -282,22 +283,22 @@ function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly st
 }
 
 /**
- * Why this process must not append to `db`'s log, or undefined when it may: without AUDIT_CHAIN_KEY
+ * Throws ConfigError (exit 78) when this process must not append to `db`'s log: without AUDIT_CHAIN_KEY
  * it writes unsealed entries, and one after a sealed entry breaks the chain for good ("not sealed
  * with AUDIT_CHAIN_KEY, though #N before it is"), which AuditChainBroken pages as a rewrite. A user
  * tool run from a shell with DATABASE_URL alone (no APP_ENV, so no key required) wrote one. Read
- * once, before a tool changes anything: the newest entry's hash is its plain SHA-256, or the log is
+ * once, before a tool or the server's start changes anything: the newest entry's hash is its plain SHA-256, or the log is
  * empty, when appending without a key is what the log already is.
  */
-export async function describeUnsealedAppendProblem(db: Db): Promise<string | undefined> {
-  if (hasChainKey()) return undefined;
+export async function refuseUnsealedAppend(db: Db): Promise<void> {
+  if (hasChainKey()) return;
   const newest = await auditRepository.findNewestEntry(db);
-  if (!newest || sealOfOrNone(newest, []) === 'unsealed') return undefined;
-  return (
+  if (!newest || sealOfOrNone(newest, []) === 'unsealed') return;
+  throw new ConfigError([
     `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newest.id}) is sealed with a key (or was changed): ` +
-    'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
-    'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)'
-  );
+      'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
+      'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)',
+  ]);
 }
 
 /**
