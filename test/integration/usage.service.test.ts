@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Prisma } from '@prisma/client';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
 import { escapeCsvFormula, escapeCsvText, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
@@ -20,6 +19,7 @@ import {
 import { createUsageService, UsagePageNotFoundError } from '../../src/modules/usage/usage.service.js';
 import { BadRequestError } from '../../src/shared/errors.js';
 import { awkwardJobSpecs, buildJobs, buildTiers } from '../support/billing-factories.js';
+import { copyCsvOf } from '../support/csv-copy.js';
 import { buildTestConfig } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -636,52 +636,30 @@ describe('CSV rows', () => {
       'ünï;=cødé',
       '😀;@1',
     );
-    const client = await db.pool.connect();
-    try {
-      const rows = texts.map(
-        (text, index) => `(${index}, ${text === null ? 'NULL::text' : client.escapeLiteral(text)})`,
-      );
-      const parts: Buffer[] = [];
-      const copy = `COPY (SELECT ${csvTextSql(Prisma.sql`t.text`).text} FROM (VALUES ${rows.join(', ')}) t(n, text)
-        ORDER BY t.n) TO STDOUT WITH (FORMAT csv)`;
-      for await (const chunk of client.query(copyTo(copy))) parts.push(chunk as Buffer);
-      const written = Buffer.concat(parts).toString('utf8');
-      expect(written).toBe(
-        formatCsvLines(
-          texts.map((text) => [escapeCsvFormula(text)]),
-          ['text'],
-        ),
-      );
-      expect(written.split('\n').slice(0, 4)).toEqual(['"\'=HYPERLINK(""http://x"")"', "'+1", "'-rf", "'@SUM(1)"]);
-      expect(written).toContain("\nx;'=1+1;y\nx\t'=1+1\ty\n");
-      expect(written).not.toMatch(/[;\t][=+\-@]/);
-    } finally {
-      client.release();
-    }
+    const written = await copyCsvOf(db.pool, csvTextSql, texts);
+    expect(written).toBe(
+      formatCsvLines(
+        texts.map((text) => [escapeCsvFormula(text)]),
+        ['text'],
+      ),
+    );
+    expect(written.split('\n').slice(0, 4)).toEqual(['"\'=HYPERLINK(""http://x"")"', "'+1", "'-rf", "'@SUM(1)"]);
+    expect(written).toContain("\nx;'=1+1;y\nx\t'=1+1\ty\n");
+    expect(written).not.toMatch(/[;\t][=+\-@]/);
   });
 
   it("writes a job key as a receipt's items.csv does: a pending array's [] escaped like a name", async () => {
     // A hand-made sacct file's pending array keeps whatever its [] holds; any other key is digits, _ and +.
     const keys: (string | null)[] = ['7001', '7001_4', '7001+0', '7001_[1-3]', '7001_[1;=1+1]', '7001_[1\t@x;-2]'];
     keys.push('7001_[\u202e1]', '7001_[;=1\u2066]', '7001_[a,b]', '7001_["x"]', '7001_[]', '', null);
-    const client = await db.pool.connect();
-    try {
-      const rows = keys.map((key, index) => `(${index}, ${key === null ? 'NULL::text' : client.escapeLiteral(key)})`);
-      const parts: Buffer[] = [];
-      const copy = `COPY (SELECT ${csvJobKeySql(Prisma.sql`t.key`).text} FROM (VALUES ${rows.join(', ')}) t(n, key)
-        ORDER BY t.n) TO STDOUT WITH (FORMAT csv)`;
-      for await (const chunk of client.query(copyTo(copy))) parts.push(chunk as Buffer);
-      const written = Buffer.concat(parts).toString('utf8');
-      expect(written).toBe(
-        formatCsvLines(
-          keys.map((key) => [key === null ? null : escapeCsvText(key)]),
-          ['key'],
-        ),
-      );
-      expect(written).toContain("\n7001_[1;'=1+1]\n7001_[1\t'@x;'-2]\n7001_[\\u202e1]\n");
-    } finally {
-      client.release();
-    }
+    const written = await copyCsvOf(db.pool, csvJobKeySql, keys, 'key');
+    expect(written).toBe(
+      formatCsvLines(
+        keys.map((key) => [key === null ? null : escapeCsvText(key)]),
+        ['key'],
+      ),
+    );
+    expect(written).toContain("\n7001_[1;'=1+1]\n7001_[1\t'@x;'-2]\n7001_[\\u202e1]\n");
   });
 
   it("neutralises formulas in the text columns of one user's export and of the export across users alike", async () => {
