@@ -122,7 +122,10 @@ export interface AppDeps {
   backgroundWork?: BackgroundWork;
   /** How long Run now waits for its run before answering that it goes on (RUN_NOW_ANSWER_WITHIN_MS); tests shorten it. */
   runNowAnswerWithinMs?: number;
-  /** True once server.ts has begun a shutdown's drain: /readyz answers 503, hpc_ready reads 0. Default: never. */
+  /**
+   * True once server.ts has begun a shutdown's drain: /readyz answers 503, hpc_ready reads 0, and month-end
+   * and Run now are refused (503). Default: never.
+   */
   isDraining?: () => boolean;
 }
 
@@ -407,6 +410,7 @@ export function createApp(deps: AppDeps): express.Express {
         now,
         backgroundWork,
         runNowAnswerWithinMs: deps.runNowAnswerWithinMs,
+        isDraining: deps.isDraining,
       }),
       timeZone: config.timeZone,
       now,

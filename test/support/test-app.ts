@@ -25,6 +25,8 @@ export interface TestAppOptions {
   backgroundWork?: BackgroundWork;
   /** How long Run now waits for its run before answering that it is still running (a test's: a fraction of a second). */
   runNowAnswerWithinMs?: number;
+  /** Whether the server drains before a shutdown (server.ts's drain); never when left out. */
+  isDraining?: () => boolean;
 }
 
 /** The real app over a test database, as supertest drives it. */
@@ -39,6 +41,7 @@ export function buildTestApp(db: Database & { url: string }, options: TestAppOpt
     csvExportLimits: options.csvExportLimits,
     backgroundWork: options.backgroundWork,
     runNowAnswerWithinMs: options.runNowAnswerWithinMs,
+    isDraining: options.isDraining,
   });
 }
 

@@ -97,6 +97,8 @@ export function buildIngestionService(deps: {
   backgroundWork?: BackgroundWork;
   /** RUN_NOW_ANSWER_WITHIN_MS, shorter in tests. */
   runNowAnswerWithinMs?: number;
+  /** Whether the server drains before its shutdown: Run now is refused then. */
+  isDraining?: () => boolean;
 }): IngestionService {
   const observeToken = watchesTokenExpiry(deps.config)
     ? (jwt: string) => deps.metrics.observeIngestTokenExpiry(tokenExpiryOf(jwt))
@@ -120,6 +122,7 @@ export function buildIngestionService(deps: {
     now: deps.now,
     backgroundWork: deps.backgroundWork,
     runNowAnswerWithinMs: deps.runNowAnswerWithinMs,
+    isDraining: deps.isDraining,
   });
   // SLURMRESTD_TOKEN cannot change while the process runs: read once, above.
   if (!observeToken || !slurmrestd?.tokenFile || slurmrestd.token) return service;

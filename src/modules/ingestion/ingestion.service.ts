@@ -8,6 +8,7 @@ import {
   isMissingColumn,
   isMissingTable,
   isReadOnlyDatabase,
+  ServiceUnavailableError,
   sqlStateOf,
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatZonedTimeSeconds, startOfLocalDay } from '../../shared/local-date.js';
@@ -64,6 +65,8 @@ export interface IngestionDeps {
   backgroundWork?: BackgroundWork;
   /** RUN_NOW_ANSWER_WITHIN_MS, shorter in tests. */
   runNowAnswerWithinMs?: number;
+  /** Whether the server drains before its shutdown (server.ts): Run now is refused then, as month-end is. */
+  isDraining?: () => boolean;
 }
 
 export interface RunSummary {
@@ -118,6 +121,9 @@ export type RunNowResult = RunResult | { status: 'running'; runId: number };
  * 20 s leaves room under 60 s for the audit entry and the redirect on a loaded server.
  */
 export const RUN_NOW_ANSWER_WITHIN_MS = 20_000;
+
+/** Run now's refusal while the server drains before its shutdown or stops (503), as month-end's start says it. */
+export const RUN_NOW_WHILE_STOPPING = 'The app is stopping; start the ingestion run again in a moment.';
 
 /** What a run that met the database unavailable (stopped, restarting, unreachable) says of it. */
 export const DATABASE_UNAVAILABLE_FOR_RUN = 'the database is unavailable';
@@ -960,8 +966,17 @@ export function createIngestionService(deps: IngestionDeps) {
    * (backgroundWork), recorded and audited when it ends, stopped by the server's shutdown as a
    * scheduled run is (its sacct killed, recorded stopped_by_shutdown). A run that fails to be
    * recorded (the database) throws here when it does so within the bound, and is logged after it.
+   * Refused (ServiceUnavailableError, 503) while the server drains before its shutdown or stops.
    */
   async function runNow(context: AuditContext): Promise<RunNowResult> {
+    // Draining, the process stops once the delay is over, and then stops the run: accepted, it was
+    // recorded failed by the shutdown moments after its answer (or, started past the drain, stopped
+    // before it read anything), and the admin had to find out and run it again. Refused at once
+    // instead, with nothing recorded or audited, as a month-end start is; the next Run now goes to an
+    // instance that stays.
+    if (backgroundWork.isStopping() || deps.isDraining?.()) {
+      throw new ServiceUnavailableError(RUN_NOW_WHILE_STOPPING);
+    }
     const stopping = new AbortController();
     const startedAt = Date.now();
     const state: { runId?: number; isAbandoned: boolean } = { isAbandoned: false };
