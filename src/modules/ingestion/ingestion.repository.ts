@@ -48,6 +48,12 @@ export interface RunWrite {
   since: Date;
   /** The keys (jobRowKey) of the batch's jobs that the run wrote in an earlier batch. */
   writtenBefore: ReadonlySet<string>;
+  /**
+   * The run's row (ingestion_runs), whose seen, inserted and updated the batch adds its own to in its
+   * transaction: a run cut short (a shutdown that stopped waiting for it, a process killed) has its
+   * row say what it stored, where they stayed 0 beside the jobs its committed batches had stored.
+   */
+  runId?: number;
 }
 
 /**
@@ -278,6 +284,17 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
     await client.query('BEGIN');
     await client.query(HOLD_OWNERS_SQL, [JSON.stringify(owners), ADVISORY_LOCK_CLASSES.userJobs]);
     result = await client.query(UPSERT_SQL, [JSON.stringify(rows), source, run.since]);
+    if (run.runId !== undefined) {
+      const counts = countsOf(result.rows[0]);
+      // Last before the COMMIT: the run's row is locked only from here to there, so a batch beside
+      // this one waits for it only that long.
+      await client.query(ADD_RUN_COUNTS_SQL, [
+        run.runId,
+        counts.inserted + counts.updated + counts.unchanged,
+        counts.inserted,
+        counts.updated,
+      ]);
+    }
     await client.query('COMMIT');
   } catch (error) {
     // A connection that cannot roll back is dropped, which rolls back too.
@@ -289,7 +306,22 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
     throw error;
   }
   client.release();
-  const { firsts, inserted, updated, changed_later, held } = result.rows[0] ?? {
+  return countsOf(result.rows[0]);
+}
+
+/** What UPSERT_SQL's row says, as the run counts it. */
+function countsOf(
+  row:
+    | {
+        firsts: number;
+        inserted: number;
+        updated: number;
+        changed_later: number;
+        held: [cluster: string, jobId: string, jobKey: string, receiptId: number][];
+      }
+    | undefined,
+): UpsertCounts {
+  const { firsts, inserted, updated, changed_later, held } = row ?? {
     firsts: 0,
     inserted: 0,
     updated: 0,
@@ -307,6 +339,11 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
     })),
   };
 }
+
+// A batch's jobs added to its run's counts (RunWrite.runId): `seen` by the jobs the run wrote for the
+// first time (inserted + updated + unchanged), as the run counts them.
+const ADD_RUN_COUNTS_SQL = `
+UPDATE ingestion_runs SET seen = seen + $2, inserted = inserted + $3, updated = updated + $4 WHERE id = $1`;
 
 // The rows that share a cluster and JobIDRaw or job key with a record of the batch, with or without
 // the `@<submit>` of a job that reused an id (reused-job-id.ts): `4242` and `4242@...`, the range
@@ -497,26 +534,66 @@ export async function finishRun(
 }
 
 /**
- * Records run `id` failed and stopped by its server's shutdown if it is still running (a run the
- * shutdown stopped waiting for); false when it had ended and written its own record.
+ * What the notes of a run cut short (`how`) say of its counts, under `counts`: its batches added theirs
+ * to its row as they committed (RunWrite.runId), so the counts are what it stored, not the whole window.
  */
-export async function failRunningRunForShutdown(
-  db: Db,
-  id: number,
-  result: { error: string; finishedAt: Date; durationMs: number },
-): Promise<boolean> {
-  const updated = await db.ingestionRun.updateMany({
-    where: { id, outcome: 'running' },
-    data: { outcome: 'failed', stoppedByShutdown: true, ...result },
-  });
-  return updated.count > 0;
+export function cutRunCountsNote(how: string): string {
+  return `${how}: the counts are those of the batches of jobs it committed, each with its jobs (a batch not committed rolled back with its jobs); its skipped records were not counted`;
 }
 
-/** Runs left `running` by a process that died; only called while holding the ingest lock. */
+/** How long the shutdown's record of a run waits for a batch of the run that is committing (it holds the run's row). */
+const SHUTDOWN_RECORD_LOCK_WAIT_MS = 2_000;
+
+/**
+ * Records run `id` failed and stopped by its server's shutdown if it is still running (a run the
+ * shutdown stopped waiting for), with `countsNote` as its notes' `counts`; the counts its committed
+ * batches left on its row, or null when it had ended and written its own record. A batch committing
+ * meanwhile holds the row: waited for a moment, past which this throws and the row stays running.
+ */
+export async function failRunningRunForShutdown(
+  pool: pg.Pool,
+  id: number,
+  result: { error: string; countsNote: string; finishedAt: Date; durationMs: number },
+): Promise<{ seen: number; inserted: number; updated: number } | null> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SET LOCAL lock_timeout = ${SHUTDOWN_RECORD_LOCK_WAIT_MS}`);
+    const updated = await client.query<{ seen: number; inserted: number; updated: number }>(
+      `UPDATE ingestion_runs
+          SET outcome = 'failed', stopped_by_shutdown = true, error = $2, finished_at = $3, duration_ms = $4,
+              source_notes = coalesce(source_notes, '{}'::jsonb) || jsonb_build_object('counts', $5::text)
+        WHERE id = $1 AND outcome = 'running'
+        RETURNING seen, inserted, updated`,
+      [id, result.error, result.finishedAt, result.durationMs, result.countsNote],
+    );
+    await client.query('COMMIT');
+    client.release();
+    return updated.rows[0] ?? null;
+  } catch (error) {
+    // A connection that cannot roll back is dropped, which rolls back too.
+    const failed = await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackError: unknown) => rollbackError as Error,
+    );
+    client.release(failed);
+    throw error;
+  }
+}
+
+/**
+ * Runs left `running` by a process that died; only called while holding the ingest lock. Their counts
+ * are those their committed batches left (RunWrite.runId), which their notes say.
+ */
 export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
   const result = await db.ingestionRun.updateMany({
     where: { outcome: 'running' },
-    data: { outcome: 'failed', error: 'interrupted: the process stopped before the run finished', finishedAt: now },
+    data: {
+      outcome: 'failed',
+      error: 'interrupted: the process stopped before the run finished',
+      sourceNotes: { counts: cutRunCountsNote('cut short when its process stopped') },
+      finishedAt: now,
+    },
   });
   return result.count;
 }

@@ -176,6 +176,8 @@ interface RunJobs {
   since: Date;
   /** Distinct jobs written (RunSummary.seen). */
   seen: number;
+  /** Its row, to which each batch adds its counts as it commits (RunWrite.runId). */
+  runId: number;
 }
 
 interface SourceCounts {
@@ -406,6 +408,7 @@ export function createIngestionService(deps: IngestionDeps) {
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
         since: runJobs.since,
         writtenBefore,
+        runId: runJobs.runId,
       });
       counts.inserted += result.inserted;
       counts.updated += result.updated;
@@ -619,6 +622,7 @@ export function createIngestionService(deps: IngestionDeps) {
       keys: new Set(),
       since: await ingestionRepository.readDatabaseClock(db.pool),
       seen: 0,
+      runId,
     };
     const notes: Record<string, string> = { ...deps.unconfigured };
     const totals = { inserted: 0, updated: 0, unchanged: 0 };
@@ -1051,12 +1055,15 @@ export function createIngestionService(deps: IngestionDeps) {
     if (runId === undefined) return;
     const error = `stopped: ${SHUTDOWN_STOP_REASON} (its shutdown timeout ran out before the run ended)`;
     try {
-      const isStopped = await ingestionRepository.failRunningRunForShutdown(db.prisma, runId, {
+      // Its counts are those its batches committed, each with its jobs; they were left at 0 here,
+      // beside the jobs of those batches, as if it had stored nothing.
+      const committed = await ingestionRepository.failRunningRunForShutdown(db.pool, runId, {
         error,
+        countsNote: `${ingestionRepository.cutRunCountsNote('cut short by the shutdown')}. The next run reads the window again`,
         finishedAt: new Date(),
         durationMs,
       });
-      if (!isStopped) return;
+      if (!committed) return;
       state.isAbandoned = true;
       metrics.ingestRuns.inc({ source: 'none', outcome: 'failed' });
       await recordAudit(db, {
@@ -1064,7 +1071,7 @@ export function createIngestionService(deps: IngestionDeps) {
         action: 'ingestion.run_now',
         target: `ingestion_run:${runId}`,
         status: 'failed',
-        details: { outcome: 'failed', source: null, seen: 0, inserted: 0, updated: 0, skipped: 0, error },
+        details: { outcome: 'failed', source: null, ...committed, skipped: 0, error },
       });
     } catch (caught) {
       // Its row stays running until the next run marks it abandoned.

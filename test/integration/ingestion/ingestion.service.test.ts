@@ -1207,6 +1207,59 @@ describe('one run at a time', () => {
     expect(abandoned).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^interrupted/) });
   });
 
+  // A scheduled run the shutdown stopped waiting for (a source that does not stop when told) is left
+  // running as its process exits, and the next run marks it failed. Its batches had each committed their
+  // jobs, and it read 0 seen and 0 new beside them: its row now gets each batch's counts as it commits.
+  it('gives a run left running by a dead process the counts of the batches it committed, and says they are that', async () => {
+    const { source: file } = fileSource('final/sacct-steps-extra.psv');
+    const stopping = new AbortController();
+    // The capture's 12 jobs, then a read that ends only when told: two batches of 5 commit, 2 jobs wait in memory.
+    const readsThenHangs: JobSource = {
+      name: 'sacct',
+      async *read(window) {
+        yield* file.read(window);
+        await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+      },
+    };
+    const cut = service([readsThenHangs])
+      .runOnce({ trigger: 'schedule', window: WINDOW })
+      .catch(() => undefined);
+    // A hang guard while the two batches commit, not a timed assertion.
+    await expect.poll(() => db.prisma.slurmJob.count(), { timeout: 10_000 }).toBe(10);
+    // Its process dies: its connections close, with the ingestion lock.
+    db.closeConnectionsInUse();
+
+    const other = await createTestDatabaseClone();
+    try {
+      const next = await createIngestionService({
+        db: other,
+        sources: [file],
+        unconfigured: {},
+        logger: createLogger('silent'),
+        metrics: createMetrics(),
+        overlapSec: 0,
+        initialLookbackSec: 60,
+      }).runOnce({ trigger: 'manual', window: WINDOW });
+      expect(next).toMatchObject({ status: 'finished', run: { outcome: 'success', seen: 12, inserted: 2 } });
+    } finally {
+      await other.close();
+    }
+    const abandoned = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: 1 } });
+    expect(abandoned).toMatchObject({
+      outcome: 'failed',
+      error: 'interrupted: the process stopped before the run finished',
+      seen: 10,
+      inserted: 10,
+      updated: 0,
+    });
+    expect(abandoned.sourceNotes).toEqual({
+      counts:
+        'cut short when its process stopped: the counts are those of the batches of jobs it committed, each with its jobs (a batch not committed rolled back with its jobs); its skipped records were not counted',
+    });
+    stopping.abort();
+    await cut;
+  });
+
   it('a restarted process reports the freshness of the last completed run before running', async () => {
     const finishedAt = new Date('2026-11-20T10:00:00Z');
     await db.prisma.ingestionRun.create({

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
 import type { JobSource } from '../../../src/modules/ingestion/job-source.js';
+import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics, type Metrics } from '../../../src/modules/metrics/metrics.js';
 import { type BackgroundWork, createBackgroundWork } from '../../../src/shared/background-work.js';
 import { createLogger } from '../../../src/shared/logger.js';
@@ -34,6 +35,9 @@ const NOW = new Date('2026-11-23T16:00:00Z');
 const ANSWER_WITHIN_MS = 300;
 /** A hang guard: a Run now that waits for its run never answers before the test releases it. */
 const REQUEST_GUARD_MS = 5000;
+/** What an abandoned run's notes say of its counts. */
+const CUT_COUNTS_NOTE =
+  'cut short by the shutdown: the counts are those of the batches of jobs it committed, each with its jobs (a batch not committed rolled back with its jobs); its skipped records were not counted. The next run reads the window again';
 const STILL_RUNNING = /^Run #(\d+) is still running; its outcome will be in the runs table when it ends\.$/;
 
 let db: TestDatabase;
@@ -270,7 +274,11 @@ describe('Run now whose source hangs past the bound', () => {
       outcome: 'failed',
       stoppedByShutdown: true,
       error: 'stopped: the process is shutting down (its shutdown timeout ran out before the run ended)',
+      // It had stored nothing: 0 is what it committed, and its notes say the counts are that.
+      seen: 0,
+      inserted: 0,
     });
+    expect(run.sourceNotes).toEqual({ counts: CUT_COUNTS_NOTE });
     expect(run.finishedAt).not.toBeNull();
     const entry = await db.prisma.auditLog.findFirstOrThrow({
       where: { action: 'ingestion.run_now', target: `ingestion_run:${runId}` },
@@ -278,5 +286,74 @@ describe('Run now whose source hangs past the bound', () => {
     expect(entry).toMatchObject({ status: 'failed', actor: 'ops' });
     expect(entry.details).toMatchObject({ outcome: 'failed', error: run.error });
     expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
+  });
+
+  // Each batch of jobs commits on its own: a run abandoned after some batches has stored their jobs, and
+  // was recorded with 0 seen and 0 new beside them, as if it had stored nothing. Its record now carries
+  // what it committed, batch by batch with the jobs, and says that the run was cut short.
+  it('records the jobs it had committed when the shutdown abandons it, and says the run was cut short there', async () => {
+    const capture = createSacctFileSource({ path: CAPTURE, timeZone: 'UTC', defaultCluster: 'lab' });
+    // The capture's 12 jobs, then a source that never ends: two batches of 5 commit, the last 2 wait in memory.
+    const readsThenHangs: JobSource = {
+      name: 'slurmrestd',
+      async *read(window) {
+        yield* capture.read(window);
+        await new Promise(() => undefined);
+      },
+    };
+    const service = createIngestionService({
+      db,
+      sources: [readsThenHangs],
+      unconfigured: {},
+      logger: createLogger('silent'),
+      metrics,
+      overlapSec: 600,
+      initialLookbackSec: 86_400,
+      timeZone: 'UTC',
+      batchSize: 5,
+      now: () => NOW,
+      backgroundWork,
+      runNowAnswerWithinMs: 50,
+    });
+    const context = { actor: 'ops', ip: '192.0.2.7', userAgent: null };
+    const answer = await service.runNow(context);
+    expect(answer).toEqual({ status: 'running', runId: expect.any(Number) });
+    const runId = (answer as { runId: number }).runId;
+    // A hang guard while the two batches commit, not a timed assertion.
+    await expect.poll(() => db.prisma.slurmJob.count(), { timeout: 10_000 }).toBe(10);
+
+    const stopped = backgroundWork;
+    backgroundWork = createBackgroundWork();
+    expect(await stopped.stop(100)).toEqual([`ingestion run #${runId} (Run now)`]);
+    db.closeConnectionsInUse();
+    const run = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: runId } });
+    expect(await db.prisma.slurmJob.count()).toBe(10);
+    expect(run).toMatchObject({
+      outcome: 'failed',
+      stoppedByShutdown: true,
+      error: 'stopped: the process is shutting down (its shutdown timeout ran out before the run ended)',
+      seen: 10,
+      inserted: 10,
+      updated: 0,
+    });
+    expect(run.sourceNotes).toEqual({ counts: CUT_COUNTS_NOTE });
+    const entry = await db.prisma.auditLog.findFirstOrThrow({
+      where: { action: 'ingestion.run_now', target: `ingestion_run:${runId}` },
+    });
+    expect(entry.details).toMatchObject({ outcome: 'failed', seen: 10, inserted: 10, updated: 0, error: run.error });
+
+    // Where the admin reads it: the page's row and the JSON give the counts and say they are what it committed.
+    const user = await buildUser(db.prisma, { role: 'admin' });
+    const agent = await signInAs(app('/nonexistent/sacct'), user.username, user.password);
+    const listed = await agent.get('/admin/ingestion').set('Accept', 'application/json').expect(200);
+    expect(listed.body.runs[0]).toMatchObject({
+      runId,
+      outcome: 'failed',
+      seen: 10,
+      inserted: 10,
+      sourceNotes: { counts: CUT_COUNTS_NOTE },
+    });
+    const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
+    expect(page.text).toContain(`counts: ${CUT_COUNTS_NOTE}`);
   });
 });
