@@ -334,10 +334,10 @@ export class RenamedTierError extends ConflictError {
 }
 
 /**
- * Rates set, or another tier made the default, while a month-end run bills: the run makes one receipt
- * a user, each at the rates in force as it is made, so a change then billed the users it had reached at
- * the old rates and the rest at the new ones, one month at two prices by the order of their names, with
- * nothing in the run's summary saying so. Refused (409) until the run has ended; JSON clients get the
+ * Rates set, another tier made the default or a user moved to another tier while a month-end run
+ * bills: the run makes one receipt a user, each at the tier and rates in force as it is made, so a
+ * change then billed the users it had reached at the old rates and the rest at the new ones, one month
+ * at two prices by the order of their names, with nothing in the run's summary saying so. Refused (409) until the run has ended; JSON clients get the
  * run's `runId` and `statusUrl`. `refusal` says what was not done, `split` what the change would have
  * billed, `advice` what to do instead, each worded for its form.
  */
@@ -1457,6 +1457,18 @@ export function createRatesService(deps: RatesServiceDeps) {
             config.timeZone,
           );
         }
+        // A move during a run priced the user at the old tier if the run had billed them already and at
+        // the new one if not, while this page said the new one; a change of no one's tier is no split.
+        const from = tierOf(tiersNow, input.username, current).tier;
+        await refuseDuringMonthEnd(tx, {
+          refusal: isRemoval
+            ? `${input.username} not moved back to ${input.tier} (their natural tier)`
+            : `${input.username} not moved to ${input.tier}`,
+          split:
+            `its receipt for ${input.username} would be at ${from}'s rates if it has already billed ` +
+            `${input.username}, and at ${input.tier}'s if not`,
+          advice: `Move ${input.username}`,
+        });
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
           throw new ConflictError(
