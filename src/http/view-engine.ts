@@ -54,6 +54,7 @@ export const VIEW_LOCALS = [
   'generated',
   'refusedChange',
   'refusedUser',
+  'chosenTier',
   'freshness',
   'hasAmountDue',
   'heldForReview',

@@ -564,7 +564,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
   async function renderTiers(
     res: express.Response,
     query: TUserListQuery,
-    extra: { error?: string; refusedUser?: string; invalidFields?: string[] } = {},
+    extra: { error?: string; refusedUser?: string; invalidFields?: string[]; chosenTier?: string } = {},
   ) {
     const snapshot = await rates.getCurrentSnapshot();
     // Before the first tier there is no tier to show anyone on: the page says where to add one.
@@ -588,6 +588,7 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
         .join(' '),
       refusedUser: undefined,
       invalidFields: [],
+      chosenTier: undefined,
       ...extra,
     });
   }
@@ -665,6 +666,8 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
         // The row of the user the name reads as (zoe for ZOE typed), as a move and its success's return read it.
         refusedUser: await rates.findRefusedMoveUser(typedIn(req.body, 'username')),
         invalidFields: invalidFieldsOf(error),
+        // Refused only until a month-end run has ended: the row keeps the tier chosen, to save again then.
+        chosenTier: error instanceof PricingDuringMonthEndError ? typedIn(req.body, 'tier') : undefined,
       });
     }
   });

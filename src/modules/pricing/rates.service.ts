@@ -334,12 +334,13 @@ export class RenamedTierError extends ConflictError {
 }
 
 /**
- * Rates set, or another tier made the default, while a month-end run bills: the run makes one receipt
- * a user, each at the rates in force as it is made, so a change then billed the users it had reached at
- * the old rates and the rest at the new ones, one month at two prices by the order of their names, with
- * nothing in the run's summary saying so. Refused (409) until the run has ended; JSON clients get the
- * run's `runId` and `statusUrl`. `refusal` says what was not done, `split` what the change would have
- * billed, `advice` what to do instead, each worded for its form.
+ * Rates set, another tier made the default, a user moved to another tier, a tier renamed or a tier
+ * added that rules or the fallback send users to, while a month-end run bills: the run makes one
+ * receipt a user, each at the tier and rates in force as it is made, so a change then billed the users
+ * it had reached at the old rates and the rest at the new ones, one month at two prices by the order of
+ * their names, with nothing in the run's summary saying so. Refused (409) until the run has ended;
+ * JSON clients get the run's `runId` and `statusUrl`. `refusal` says what was not done, `split` what
+ * the change would have billed, `advice` what to do instead, each worded for its form.
  */
 export class PricingDuringMonthEndError extends ConflictError {
   constructor(
@@ -998,6 +999,26 @@ export function createRatesService(deps: RatesServiceDeps) {
           createdBy: actor.actor,
         });
         const rulePatterns = rulePatternsFor(input.name);
+        // Checked once the tier is in, so a taken name is refused as such. A tier rules send users to,
+        // or the one pricing falls back to when no other prices yet, takes its users from now on: during
+        // a run, the users it had reached stayed where they were and the rest were billed with it. A
+        // tier neither is prices no one until a user is moved onto it (refused during a run too), so it
+        // is added during a run; the same holds for deleting a tier, which no one may be on.
+        if (rulePatterns.length > 0) {
+          await refuseDuringMonthEnd(tx, {
+            refusal: `Tier ${input.name} not added`,
+            split:
+              `PRICING_TIER_RULES sends usernames matching ${rulePatterns.join(' or ')} to it, so those it has ` +
+              `already billed would be at their tier's rates and the others at ${input.name}'s`,
+            advice: `Add ${input.name}`,
+          });
+        } else if ((await readTiersNow(tx)).defaultTier === input.name) {
+          await refuseDuringMonthEnd(tx, {
+            refusal: `Tier ${input.name} not added`,
+            split: `no tier prices anyone yet, so ${input.name} would price the users it has not reached yet and none of those it has`,
+            advice: `Add ${input.name}`,
+          });
+        }
         await appendAudit(tx, {
           ...actor,
           action: 'pricing.tier.create',
@@ -1127,6 +1148,23 @@ export function createRatesService(deps: RatesServiceDeps) {
               `(a rule naming a tier that does not exist yet is skipped) and restart, then rename.`,
             { field: 'name' },
           );
+        }
+        // Receipts copy the tier's name, and rules name tiers by name: during a run, a rename named one
+        // tier two ways in one month's receipts, and moved the users rules send to the new name partway.
+        // A description alone is on no receipt and moves no one, so it is saved during a run.
+        if (outcome.isRenamed) {
+          const moves =
+            outcome.rulePatterns.length > 0
+              ? `, and PRICING_TIER_RULES would move the usernames matching ${outcome.rulePatterns.join(' or ')} ` +
+                'onto it partway through'
+              : '';
+          await refuseDuringMonthEnd(tx, {
+            refusal: `${tier.name} not renamed to ${next.name}`,
+            split:
+              `the receipts it has made so far name the tier ${tier.name} and those still to come would name it ` +
+              `${next.name}${moves}`,
+            advice: 'Rename it',
+          });
         }
         await appendAudit(tx, {
           ...actor,
@@ -1457,6 +1495,18 @@ export function createRatesService(deps: RatesServiceDeps) {
             config.timeZone,
           );
         }
+        // A move during a run priced the user at the old tier if the run had billed them already and at
+        // the new one if not, while this page said the new one; a change of no one's tier is no split.
+        const from = tierOf(tiersNow, input.username, current).tier;
+        await refuseDuringMonthEnd(tx, {
+          refusal: isRemoval
+            ? `${input.username} not moved back to ${input.tier} (their natural tier)`
+            : `${input.username} not moved to ${input.tier}`,
+          split:
+            `its receipt for ${input.username} would be at ${from}'s rates if it has already billed ` +
+            `${input.username}, and at ${input.tier}'s if not`,
+          advice: `Move ${input.username}`,
+        });
         // The snapshot may predate the tier's deletion: hold it, or say it is gone (not a 500 from the key).
         if (!isRemoval && !(await ratesRepository.holdTier(tx, tier.id))) {
           throw new ConflictError(
