@@ -4,7 +4,12 @@ import { openDatabase } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { applyMigrations, throwIfStoppedDuringStartup } from './db/migrations.js';
 import { configureAuditChain, refuseUnsealedAppend } from './modules/audit/audit.service.js';
-import { type DemoSeedResult, refuseRunningDemosFile, seedDemoIfEmpty } from './modules/demo/demo.service.js';
+import {
+  DEMO_SEED_POOL_MAX,
+  type DemoSeedResult,
+  refuseRunningDemosFile,
+  seedDemoIfEmpty,
+} from './modules/demo/demo.service.js';
 import { describeRatesInOtherCurrency } from './modules/pricing/rates.service.js';
 import {
   describeExistingBootstrapAdmin,
@@ -26,8 +31,9 @@ export interface PreparedDatabase {
  * Gets a database ready before any worker serves: the configured one, or an embedded
  * PostgreSQL under DATA_DIR; migrated; seeded with the demo when that applies. Once `stopSignal`
  * is aborted (SIGTERM or Ctrl-C during start-up) it throws StoppedDuringStartup at the next step:
- * a migration or the demo seed in progress, each one transaction, commits or rolls back whole
- * first, and its connections and the embedded PostgreSQL are closed.
+ * a migration in progress, one transaction, commits or rolls back whole first; the demo seed stops
+ * between its password hashes, or between two batches of its jobs (the next start ingests the
+ * rest); its connections and the embedded PostgreSQL are closed.
  */
 export async function prepareDatabase(
   config: AppConfig,
@@ -44,7 +50,7 @@ export async function prepareDatabase(
     await applyMigrations(databaseUrl, logger, { stopSignal, connectTimeoutMs: config.dbConnectTimeoutMs });
     throwIfStoppedDuringStartup(stopSignal);
     const db = openDatabase(databaseUrl, {
-      poolMax: 2,
+      poolMax: DEMO_SEED_POOL_MAX,
       queryTimeoutMs: config.dbQueryTimeoutMs,
       connectTimeoutMs: config.dbConnectTimeoutMs,
       logger,
@@ -64,6 +70,9 @@ export async function prepareDatabase(
           logger,
           // Its own embedded PostgreSQL serves DATA_DIR; a configured database must not take a running demo's file.
           beforeWritingSacctFile: embedded ? undefined : refuseRunningDemosFile(dataDir),
+          // A stop waited for the whole seed, hashing and jobs (seconds, a minute on a busy machine).
+          stopSignal,
+          stopsJobIngest: true,
         });
         throwIfStoppedDuringStartup(stopSignal);
       }

@@ -377,8 +377,9 @@ async function waitForConfiguredDatabase(config: AppConfig, logger: Logger): Pro
 /**
  * prepareDatabase, stopped by SIGTERM or SIGINT: without a handler the signal took Node's default
  * action, and the process died mid-migration or mid-seed with no log line (none at all as PID 1).
- * The migration or seed in progress, one transaction, commits or rolls back whole, the connections
- * and the embedded PostgreSQL are closed, and StoppedDuringStartup ends the start (main exits 0).
+ * The migration in progress, one transaction, commits or rolls back whole, the demo seed stops
+ * between two of its steps (prepareDatabase), the connections and the embedded PostgreSQL are
+ * closed, and StoppedDuringStartup ends the start (main exits 0).
  */
 async function prepareWithStopSignals(config: AppConfig, logger: Logger): Promise<PreparedDatabase> {
   const stopping = new AbortController();

@@ -111,12 +111,17 @@ export function formatStartupBanner(
   // was told "kept from an earlier start" and offered admin/admin, which it never had.
   const isSomeoneElsesData = database.demo?.isSeeded === false && database.demo.hasDemoLogins === false;
   if (database.demo) {
+    const { unfinishedSeed } = database.demo;
     lines.push(
       database.demo.isSeeded
         ? `  demo data: seeded now (${database.demo.jobCount} Slurm jobs from ${database.demo.sacctFile})`
         : isSomeoneElsesData
           ? "  demo data: not seeded: the database already has users, none of them the demo's (DEMO_SEED seeds only an empty database; DEMO_SEED=0 turns it off)"
-          : '  demo data: kept from an earlier start',
+          : unfinishedSeed?.isFileMissing
+            ? `  demo data: kept from an earlier start whose seed was stopped before all its Slurm jobs were in; their file ${unfinishedSeed.sacctFile} is gone`
+            : unfinishedSeed
+              ? `  demo data: kept from an earlier start whose seed was stopped; its Slurm jobs finished now (${unfinishedSeed.jobCount} from ${unfinishedSeed.sacctFile})`
+              : '  demo data: kept from an earlier start',
     );
   }
   if (config.shouldSeedDemo && !isSomeoneElsesData) {

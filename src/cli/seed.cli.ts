@@ -4,6 +4,7 @@ import { StoppedDuringStartup } from '../db/migrations.js';
 import { configureAuditChain } from '../modules/audit/audit.service.js';
 import {
   DEMO_LOGINS,
+  DEMO_SEED_POOL_MAX,
   demoSacctFilePath,
   refuseRunningDemosFile,
   seedDemoIfEmpty,
@@ -18,7 +19,7 @@ const COMMAND = 'npm run db:seed';
 /**
  * Where a seed is when told to stop. Before the users and tiers are committed a stop leaves nothing
  * seeded; after, the demo's jobs are ingested all the same (seedDemoIfEmpty), unless a second
- * signal ends the tool at once.
+ * signal ends the tool at once, when the next seed ingests the rest.
  */
 let isIngestingJobs = false;
 
@@ -31,8 +32,8 @@ const stopSeedingOnSignals = (sacctFileOf: () => string) =>
   stopOnSignals((signal) =>
     isIngestingJobs
       ? `${COMMAND} stopped at once by a second ${signal} while it ingested the demo's jobs: its users and tiers ` +
-        `are seeded, its jobs perhaps only in part. npm run ingest with --from and --to around the last 90 days, ` +
-        `and this DATA_DIR, reads the rest from ${sacctFileOf()}.`
+        `are seeded, its jobs perhaps only in part. Run it again (or npm start) with this DATA_DIR to ingest the ` +
+        `rest from ${sacctFileOf()}.`
       : `${COMMAND} stopped at once by a second ${signal}: nothing was seeded.`,
   );
 
@@ -50,7 +51,7 @@ async function main() {
   if (config.isProduction) throw new ConfigError(['APP_ENV: demo data is never seeded in production']);
   // The line below is the result; the seeding's ingestion run and `demo data seeded` (info) repeat it.
   const logger = createToolLogger(resultToolLogLevel(config.logLevel));
-  const db = openToolDatabase(config.databaseUrl, config, { poolMax: 2, logger });
+  const db = openToolDatabase(config.databaseUrl, config, { poolMax: DEMO_SEED_POOL_MAX, logger });
   sacctFile = demoSacctFilePath(config.dataDir);
   try {
     const result = await seedDemoIfEmpty(db, {
@@ -76,13 +77,20 @@ async function main() {
     // What comes next, as npm start's banner says it: who can sign in, and the sacct file a later
     // `npm run ingest` reads only with this DATA_DIR.
     const logins = DEMO_LOGINS.map((login) => `${login.username}/${login.password}`).join(', ');
+    const { unfinishedSeed } = result;
     console.log(
       result.isSeeded
         ? `Seeded ${result.jobCount} demo jobs (their sacct file: ${result.sacctFile}, which npm run ingest reads ` +
             `with this DATA_DIR). Demo logins: ${logins}.`
-        : 'The database already has users; nothing seeded.',
+        : unfinishedSeed?.isFileMissing
+          ? `The database has the demo's users from a seed stopped before all its jobs were in, and their sacct file ` +
+            `${unfinishedSeed.sacctFile} is gone (another DATA_DIR?); nothing seeded.`
+          : unfinishedSeed
+            ? `The database has the demo's users from a seed stopped before all its jobs were in: ingested them now ` +
+              `(${unfinishedSeed.jobCount} demo jobs from ${unfinishedSeed.sacctFile}). Demo logins: ${logins}.`
+            : 'The database already has users; nothing seeded.',
     );
-    if (result.isSeeded && stopSignal.aborted) {
+    if ((result.isSeeded || unfinishedSeed?.jobCount !== undefined) && stopSignal.aborted) {
       console.error(
         `${COMMAND} was told to stop by ${String(stopSignal.reason)} while it ingested the demo's jobs, and finished them first: the demo is whole.`,
       );

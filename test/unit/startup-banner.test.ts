@@ -88,6 +88,23 @@ describe('start-up banner', () => {
     ]);
   });
 
+  it('says when it finished the jobs of a seed an earlier start was stopped in, or could not', () => {
+    const demoLine = (unfinishedSeed: { sacctFile: string; jobCount?: number; isFileMissing: boolean }) =>
+      formatStartupBanner(config, {
+        databaseUrl: EMBEDDED_URL,
+        isEmbedded: true,
+        demo: { isSeeded: false, hasDemoLogins: true, unfinishedSeed },
+      })
+        .split('\n')
+        .at(-2);
+    expect(demoLine({ sacctFile: '/srv/demo/sacct-demo.psv', jobCount: 3000, isFileMissing: false })).toBe(
+      '  demo data: kept from an earlier start whose seed was stopped; its Slurm jobs finished now (3000 from /srv/demo/sacct-demo.psv)',
+    );
+    expect(demoLine({ sacctFile: '/srv/demo/sacct-demo.psv', isFileMissing: true })).toBe(
+      '  demo data: kept from an earlier start whose seed was stopped before all its Slurm jobs were in; their file /srv/demo/sacct-demo.psv is gone',
+    );
+  });
+
   it.each([
     [
       '0.0.0.0',

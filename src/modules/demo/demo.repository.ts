@@ -21,6 +21,9 @@ export interface DemoUser {
 // Any constant works; it keeps two processes from seeding the same empty database.
 const SEED_LOCK_KEY = ADVISORY_LOCK_KEYS.demoSeed;
 
+/** Who the demo's rates and tier override say created them: the seed's mark in the database. */
+const SEEDED_BY = 'demo-seed';
+
 /** How many accounts the database has: the demo is seeded only into one with none. */
 export async function countUsers(db: Db): Promise<number> {
   return db.user.count();
@@ -29,6 +32,21 @@ export async function countUsers(db: Db): Promise<number> {
 /** How many of `usernames` are accounts: whether the users a database has are the demo's. */
 export async function countUsersNamed(db: Db, usernames: string[]): Promise<number> {
   return db.user.count({ where: { username: { in: usernames } } });
+}
+
+/**
+ * Whether an earlier seed committed the demo's users and tiers (its rates bear its mark) and no run
+ * of its own read all of the demo's jobs: it was stopped, or killed, while it ingested them.
+ */
+export async function isDemoSeedUnfinished(db: Db): Promise<boolean> {
+  const [seededRate, finishedRun] = await Promise.all([
+    db.pricingRate.findFirst({ where: { createdBy: SEEDED_BY }, select: { id: true } }),
+    db.ingestionRun.findFirst({
+      where: { trigger: 'seed', outcome: { in: ['success', 'partial'] } },
+      select: { id: true },
+    }),
+  ]);
+  return seededRate !== null && finishedRun === null;
 }
 
 /**
@@ -77,7 +95,7 @@ export async function insertTiers(tx: Tx, tiers: DemoTier[], currency: string, e
             memPerHour: new Prisma.Decimal(tier.rates.mem),
             currency,
             effectiveFrom,
-            createdBy: 'demo-seed',
+            createdBy: SEEDED_BY,
           },
         },
       },
@@ -93,5 +111,5 @@ export async function insertUsers(tx: Tx, users: DemoUser[]) {
 /** Places `username` on the tier named `tierName`, as an admin's override would. */
 export async function insertTierOverride(tx: Tx, username: string, tierName: string) {
   const tier = await tx.pricingTier.findUniqueOrThrow({ where: { name: tierName }, select: { id: true } });
-  await tx.tierOverride.create({ data: { username, tierId: tier.id, createdBy: 'demo-seed' } });
+  await tx.tierOverride.create({ data: { username, tierId: tier.id, createdBy: SEEDED_BY } });
 }

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { describeDemoFileInUse } from '../../db/embedded-postgres.js';
@@ -45,13 +46,35 @@ export interface DemoSeedResult {
    * must not offer admin/admin for it.
    */
   hasDemoLogins?: boolean;
+  /**
+   * Not seeded now: an earlier seed was stopped (or killed) while it ingested the demo's jobs. This
+   * one read them from `sacctFile` (`jobCount`), or found that file gone (`isFileMissing`: another
+   * DATA_DIR), and the demo keeps only the jobs the stopped seed wrote.
+   */
+  unfinishedSeed?: { sacctFile: string; jobCount?: number; isFileMissing: boolean };
 }
+
+/**
+ * The demo's jobs are written this many at a time, each batch one transaction: a start told to stop
+ * while it ingests them stops between two of them (the ingestion's 2,000 made the demo's 3,000 jobs
+ * two batches, both in flight at once, so there was no "between").
+ */
+const DEMO_BATCH_SIZE = 500;
+
+/**
+ * The connections a seed's pool needs: its ingest holds the ingestion lock on one and writes two
+ * batches at once on two more. With two, the second batch waited for a connection, and failed the
+ * seed ("timeout exceeded when trying to connect") once the first took longer than
+ * DB_CONNECT_TIMEOUT_MS to write, as on a machine busy with something else.
+ */
+export const DEMO_SEED_POOL_MAX = 3;
 
 /**
  * Fills an empty database with the demo: three tiers, the demo logins and a few dozen
  * researchers (password = username), and a few thousand jobs written as an sacct file
  * and ingested through the file source, as a real cluster's export would be.
- * Does nothing when any user exists, so a second start keeps its data.
+ * Does nothing when any user exists, so a second start keeps its data, unless the seed that wrote
+ * them was stopped before it ingested every job: then the rest are ingested now (unfinishedSeed).
  */
 export async function seedDemoIfEmpty(
   database: Database,
@@ -64,20 +87,27 @@ export async function seedDemoIfEmpty(
     /** Called before the sacct file is written, and only when the database is to be seeded: throws to refuse. */
     beforeWritingSacctFile?: (sacctFile: string) => Promise<void>;
     /**
-     * Aborted (`npm run db:seed` told to stop): StoppedDuringStartup is thrown before the users and
-     * tiers are written, a wait for another seeder cancelled. Once they are, the demo's jobs are
-     * ingested all the same: stopped there, the database would have users and no jobs, which a
-     * second seed leaves as it is.
+     * Aborted (the start or `npm run db:seed` told to stop): StoppedDuringStartup is thrown before the
+     * users and tiers are written, a wait for another seeder cancelled. Once they are, the demo's
+     * jobs are ingested all the same, unless `stopsJobIngest`.
      */
     stopSignal?: AbortSignal;
-    /** Told once the users and tiers are committed, before the jobs are ingested. */
+    /**
+     * The start's: a stop ends the ingest of the demo's jobs too, between two of their batches (each
+     * one transaction), and the next seed ingests the rest. `npm run db:seed` finishes them (a second
+     * signal ends it at once).
+     */
+    stopsJobIngest?: boolean;
+    /** Told once the users and tiers are committed (or found, of a stopped seed), before the jobs are ingested. */
     onUsersSeeded?: () => void;
   },
 ): Promise<DemoSeedResult> {
   const db = database.prisma;
   const { stopSignal } = options;
   throwIfStoppedDuringStartup(stopSignal);
-  if ((await demoRepository.countUsers(db)) > 0) return notSeeded(db);
+  if ((await demoRepository.countUsers(db)) > 0) {
+    return (await demoRepository.isDemoSeedUnfinished(db)) ? finishStoppedSeed(database, options) : notSeeded(db);
+  }
   const now = options.now ?? new Date();
   const jobs = generateDemoJobs({ count: DEMO_JOB_COUNT, now, days: 90 });
   const researchers = DEMO_RESEARCHERS.filter((name) => !DEMO_LOGINS.some((login) => login.username === name));
@@ -112,7 +142,7 @@ export async function seedDemoIfEmpty(
   );
   if (!result) return notSeeded(db);
   options.onUsersSeeded?.();
-  const run = await ingestDemoFile(database, sacctFile, now, options);
+  const run = (await ingestDemoFile(database, sacctFile, now, options)) as RunSummary;
   options.logger.info({ users: users.length, jobs: run.seen, runId: run.runId, sacctFile }, 'demo data seeded');
   return { ...result, jobCount: run.seen };
 }
@@ -131,15 +161,93 @@ async function notSeeded(db: Db): Promise<DemoSeedResult> {
   return { isSeeded: false, hasDemoLogins: (await demoRepository.countUsersNamed(db, demoLogins)) > 0 };
 }
 
+/**
+ * The demo's users and tiers are there, and a stopped seed wrote only some of its jobs: a demo whose
+ * users had no jobs, or a few, and that no later seed filled, as a database with users is not seeded.
+ * The rest are read from the same sacct file; the jobs already written are read as unchanged.
+ */
+async function finishStoppedSeed(
+  database: Database,
+  options: {
+    dataDir: string;
+    timeZone: string;
+    now?: Date;
+    logger: Logger;
+    stopSignal?: AbortSignal;
+    stopsJobIngest?: boolean;
+    onUsersSeeded?: () => void;
+  },
+): Promise<DemoSeedResult> {
+  const { logger } = options;
+  const sacctFile = demoSacctFilePath(options.dataDir);
+  const kept = await notSeeded(database.prisma);
+  const isFileMissing = await access(sacctFile).then(
+    () => false,
+    () => true,
+  );
+  if (isFileMissing) {
+    logger.warn(
+      { sacctFile },
+      `an earlier demo seed was stopped while it ingested the demo's jobs, and their sacct file ${sacctFile} is not ` +
+        "there (another DATA_DIR?): the demo keeps the jobs that seed wrote. Start with that seed's DATA_DIR to ingest the rest",
+    );
+    return { ...kept, unfinishedSeed: { sacctFile, isFileMissing } };
+  }
+  logger.info({ sacctFile }, "an earlier demo seed was stopped while it ingested the demo's jobs: ingesting them now");
+  options.onUsersSeeded?.();
+  const run = await ingestDemoFile(database, sacctFile, options.now ?? new Date(), {
+    ...options,
+    // Two starts at once on one database: the other one's run may have finished them meanwhile.
+    isFinished: async () => !(await demoRepository.isDemoSeedUnfinished(database.prisma)),
+  });
+  if (!run) return kept;
+  logger.info({ jobs: run.seen, inserted: run.inserted, runId: run.runId, sacctFile }, 'demo data seeded');
+  return { ...kept, unfinishedSeed: { sacctFile, jobCount: run.seen, isFileMissing } };
+}
+
 const SEED_LOCK_WAIT_MS = 60_000;
 
-/** Ingests the whole demo file (window: the epoch to now) through the file source. */
+/**
+ * Ingests the whole demo file (window: the epoch to now) through the file source; undefined when
+ * `isFinished` says another process did meanwhile. With `stopsJobIngest`, a stop ends the run between
+ * two batches (recorded failed, saying so) and throws StoppedDuringStartup.
+ */
 async function ingestDemoFile(
   database: Database,
   sacctFile: string,
   now: Date,
-  options: { timeZone: string; logger: Logger },
-): Promise<RunSummary> {
+  options: {
+    timeZone: string;
+    logger: Logger;
+    stopSignal?: AbortSignal;
+    stopsJobIngest?: boolean;
+    isFinished?: () => Promise<boolean>;
+  },
+): Promise<RunSummary | undefined> {
+  const stopSignal = options.stopsJobIngest ? options.stopSignal : undefined;
+  // The run's error says why it stopped, and what comes of it, on the ingestion page as in the log.
+  const runStopping = new AbortController();
+  const stopRun = () =>
+    runStopping.abort(
+      new Error(`${String(stopSignal?.reason)} during the demo's seed; the next start ingests the rest of its jobs`),
+    );
+  if (stopSignal?.aborted) stopRun();
+  else stopSignal?.addEventListener('abort', stopRun, { once: true });
+  try {
+    return await ingestDemoFileUnlessStopped(database, sacctFile, now, options, stopSignal, runStopping.signal);
+  } finally {
+    stopSignal?.removeEventListener('abort', stopRun);
+  }
+}
+
+async function ingestDemoFileUnlessStopped(
+  database: Database,
+  sacctFile: string,
+  now: Date,
+  options: { timeZone: string; logger: Logger; isFinished?: () => Promise<boolean> },
+  stopSignal: AbortSignal | undefined,
+  runSignal: AbortSignal,
+): Promise<RunSummary | undefined> {
   const service = createIngestionService({
     db: database,
     sources: [createSacctFileSource({ path: sacctFile, timeZone: options.timeZone, defaultCluster: DEMO_CLUSTER })],
@@ -149,16 +257,33 @@ async function ingestDemoFile(
     overlapSec: 0,
     initialLookbackSec: 0,
     timeZone: options.timeZone,
+    batchSize: DEMO_BATCH_SIZE,
   });
   const deadline = Date.now() + SEED_LOCK_WAIT_MS;
   for (;;) {
+    throwIfStoppedDuringStartup(stopSignal);
+    if (await options.isFinished?.()) return undefined;
     // Another replica's scheduled run may hold the ingestion lock for a moment.
-    const result = await service.runOnce({ trigger: 'seed', window: { start: new Date(0), end: now } });
+    const result = await service.runOnce({
+      trigger: 'seed',
+      window: { start: new Date(0), end: now },
+      signal: stopSignal ? runSignal : undefined,
+    });
     if (result.status === 'finished') {
-      if (result.run.outcome === 'failed') throw new Error(`the demo jobs could not be ingested: ${result.run.error}`);
+      if (result.run.outcome === 'failed') {
+        if (stopSignal?.aborted) {
+          options.logger.info(
+            { signal: String(stopSignal.reason), runId: result.run.runId, inserted: result.run.inserted },
+            "the demo's seed stopped between two batches of its jobs: its users and tiers are seeded, and the jobs " +
+              'written so far; the next start ingests the rest',
+          );
+          throwIfStoppedDuringStartup(stopSignal);
+        }
+        throw new Error(`the demo jobs could not be ingested: ${result.run.error}`);
+      }
       return result.run;
     }
     if (Date.now() > deadline) throw new Error('the demo jobs could not be ingested: the ingestion lock stayed busy');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500, undefined, stopSignal ? { signal: stopSignal } : undefined).catch(() => undefined);
   }
 }

@@ -596,7 +596,14 @@ export function rejectedTokenAdvice(jwt: string | undefined, now: Date, timeZone
     const owner = payload.sun;
     // Only a plain user name is quoted back: the claim is not verified.
     if (user !== undefined && typeof owner === 'string' && owner !== user && USER_NAME.test(owner)) {
-      return `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": set SLURMRESTD_USER=${owner}, or issue a token for ${user} (${tokenCommandFor(user)})`;
+      // A token for SLURMRESTD_USER first: the token's user may be a person's account (which, under
+      // PrivateData=jobs, reads only their own jobs) or root's, and following the first remedy offered
+      // made that the app's Slurm identity. Its own name is the fix only for a typo in SLURMRESTD_USER.
+      return (
+        `the token was issued for user "${owner}", but SLURMRESTD_USER is "${user}": issue a token for ${user} ` +
+        `(${tokenCommandFor(user)}), or, only if ${owner} is the account meant for the app (one of its own, an ` +
+        `operator: docs/ingestion.md, "A JWT for slurmrestd"), set SLURMRESTD_USER=${owner}`
+      );
     }
     // Its user and expiry are right, so what slurmrestd refused is its signature: a token issued on another
     // cluster, or before jwt_key changed (seen on the lab). It used to get the general advice below.

@@ -2,8 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/config.js';
+import { StoppedDuringStartup } from '../../../src/db/migrations.js';
 import { DEMO_JOB_COUNT, refuseRunningDemosFile, seedDemoIfEmpty } from '../../../src/modules/demo/demo.service.js';
 import { generateDemoJobs } from '../../../src/modules/demo/demo-jobs.js';
 import { formatLocalDateTime } from '../../../src/shared/local-date.js';
@@ -73,6 +75,100 @@ describe('demo seed through the file source', () => {
       await west.drop();
       rmSync(westDir, { recursive: true, force: true });
     }
+  });
+
+  describe('stopped once its users and tiers are committed', () => {
+    // The start's stop ended the seed only once the demo's jobs were all ingested. Stopped between
+    // two of their batches, the database had the demo's users and some jobs, and the next seed,
+    // finding users, left it so.
+    const stopOnceUsersSeeded = (database: TestDatabase, seedDir: string, stopsJobIngest: boolean) => {
+      const stopping = new AbortController();
+      return seedDemoIfEmpty(database, {
+        dataDir: seedDir,
+        currency: 'THB',
+        timeZone: 'UTC',
+        now: NOW,
+        logger: createLogger('silent'),
+        stopSignal: stopping.signal,
+        stopsJobIngest,
+        onUsersSeeded: () => stopping.abort('SIGTERM'),
+      });
+    };
+
+    it('with stopsJobIngest (the start) stops before the jobs, and the next seed ingests them, saying so', async () => {
+      const stopped = await createTestDatabase();
+      const seedDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-stopped-'));
+      try {
+        const stop = await stopOnceUsersSeeded(stopped, seedDir, true).catch((error: unknown) => error);
+        expect(stop).toBeInstanceOf(StoppedDuringStartup);
+        expect((stop as StoppedDuringStartup).signal).toBe('SIGTERM');
+        expect(await stopped.prisma.user.count()).toBeGreaterThan(0);
+        expect(await stopped.prisma.slurmJob.count()).toBe(0);
+
+        const messages: string[] = [];
+        const logger = pino({ level: 'info' }, { write: (line: string) => messages.push(JSON.parse(line).msg) });
+        const options = { dataDir: seedDir, currency: 'THB', timeZone: 'UTC', now: NOW, logger };
+        expect(await seedDemoIfEmpty(stopped, options)).toEqual({
+          isSeeded: false,
+          hasDemoLogins: true,
+          unfinishedSeed: {
+            sacctFile: path.join(seedDir, 'demo', 'sacct-demo.psv'),
+            jobCount: DEMO_JOB_COUNT,
+            isFileMissing: false,
+          },
+        });
+        expect(messages).toContain(
+          "an earlier demo seed was stopped while it ingested the demo's jobs: ingesting them now",
+        );
+        expect(await stopped.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+        // Finished: a later seed has nothing left to do.
+        expect(await seedDemoIfEmpty(stopped, options)).toEqual({ isSeeded: false, hasDemoLogins: true });
+      } finally {
+        await stopped.drop();
+        rmSync(seedDir, { recursive: true, force: true });
+      }
+    });
+
+    it('without it (npm run db:seed) ingests the jobs all the same', async () => {
+      const finished = await createTestDatabase();
+      const seedDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-finished-'));
+      try {
+        expect(await stopOnceUsersSeeded(finished, seedDir, false)).toMatchObject({
+          isSeeded: true,
+          jobCount: DEMO_JOB_COUNT,
+        });
+        expect(await finished.prisma.slurmJob.count()).toBe(DEMO_JOB_COUNT);
+      } finally {
+        await finished.drop();
+        rmSync(seedDir, { recursive: true, force: true });
+      }
+    });
+
+    it('says when the demo file is gone, and ingests nothing', async () => {
+      const stopped = await createTestDatabase();
+      const seedDir = mkdtempSync(path.join(os.tmpdir(), 'demo-seed-file-gone-'));
+      try {
+        await stopOnceUsersSeeded(stopped, seedDir, true).catch(() => undefined);
+        const sacctFile = path.join(seedDir, 'demo', 'sacct-demo.psv');
+        rmSync(sacctFile);
+        const warnings: string[] = [];
+        const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+        const options = { dataDir: seedDir, currency: 'THB', timeZone: 'UTC', now: NOW, logger };
+        expect(await seedDemoIfEmpty(stopped, options)).toEqual({
+          isSeeded: false,
+          hasDemoLogins: true,
+          unfinishedSeed: { sacctFile, isFileMissing: true },
+        });
+        expect(warnings).toEqual([
+          `an earlier demo seed was stopped while it ingested the demo's jobs, and their sacct file ${sacctFile} is not there (another DATA_DIR?): the demo keeps the jobs that seed wrote. Start with that seed's DATA_DIR to ingest the rest`,
+        ]);
+        expect(await stopped.prisma.slurmJob.count()).toBe(0);
+        expect(await stopped.prisma.ingestionRun.count()).toBe(0);
+      } finally {
+        await stopped.drop();
+        rmSync(seedDir, { recursive: true, force: true });
+      }
+    });
   });
 
   it('seeds nothing into a database with users of its own, and says none of them is a demo login', async () => {

@@ -394,8 +394,10 @@ describe('slurmrestd source against a replay of real answers', () => {
     await expect(collect(createSlurmRestSource(sourceOptions({ token: alices })).read(WINDOW))).rejects.toThrow(
       new SourceConfigError(
         'slurmrestd rejected the token (error 1007: Protocol authentication error); the token was issued for ' +
-          'user "alice", but SLURMRESTD_USER is "billing": set SLURMRESTD_USER=alice, or issue a token for ' +
-          'billing (scontrol token username=billing lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes)',
+          'user "alice", but SLURMRESTD_USER is "billing": issue a token for billing (scontrol token ' +
+          'username=billing lifespan=7776000, 90 days; without lifespan= it lasts 30 minutes), or, only if alice ' +
+          'is the account meant for the app (one of its own, an operator: docs/ingestion.md, "A JWT for ' +
+          'slurmrestd"), set SLURMRESTD_USER=alice',
       ),
     );
     replayServer.setPlan(() => ({ status: 403, body: 'Forbidden' }));
