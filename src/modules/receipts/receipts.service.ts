@@ -735,10 +735,10 @@ const PAGE_SIZE = 25;
 type ListQuery = { page: number; older?: ListPlace | undefined; newer?: ListPlace | undefined };
 
 /**
- * The transaction one page of a keyset list is read in (listReceipts, listRuns): its rows and its counts
- * from one snapshot, so "rows X–Y of N" counts the rows it shows. Read side by side, each on a connection
- * of its own, a receipt committed between the rows' query and the count's was counted and not shown
- * ("Receipts 1–3 of 4" with no Older link). The queries now follow one another on one connection.
+ * The transaction one page of the month-end runs is read in (listRuns): its rows and its counts from one
+ * snapshot, so "rows X–Y of N" counts the rows it shows. Read side by side, each on a connection of its
+ * own, a receipt committed between the rows' query and the count's was counted and not shown ("Receipts
+ * 1–3 of 4" with no Older link). The receipts' lists read theirs in one statement (listReceipts).
  */
 const ONE_SNAPSHOT = {
   isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead,
@@ -2520,14 +2520,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * a short payment): the list says so, as each receipt's page does. A page past the last is a 404.
    */
   async function listForUser(username: string, query: ListQuery) {
-    await assertReceiptPlace(query, username);
-    const [{ rows, ...paging }, held] = await Promise.all([
-      db.$transaction(
-        (tx) => receiptsRepository.listReceipts(tx, { username }, sliceOf(query, PAGE_SIZE), PAGE_SIZE),
-        ONE_SNAPSHOT,
-      ),
+    const [{ rows, isPlace, ...paging }, held] = await Promise.all([
+      receiptsRepository.listReceipts(deps.db.pool, { username }, sliceOf(query, PAGE_SIZE), PAGE_SIZE),
       findHeldPaymentsOf(username),
     ]);
+    refuseUnknownPlace(query, isPlace);
     const pageCount = assertListPageExists('You have', paging.count, query.page);
     // Money that went back to the payer, as each receipt's page says it: a voided receipt whose payment
     // the billing team refunded read as paid and void, nothing more.
@@ -3151,19 +3148,22 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (place && !(await receiptsRepository.isReceiptPlace(db, place, username))) throw notAPlace(field);
   }
 
+  /** assertReceiptPlace's 400, told by the list's own read of the place (listReceipts' `isPlace`). */
+  function refuseUnknownPlace(query: ListQuery, isPlace: boolean): void {
+    const [field, place] = placeAsked(query);
+    if (place && !isPlace) throw notAPlace(field);
+  }
+
   /** Receipts across users with filters and the pending/paid totals under them (admin billing). */
   async function listForAdmin(filter: TReceiptFilter) {
     const { repoFilter, matchedUsers, alsoContaining } = await checkedAdminFilterOf(filter);
-    await assertReceiptPlace(filter);
-    const [{ rows, ...paging }, totals, received, paidWithVoided] = await Promise.all([
-      db.$transaction(
-        (tx) => receiptsRepository.listReceipts(tx, repoFilter, sliceOf(filter, PAGE_SIZE), PAGE_SIZE),
-        ONE_SNAPSHOT,
-      ),
+    const [{ rows, isPlace, ...paging }, totals, received, paidWithVoided] = await Promise.all([
+      receiptsRepository.listReceipts(deps.db.pool, repoFilter, sliceOf(filter, PAGE_SIZE), PAGE_SIZE),
       receiptsRepository.sumByStatus(db, repoFilter),
       receiptsRepository.sumReceivedOfPaid(db, repoFilter),
       receiptsRepository.findPaidWithVoidedMoney(db, repoFilter),
     ]);
+    refuseUnknownPlace(filter, isPlace);
     const pageCount = assertListPageExists('The filters match', paging.count, filter.page);
     // A receipt paid with a voided receipt's money brought in that money as it stands now (less what a
     // refund or lost dispute of it took back since) and any new money received with it: counted at its
