@@ -152,6 +152,14 @@ export interface ReceiptPricing {
 }
 
 /**
+ * A receipt's total is numeric(20, 4): it must stay below 10^16. Ingestion bounds each job's hours
+ * (MAX_JOB_RESOURCE_HOURS) so that one item fits its own numeric(20, 4), but a few such items add up
+ * past the total's, and the insert failed with "numeric field overflow": a 500 for the user, and a
+ * month-end run stopped at them, every run again.
+ */
+export const RECEIPT_TOTAL_BOUND = '10000000000000000';
+
+/**
  * Bills every finished, unbilled job of `receipt.username` that ended before `cutoff` in one
  * statement: the jobs are picked, priced by the SQL formulas of pricing.sql.ts (the pricing
  * core's, kept equal by tests), and the receipt and its items inserted, without a row
@@ -159,14 +167,15 @@ export interface ReceiptPricing {
  * took about a third of such a receipt's time (docs/performance-history.md). One item per billing
  * key: if ingestion ever stored two rows with one key, billing both would trip the live-item
  * unique index on every attempt; a job already on a live receipt raises that unique violation.
- * Returns undefined, having written nothing, when there is nothing to bill.
+ * Returns undefined, having written nothing, when there is nothing to bill, and `tooLargeTotal`,
+ * having written nothing, when the jobs' costs add up to RECEIPT_TOTAL_BOUND or more.
  */
 export async function insertReceiptForUnbilledJobs(
   tx: Prisma.TransactionClient,
   receipt: NewReceipt,
   cutoff: Date,
   pricing: ReceiptPricing,
-): Promise<{ id: number; total: Prisma.Decimal; itemCount: number } | undefined> {
+): Promise<{ id: number; total: Prisma.Decimal; itemCount: number } | { tooLargeTotal: Prisma.Decimal } | undefined> {
   const cost = costOfHoursSql(
     Prisma.sql`p.cpu_hours`,
     Prisma.sql`p.gpu_hours`,
@@ -174,7 +183,9 @@ export async function insertReceiptForUnbilledJobs(
     Prisma.sql`rate`,
     pricing.minorDigits,
   );
-  const rows = await tx.$queryRaw<{ id: number; total: string; itemCount: number }[]>`
+  const rows = await tx.$queryRaw<
+    { id: number | null; total: string | null; itemCount: number; pricedTotal: string | null }[]
+  >`
     WITH priced AS MATERIALIZED (
       SELECT p.*, ${cost} AS cost
         FROM (SELECT DISTINCT ON (j.cluster, j.job_key)
@@ -193,7 +204,7 @@ export async function insertReceiptForUnbilledJobs(
              ${JSON.stringify(receipt.ratesSnapshot)}::jsonb, ${receipt.ratesLockedAt}, ${receipt.scope},
              ${receipt.createdBy}, ${receipt.createdAt}, ${receipt.monthEndRunId}::int
         FROM priced
-      HAVING count(*) > 0
+      HAVING count(*) > 0 AND sum(cost) < ${RECEIPT_TOTAL_BOUND}::numeric
       RETURNING id, total
     ),
     items AS (
@@ -204,10 +215,11 @@ export async function insertReceiptForUnbilledJobs(
              p.end_at
         FROM priced p CROSS JOIN receipt
     )
-    SELECT receipt.id, receipt.total::text AS total, (SELECT count(*) FROM priced)::int AS "itemCount"
-      FROM receipt`;
+    SELECT (SELECT id FROM receipt) AS id, (SELECT total::text FROM receipt) AS total,
+           (SELECT count(*) FROM priced)::int AS "itemCount", (SELECT sum(cost)::text FROM priced) AS "pricedTotal"`;
   const row = rows[0];
-  if (!row) return undefined;
+  if (!row || row.itemCount === 0) return undefined;
+  if (row.id === null || row.total === null) return { tooLargeTotal: new Prisma.Decimal(row.pricedTotal ?? 0) };
   return { id: row.id, total: new Prisma.Decimal(row.total), itemCount: row.itemCount };
 }
 

@@ -513,6 +513,33 @@ export class BilledMeanwhileError extends ConflictError {
   }
 }
 
+/**
+ * The user's unbilled jobs cost more in all than a receipt's total can hold (RECEIPT_TOTAL_BOUND):
+ * only jobs priced far beyond any real one get there (ingestion lets each job's hours reach a bound
+ * whose item still fits). Refused with what it would have come to, so that someone looks at those
+ * jobs and the rates; nothing is billed. A month-end run skips the user with this reason.
+ */
+export class ReceiptTotalTooLargeError extends AppError {
+  constructor(
+    readonly username: string,
+    readonly before: string,
+    total: Prisma.Decimal,
+    currency: string,
+  ) {
+    const digits = minorUnitDigits(currency);
+    const grouped = new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    // Intl formats a decimal's text exactly; a number would be a float.
+    const money = (value: string) => `${grouped.format(value as unknown as number)} ${currency}`;
+    super(
+      422,
+      `The receipt's total, ${money(total.toFixed(digits))}, is more than a receipt can hold (less than ` +
+        `${money(receiptsRepository.RECEIPT_TOTAL_BOUND)}): some of ${username}'s jobs that ended on or before ${before} are priced far ` +
+        'beyond any real job. Check their figures (Usage across users) and the rates of their tier. Nothing was billed.',
+      { username, before },
+    );
+  }
+}
+
 /** Why the month-end run made no receipt for a user: the outcome wanted, reached another way. */
 export type MonthEndSkipKind = 'billed_meanwhile' | 'nothing_left' | 'conflict';
 
@@ -524,7 +551,7 @@ export interface MonthEndSkip {
   reason: string;
 }
 
-function skipOf(error: NothingToBillError | ConflictError, username: string): MonthEndSkip {
+function skipOf(error: NothingToBillError | ConflictError | ReceiptTotalTooLargeError, username: string): MonthEndSkip {
   if (error instanceof BilledMeanwhileError) return { username, kind: 'billed_meanwhile', reason: error.message };
   if (error instanceof NothingToBillError) return { username, kind: 'nothing_left', reason: error.message };
   return { username, kind: 'conflict', reason: error.message };
@@ -1537,6 +1564,9 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           // The probe and the insert read the same snapshot only under REPEATABLE READ; a
           // concurrent receipt may have billed the jobs in between.
           if (!created) throw new NothingToBillError(before);
+          if ('tooLargeTotal' in created) {
+            throw new ReceiptTotalTooLargeError(username, before, created.tooLargeTotal, tier.rates.currency);
+          }
           const { total, itemCount } = created;
           // Every job cost 0 (cancelled before it ran, or a tier priced at 0): the receipt is still
           // made, as the record that these jobs were billed and at which rates, or they would wait
@@ -1919,7 +1949,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
           state.outcomes[index] = { created: { ...created, isUserDisabled: isDisabled } };
         } catch (error) {
           // Someone billed this user between the listing and now: that is the outcome we wanted.
-          if (error instanceof NothingToBillError || error instanceof ConflictError) {
+          if (
+            error instanceof NothingToBillError ||
+            error instanceof ConflictError ||
+            error instanceof ReceiptTotalTooLargeError
+          ) {
             state.outcomes[index] = { skipped: skipOf(error, username) };
           } else {
             failure ??= { error };

@@ -92,8 +92,10 @@ function whereOf(filter: JobFilter): Prisma.Sql {
 }
 
 /**
- * Jobs with their hours, the billing state and the cost: the receipt's cost when the
- * job is on a live receipt, else an estimate at the owner's current rates. Every cost is
+ * Jobs with their hours, the billing state and the cost: the receipt item's hours and cost when
+ * the job is on a live receipt, else an estimate at the owner's current rates. A billed job's hours
+ * are the item's, not recomputed: after a change of PRICING_CPU_BASIS they read 2 CPU-h beside a
+ * cost the receipt priced from 0.5, and the window's hours disagreed with the receipt's. Every cost is
  * written to CURRENCY's minor unit, as the CSV writes it: a receipt made before CURRENCY
  * changed (0.50 THB, now shown as JPY) is 1 on its row, and the totals summed here must add
  * up those 1s, not 0.50s (three such jobs read 1 + 1 + 1 = 2 on the page and 3 in the CSV).
@@ -107,8 +109,9 @@ function pricedJobsSql(
     WITH r AS (${rateTableSql(pricing.rates)})
     SELECT ${filter.extraColumns ?? Prisma.empty} j.id, j.cluster, j.job_key AS "jobId", j.name, j.state, j."user" AS username, j.account, j.partition,
            j.start_at AS "startAt", j.end_at AS "endAt", j.elapsed_sec AS "elapsedSec",
-           ${cpuHoursSql(pricing.basis)} AS "cpuHours", ${GPU_HOURS_SQL} AS "gpuHours",
-           ${MEM_GB_HOURS_SQL} AS "memGbHours",
+           coalesce(ri.cpu_hours, ${cpuHoursSql(pricing.basis)}) AS "cpuHours",
+           coalesce(ri.gpu_hours, ${GPU_HOURS_SQL}) AS "gpuHours",
+           coalesce(ri.mem_gb_hours, ${MEM_GB_HOURS_SQL}) AS "memGbHours",
            coalesce(rc.tier_name, r.tier) AS tier,
            coalesce(round(ri.cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}),
                     ${costSql(pricing.basis, pricing.minorDigits, pricing.pricedDigits)}) AS cost,
@@ -795,8 +798,10 @@ function usageCsvQuery(
     )}
       FROM (
         SELECT j.id, j.job_key, j.cluster, j.name, j."user", j.account, j.partition, j.state, j.start_at,
-               j.end_at, j.elapsed_sec, ${cpuHoursSql(pricing.basis)} AS cpu_hours, ${GPU_HOURS_SQL} AS gpu_hours,
-               ${MEM_GB_HOURS_SQL} AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier, r.cpu, r.gpu, r.mem,
+               j.end_at, j.elapsed_sec, coalesce(ri.cpu_hours, ${cpuHoursSql(pricing.basis)}) AS cpu_hours,
+               coalesce(ri.gpu_hours, ${GPU_HOURS_SQL}) AS gpu_hours,
+               coalesce(ri.mem_gb_hours, ${MEM_GB_HOURS_SQL}) AS mem_gb_hours, coalesce(rc.tier_name, r.tier) AS tier,
+               r.cpu, r.gpu, r.mem,
                ri.cost AS billed_cost, ri.receipt_id, rc.status::text AS receipt_status,
                ${rowHoldsControlSql(
                  ['job_key', 'cluster', 'name', '"user"', 'account', 'partition', 'state'].map((column) =>
