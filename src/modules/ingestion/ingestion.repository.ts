@@ -509,28 +509,36 @@ export async function createRun(db: Db, input: { trigger: string; window: { star
   return row.id;
 }
 
-/** Records how a run ended. */
-export async function finishRun(
-  db: Db,
-  id: number,
-  result: {
-    source: string | null;
-    sourceNotes: Record<string, string>;
-    seen: number;
-    inserted: number;
-    updated: number;
-    skipped: number;
-    outcome: 'success' | 'partial' | 'failed';
-    error: string | null;
-    /** Stopped by its server's shutdown (findLastLiveRunFinish leaves it out); its error says so for people. */
-    stoppedByShutdown: boolean;
-    finishedAt: Date;
-    durationMs: number;
-    /** Set when the run read less than its window: a file written before the window's end. */
-    windowEnd?: Date;
-  },
-) {
-  await inStore(() => db.ingestionRun.update({ where: { id }, data: result }));
+/** A run's counts as its row (ingestion_runs) holds them. */
+export interface RunCounts {
+  seen: number;
+  inserted: number;
+  updated: number;
+}
+
+/**
+ * How a run ended. A failed run gives no counts: its row keeps those its committed batches added
+ * (RunWrite.runId). The run's own count of `seen` includes the jobs of a batch the database refused or
+ * lost, rolled back with them, and said it stored more than it did.
+ */
+export type RunEnd = {
+  source: string | null;
+  sourceNotes: Record<string, string>;
+  skipped: number;
+  error: string | null;
+  /** Stopped by its server's shutdown (findLastLiveRunFinish leaves it out); its error says so for people. */
+  stoppedByShutdown: boolean;
+  finishedAt: Date;
+  durationMs: number;
+  /** Set when the run read less than its window: a file written before the window's end. */
+  windowEnd?: Date;
+} & ({ outcome: 'success' | 'partial'; seen: number; inserted: number; updated: number } | { outcome: 'failed' });
+
+/** Records how a run ended; the counts its row holds then. */
+export async function finishRun(db: Db, id: number, result: RunEnd): Promise<RunCounts> {
+  return inStore(() =>
+    db.ingestionRun.update({ where: { id }, data: result, select: { seen: true, inserted: true, updated: true } }),
+  );
 }
 
 /**

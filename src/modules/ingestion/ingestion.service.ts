@@ -261,14 +261,10 @@ export function createIngestionService(deps: IngestionDeps) {
    * Records a run the database failed (behind the code, unavailable) as failed, saying why, rather
    * than leaving it running until the next run marks it abandoned. Its own write may meet the same
    * failure (ingestion_runs behind too, the database still away): the run's error, thrown by the
-   * caller, says the same, and the next run marks it abandoned.
+   * caller, says the same, and the next run marks it abandoned. Its counts are those its committed
+   * batches left on its row (finishRun).
    */
-  async function failRunForStore(
-    runId: number,
-    error: unknown,
-    so: { notes: Record<string, string>; seen: number; inserted: number; updated: number },
-    durationMs: number,
-  ) {
+  async function failRunForStore(runId: number, error: unknown, notes: Record<string, string>, durationMs: number) {
     // A PostgreSQL that just dropped every connection (a restart) may leave some in the pool that the
     // pool has not yet seen die: the write failed on them under load and the run read "running" until the
     // next run called it abandoned. Tried again while it meets such a connection; a database still down
@@ -276,10 +272,7 @@ export function createIngestionService(deps: IngestionDeps) {
     await retryOnStaleConnection(db.pool, () =>
       ingestionRepository.finishRun(db.prisma, runId, {
         source: null,
-        sourceNotes: so.notes,
-        seen: so.seen,
-        inserted: so.inserted,
-        updated: so.updated,
+        sourceNotes: notes,
         skipped: 0,
         outcome: 'failed',
         error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
@@ -705,7 +698,7 @@ export function createIngestionService(deps: IngestionDeps) {
     }
     if (storeFailure !== undefined) {
       delete notes.fileFingerprint;
-      await failRunForStore(runId, storeFailure, { notes, seen: runJobs.seen, ...totals }, Date.now() - startedAt);
+      await failRunForStore(runId, storeFailure, notes, Date.now() - startedAt);
       // Thrown, as the database's failure is wherever it is met: the scheduler's "ingestion run failed:
       // …" line and the CLI's message (run npm run db:migrate, the database cannot be reached), and
       // the run counted failed (runOnce). The batches written before it are each whole (one
@@ -790,15 +783,14 @@ export function createIngestionService(deps: IngestionDeps) {
     // it has not yet seen die: this write failed on one, the run threw as the database's failure and read
     // "running" until the next run called it abandoned, though its jobs were stored. Tried again past
     // them; a database still down fails the run as before.
-    await retryOnStaleConnection(db.pool, () =>
+    const recordedCounts = await retryOnStaleConnection(db.pool, () =>
       ingestionRepository.finishRun(db.prisma, runId, {
         source: summary.source,
         sourceNotes: notes,
-        seen: summary.seen,
-        inserted: summary.inserted,
-        updated: summary.updated,
+        ...(outcome === 'failed'
+          ? { outcome }
+          : { outcome, seen: summary.seen, inserted: summary.inserted, updated: summary.updated }),
         skipped: summary.skipped,
-        outcome,
         error: summary.error,
         stoppedByShutdown: !answered && isStoppedByShutdown,
         finishedAt: new Date(),
@@ -806,6 +798,12 @@ export function createIngestionService(deps: IngestionDeps) {
         ...(recorded.end < window.end ? { windowEnd: recorded.end } : {}),
       }),
     );
+    // What a failed run says of its counts, wherever it is read, is what its record keeps.
+    if (outcome === 'failed') {
+      Object.assign(summary, recordedCounts, {
+        unchanged: recordedCounts.seen - recordedCounts.inserted - recordedCounts.updated,
+      });
+    }
     metrics.ingestRuns.inc({ source: summary.source ?? 'none', outcome });
     metrics.ingestJobs.inc({ result: 'inserted' }, summary.inserted);
     metrics.ingestJobs.inc({ result: 'updated' }, summary.updated);

@@ -1129,6 +1129,32 @@ describe('sources in order, and failures', () => {
     );
   });
 
+  // The database refusing a batch fails the run; the batches before it committed, each with its counts on
+  // the run's row. The run's record then wrote `seen` as counted in memory, the refused batch's jobs with
+  // the stored ones (12 beside 10 stored and 10 inserted): it keeps the counts its batches committed now.
+  it('records a run whose batch the database refused with the counts of the batches it committed', async () => {
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    // The capture's 12 jobs in batches of 5: the third (jobs 12 and 13) breaks the constraint.
+    await db.pool.query(`ALTER TABLE slurm_jobs ADD CONSTRAINT no_job_13 CHECK (job_id <> '13')`);
+    try {
+      const error = await service([source])
+        .runOnce({ trigger: 'manual', window: WINDOW })
+        .catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ name: 'JobStoreError', message: expect.stringContaining('no_job_13') });
+    } finally {
+      await db.pool.query('ALTER TABLE slurm_jobs DROP CONSTRAINT no_job_13');
+    }
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM slurm_jobs')).rows[0].n).toBe(10);
+    const run = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: 1 } });
+    expect(run).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringContaining('the database refused a query of the run (SQLSTATE 23514)'),
+      seen: 10,
+      inserted: 10,
+      updated: 0,
+    });
+  });
+
   it('counts each failed source in the metrics, whether or not a fallback answered (IngestionSourceFailing)', async () => {
     const { source } = fileSource('final/sacct-steps-extra.psv');
     const chain = service([failing('slurmrestd', new Error('HTTP 401: token expired')), source]);
