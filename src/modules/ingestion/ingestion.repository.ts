@@ -593,17 +593,20 @@ export async function failRunningRunForShutdown(
  * Runs left `running` by a process that died; only called while holding the ingest lock. Their counts
  * are those their committed batches left (RunWrite.runId), which their notes say.
  */
-export async function failAbandonedRuns(db: Db, now: Date): Promise<number> {
-  const result = await db.ingestionRun.updateMany({
-    where: { outcome: 'running' },
-    data: {
-      outcome: 'failed',
-      error: 'interrupted: the process stopped before the run finished',
-      sourceNotes: { counts: cutRunCountsNote('cut short when its process stopped') },
-      finishedAt: now,
-    },
-  });
-  return result.count;
+export async function failAbandonedRuns(pool: pg.Pool, now: Date): Promise<number> {
+  // Added to the notes the run had (an access warning, why a source did not answer), not in their place.
+  const result = await pool.query(
+    `UPDATE ingestion_runs
+        SET outcome = 'failed', error = $1, finished_at = $2,
+            source_notes = coalesce(source_notes, '{}'::jsonb) || jsonb_build_object('counts', $3::text)
+      WHERE outcome = 'running'`,
+    [
+      'interrupted: the process stopped before the run finished',
+      now,
+      cutRunCountsNote('cut short when its process stopped'),
+    ],
+  );
+  return result.rowCount ?? 0;
 }
 
 /**

@@ -894,7 +894,7 @@ export function createIngestionService(deps: IngestionDeps) {
             return { status: 'skipped', reason: 'recent' };
           }
         }
-        const abandoned = await ingestionRepository.failAbandonedRuns(db.prisma, now());
+        const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now());
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');

@@ -1286,6 +1286,24 @@ describe('one run at a time', () => {
     await cut;
   });
 
+  // The next run marked such a run failed with its notes replaced by the counts note: what they said
+  // before (an access warning, why a source did not answer) was lost. The note is added to them now.
+  it('keeps the notes a run left running by a dead process already had, beside the note on its counts', async () => {
+    const access = "the token's user may read only its own jobs";
+    await db.prisma.ingestionRun.create({
+      data: { trigger: 'schedule', windowStart: WINDOW.start, windowEnd: WINDOW.end, sourceNotes: { access } },
+    });
+    const { source } = fileSource('final/sacct-steps-extra.psv');
+    await finishedRun(service([source]).runOnce({ trigger: 'manual', window: WINDOW }));
+    const abandoned = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: 1 } });
+    expect(abandoned).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^interrupted/) });
+    expect(abandoned.sourceNotes).toEqual({
+      access,
+      counts:
+        'cut short when its process stopped: the counts are those of the batches of jobs it committed, each with its jobs (a batch not committed rolled back with its jobs); its skipped records were not counted',
+    });
+  });
+
   it('a restarted process reports the freshness of the last completed run before running', async () => {
     const finishedAt = new Date('2026-11-20T10:00:00Z');
     await db.prisma.ingestionRun.create({
