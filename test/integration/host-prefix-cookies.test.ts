@@ -199,7 +199,9 @@ describe('production behind https: a cookie of the names before the rename is ex
 
 describe('plain-HTTP development keeps hb.csrf and hb.sid', () => {
   it('sets and clears hb.csrf, not Secure, and signs in with it into an hb.sid session', async () => {
-    const app = buildTestApp(db);
+    // With the production apps' key: they sealed this database's audit log, and an app without the key
+    // is refused the sign-in's entry (docs/security.md, "Audit log").
+    const app = buildTestApp(db, { env: { AUDIT_CHAIN_KEY: PRODUCTION.AUDIT_CHAIN_KEY } });
     const { form, response } = await signIn(app, {});
     expect(setCookieOf(form, 'hb.csrf')).toMatch(/^hb\.csrf=s%3A[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(setCookieOf(form, '__Host-hb.csrf')).toBeUndefined();
