@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type express from 'express';
 import { pino } from 'pino';
 import request from 'supertest';
@@ -165,6 +166,35 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     expect(signIn.body.error).toMatch(REFUSAL);
     // Pages that write no entry are served as before.
     await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
+    await expectChainIntactAndSealed(count);
+  });
+
+  // A run writes its jobs over many transactions, and its entry after them: refused then, the run was
+  // done without its entry. It is refused before it starts (the append checks again at its end).
+  it('refuses a Run now (503) before it runs, leaving no run and no entry', async () => {
+    const ingesting = buildTestApp(db, {
+      env: {
+        SACCT_PATH: '/nonexistent/sacct',
+        FALLBACK_CSV: path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv'),
+        INGEST_LOOKBACK_DAYS: '1',
+        APP_TZ: 'UTC',
+      },
+    });
+    const admin = await buildUser(db.prisma, { username: 'keyless-runner', role: 'admin' });
+    const agent = await signInAs(ingesting, admin.username, admin.password);
+    const token = await csrfTokenOf(agent);
+    const count = await sealedByTheOtherInstance();
+    const runs = await db.prisma.ingestionRun.count();
+
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({});
+    expect(response.status, response.text.slice(0, 300)).toBe(503);
+    expect(response.body.error).toMatch(REFUSAL);
+    expect(await db.prisma.ingestionRun.count()).toBe(runs);
+    expect(await db.prisma.auditLog.count()).toBe(count);
     await expectChainIntactAndSealed(count);
   });
 });

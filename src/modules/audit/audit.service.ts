@@ -316,14 +316,31 @@ function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly st
  * empty, when appending without a key is what the log already is.
  */
 export async function refuseUnsealedAppend(db: Db): Promise<void> {
-  if (hasChainKey()) return;
-  const newest = await auditRepository.findNewestEntry(db);
-  if (!newest || sealOfOrNone(newest, []) === 'unsealed') return;
+  const newest = await sealedNewestEntryBlockingUnsealed(db);
+  if (newest === undefined) return;
   throw new ConfigError([
     `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newest.id}) is sealed with a key (or was changed): ` +
       'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
       'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)',
   ]);
+}
+
+/** The newest entry when this process has no key and it is not unsealed (refuseUnsealedAfter's rule), else undefined. */
+async function sealedNewestEntryBlockingUnsealed(db: Db): Promise<auditRepository.StoredAuditEntry | undefined> {
+  if (hasChainKey()) return undefined;
+  const newest = await auditRepository.findNewestEntry(db);
+  return newest && sealOfOrNone(newest, []) !== 'unsealed' ? newest : undefined;
+}
+
+/**
+ * Throws UnsealedAuditAppendError (503) when this process could not append to `db`'s log now, as
+ * refuseUnsealedAfter would at the append: for an action whose entry is written after it, outside
+ * its transactions (Run now's run), checked before it starts, so that it is not done without its entry.
+ * Read without the chain's lock: the append still checks, for a first sealed entry written in between.
+ */
+export async function refuseUnsealedAppendNow(db: Db): Promise<void> {
+  const newest = await sealedNewestEntryBlockingUnsealed(db);
+  if (newest !== undefined) throw new UnsealedAuditAppendError(newest.id);
 }
 
 /**
