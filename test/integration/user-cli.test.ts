@@ -487,11 +487,16 @@ describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
     expect(await db.prisma.user.count({ where: { username: 'bootadmin', role: 'admin' } })).toBe(1);
     expect(await db.prisma.slurmJob.count()).toBe(0);
     // With the key the start-up sealed its entry with: an app without it is refused the sign-in's entry.
-    await signInAs(
-      buildTestApp(db, { env: { AUDIT_CHAIN_KEY: BOOTSTRAP_AUDIT_KEY } }),
-      'bootadmin',
-      'bootstrap-password',
-    );
+    try {
+      await signInAs(
+        buildTestApp(db, { env: { AUDIT_CHAIN_KEY: BOOTSTRAP_AUDIT_KEY } }),
+        'bootadmin',
+        'bootstrap-password',
+      );
+    } finally {
+      // The next files in this worker share the module's settings (vitest's isolate: false).
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+    }
   });
 });
 
@@ -543,6 +548,7 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
         'image-password-2',
       );
     } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
       await imageDb.drop();
     }
   }, 120_000);
