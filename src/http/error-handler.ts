@@ -19,6 +19,7 @@ import {
   PASSWORD_SIGN_OUTS,
   passwordSignOutOf,
   readableMessageOf,
+  UnsealedAuditAppendError,
 } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { unreadCharsetMessage } from './body-charset.js';
@@ -184,6 +185,15 @@ function describe(
   /** No pool connection came free in time (counted by onPoolWaitTimedOut). */
   isPoolWaitTimeout?: boolean;
 } {
+  if (error instanceof UnsealedAuditAppendError) {
+    // Expected by no one: logged at error level at each request, since only an operator mends it.
+    return {
+      status: error.status,
+      message: error.message,
+      isExpected: false,
+      logSummary: `audit entry refused: this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry (#${error.newestEntryId}) is sealed with one (or was changed); set AUDIT_CHAIN_KEY on every instance`,
+    };
+  }
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };
   // A form sent where no route takes it (POST /nope, POST to a page that only shows) is refused by
   // the CSRF check before routing: say what routing would have, not that a form was not sent.

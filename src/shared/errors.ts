@@ -292,6 +292,27 @@ export class ServiceUnavailableError extends AppError {
 }
 
 /**
+ * An audit entry refused because this process has no AUDIT_CHAIN_KEY and the log's newest entry is
+ * sealed with one (or was changed): written unsealed after it, the entry would break the hash chain
+ * for good. Another instance given the key wrote that entry after this one started (a rolling restart
+ * that brings in the key), which the start-up's check (refuseUnsealedAppend) cannot see; so the append
+ * itself refuses it, under the chain's lock, and the change it records rolls back with it. Not the
+ * request's fault, and no retry on this instance mends it: the message is for whoever runs it.
+ */
+export class UnsealedAuditAppendError extends ServiceUnavailableError {
+  constructor(
+    /** The sealed entry it would have followed. */
+    readonly newestEntryId: bigint,
+  ) {
+    super(
+      "Nothing was changed: this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry is sealed with one " +
+        '(another instance has it) or was changed, and an entry written without the key would break the log for good. An administrator must ' +
+        'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) on every instance, as the others have them, and restart this one.',
+    );
+  }
+}
+
+/**
  * PostgreSQL sent nothing back for a query within the time it was given (DB_QUERY_TIMEOUT_MS):
  * a frozen host, a stopped server or a network that drops packets without resetting the
  * connection. The connection is destroyed, so it is never reused mid-query.

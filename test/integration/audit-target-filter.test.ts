@@ -99,6 +99,16 @@ describe('the audit log filtered by target', () => {
     const userText = userPlan.rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(userText).toContain('audit_log_target_id_idx');
     expect(userText).not.toContain('Seq Scan');
+    // Gone again, behind the trigger's back: the newest of them matches no hash, and an app without a key
+    // is refused every entry after it (it might be sealed with a key that app has not).
+    const client = await db.pool.connect();
+    try {
+      await client.query("SET session_replication_role = 'replica'");
+      await client.query(`DELETE FROM audit_log WHERE actor = 'bulk'`);
+    } finally {
+      await client.query("SET session_replication_role = 'origin'");
+      client.release();
+    }
   });
 });
 

@@ -14,12 +14,12 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-/** Changes one entry behind the trigger's back, as a superuser could. */
-async function tamperWith(id: bigint) {
+/** Changes one entry's actor behind the trigger's back, as a superuser could (to `actor`: back, too). */
+async function tamperWith(id: bigint, actor = 'mallory') {
   const client = await db.pool.connect();
   try {
     await client.query("SET session_replication_role = 'replica'");
-    await client.query(`UPDATE audit_log SET actor = 'mallory' WHERE id = $1`, [id]);
+    await client.query(`UPDATE audit_log SET actor = $2 WHERE id = $1`, [id, actor]);
     await client.query("SET session_replication_role = 'origin'");
   } finally {
     client.release();
@@ -52,6 +52,9 @@ describe('/admin/audit/verify on a broken chain', () => {
     expect(page.text).toContain('Keep a copy of the database as it is');
     const json = await postAuditVerify(agent, 'application/json', 409);
     expect(json.body).toMatchObject({ status: 'broken', brokenAt: String(first.id), entries: 1 });
+    // Put back: a changed newest entry refuses every entry an app without a key would append after it.
+    await tamperWith(first.id, 'auditor');
+    await tamperWith(second.id, 'auditor');
   });
 });
 

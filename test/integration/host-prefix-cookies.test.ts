@@ -1,5 +1,6 @@
 import request from 'supertest';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { configureAuditChain } from '../../src/modules/audit/audit.service.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenIn } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
@@ -199,7 +200,11 @@ describe('production behind https: a cookie of the names before the rename is ex
 
 describe('plain-HTTP development keeps hb.csrf and hb.sid', () => {
   it('sets and clears hb.csrf, not Secure, and signs in with it into an hb.sid session', async () => {
-    const app = buildTestApp(db);
+    // With the production apps' key: they sealed this database's audit log, and an app without the key
+    // is refused the sign-in's entry (docs/security.md, "Audit log").
+    const app = buildTestApp(db, { env: { AUDIT_CHAIN_KEY: PRODUCTION.AUDIT_CHAIN_KEY } });
+    // The next files in this worker share the module's settings (vitest's isolate: false).
+    onTestFinished(() => configureAuditChain({ chainKeys: [], unsealedUntil: 0n }));
     const { form, response } = await signIn(app, {});
     expect(setCookieOf(form, 'hb.csrf')).toMatch(/^hb\.csrf=s%3A[^;]+; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(setCookieOf(form, '__Host-hb.csrf')).toBeUndefined();

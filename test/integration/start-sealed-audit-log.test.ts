@@ -90,3 +90,62 @@ describe('a start without AUDIT_CHAIN_KEY', () => {
     expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, isSealed: true });
   }, 90_000);
 });
+
+// The start-up check passes an instance without the key while the log is still unsealed. In a rolling
+// restart that brings in the key, another instance with it then writes the first sealed entry, and
+// this one, left running, appended unsealed entries after it (every sign-in): the chain broke for good.
+// Each append now reads the newest entry under the chain's lock and refuses to follow a sealed one.
+describe('an instance started without AUDIT_CHAIN_KEY beside one that has it', () => {
+  it('answers a request that would append 503 naming the key, writes nothing, and serves on', async () => {
+    const other = await createTestDatabase();
+    const otherPort = await findFreePort();
+    try {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      const server = await spawnServer({
+        DATABASE_URL: other.url,
+        PORT: String(otherPort),
+        DEMO_SEED: '0',
+        INGEST_ENABLED: '0',
+        LOG_LEVEL: 'info',
+        ADMIN_USERNAME: 'rollingadmin',
+        ADMIN_PASSWORD: 'rollingadmin-password-long',
+      });
+      try {
+        // The instance given the key writes the first sealed entry after this one started.
+        const unsealedUntil = (await other.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+        configureAuditChain({ chainKeys: [CHAIN_KEY], unsealedUntil });
+        await recordAudit(other, { actor: 'ops', action: 'test.first_sealed', status: 'ok' });
+        const count = await other.prisma.auditLog.count();
+
+        const base = `http://127.0.0.1:${otherPort}`;
+        const form = await fetch(`${base}/login`, { headers: { accept: 'text/html' } });
+        const cookie = form.headers
+          .getSetCookie()
+          .map((each) => each.split(';')[0])
+          .join('; ');
+        const token = /name="csrf_token" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+        const signIn = await fetch(`${base}/login`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { accept: 'application/json', 'content-type': 'application/json', cookie, 'x-csrftoken': token },
+          body: JSON.stringify({ username: 'rollingadmin', password: 'rollingadmin-password-long' }),
+        });
+        const body = (await signIn.json()) as { error: string; code: number };
+        expect(signIn.status, `${JSON.stringify(body)}\n${server.output()}`).toBe(503);
+        expect(body.error).toMatch(/this instance has no AUDIT_CHAIN_KEY, .* set AUDIT_CHAIN_KEY .* on every instance/);
+
+        // Still serving, and said why in its log.
+        expect((await fetch(`${base}/healthz`)).status).toBe(200);
+        expect(server.process.exitCode).toBeNull();
+        expect(server.output()).toContain('audit entry refused: this instance has no AUDIT_CHAIN_KEY');
+        expect(await other.prisma.auditLog.count()).toBe(count);
+        expect(await verifyAuditChain(other.prisma)).toMatchObject({ isIntact: true, isSealed: true, count });
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await other.drop();
+    }
+  }, 90_000);
+});

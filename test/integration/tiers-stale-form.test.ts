@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordAudit } from '../../src/modules/audit/audit.service.js';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { refusedFormStateOf, visibleTextOf } from '../support/html.js';
@@ -146,6 +147,8 @@ describe('a stale tier override form whose change has an entry time no date hold
       where: { target: `user:${user}`, action: 'pricing.override.set' },
       orderBy: { id: 'desc' },
     });
+    // Not left the newest entry: an app without a key appends nothing after one that matches no hash.
+    await recordAudit(db, { actor: 'test', action: 'test.after_spoiled', status: 'ok' });
     await asSuperuser('UPDATE audit_log SET ts = $1::timestamptz WHERE id = $2', [ts, String(entry.id)]);
     const entries = await db.prisma.auditLog.count();
 

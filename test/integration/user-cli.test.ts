@@ -486,7 +486,17 @@ describe('ADMIN_USERNAME / ADMIN_PASSWORD', () => {
     await (await prepareDatabase(config, createLogger('silent'))).stop();
     expect(await db.prisma.user.count({ where: { username: 'bootadmin', role: 'admin' } })).toBe(1);
     expect(await db.prisma.slurmJob.count()).toBe(0);
-    await signInAs(buildTestApp(db), 'bootadmin', 'bootstrap-password');
+    // With the key the start-up sealed its entry with: an app without it is refused the sign-in's entry.
+    try {
+      await signInAs(
+        buildTestApp(db, { env: { AUDIT_CHAIN_KEY: BOOTSTRAP_AUDIT_KEY } }),
+        'bootadmin',
+        'bootstrap-password',
+      );
+    } finally {
+      // The next files in this worker share the module's settings (vitest's isolate: false).
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+    }
   });
 });
 
@@ -531,8 +541,14 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
       configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
     }
     try {
-      await signInAs(buildTestApp(imageDb), 'imageadmin', 'image-password-2');
+      // With the image's key: an app without it is refused the sign-in's entry after the CLI's sealed ones.
+      await signInAs(
+        buildTestApp(imageDb, { env: { AUDIT_CHAIN_KEY: IMAGE_AUDIT_KEY } }),
+        'imageadmin',
+        'image-password-2',
+      );
     } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
       await imageDb.drop();
     }
   }, 120_000);

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { DEFAULT_DB_QUERY_TIMEOUT_MS } from '../../src/config/config.schema.js';
 import { type Database, openDatabase } from '../../src/db/database.js';
+import { configureAuditChain } from '../../src/modules/audit/audit.service.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { withDatabase } from './global-setup.js';
 
@@ -25,9 +26,12 @@ async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T>
 
 /**
  * A fresh, migrated database of the test file's own, cloned from the template:
- * files run in parallel without seeing each other's rows.
+ * files run in parallel without seeing each other's rows. The audit chain's settings start without a
+ * key, whatever the file before it in this worker left (isolate: false): entries sealed with a key left
+ * over, an app without it built later is refused its own after them.
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
+  configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
   const name = `hb_test_${randomBytes(6).toString('hex')}`;
   const strategy = inject('isFileCopyClone') ? ' STRATEGY FILE_COPY' : '';
   await withAdmin((client) =>

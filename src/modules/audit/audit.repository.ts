@@ -16,13 +16,21 @@ export interface StoredAuditEntry extends AuditRecord {
   hash: string;
 }
 
+/** The newest entry when an append takes the chain's lock: its hash, and the whole entry when asked for. */
+export interface ChainHead {
+  hash: string;
+  /** Read only for a process that appends unsealed entries, which must not follow a sealed one. */
+  entry?: StoredAuditEntry;
+}
+
 /**
- * Takes the append lock for the rest of the transaction and returns the newest hash. Only under READ
- * COMMITTED does the head read after the lock see the entry the last holder committed: a REPEATABLE
- * READ or SERIALIZABLE transaction reads the snapshot of its first statement, so an append there is
- * refused (the database's connections default to READ COMMITTED: src/db/database.ts).
+ * Takes the append lock for the rest of the transaction and returns the newest entry's hash, and the
+ * whole entry with `isEntryRead`. Only under READ COMMITTED does the head read after the lock see the
+ * entry the last holder committed: a REPEATABLE READ or SERIALIZABLE transaction reads the snapshot of
+ * its first statement, so an append there is refused (the database's connections default to READ
+ * COMMITTED: src/db/database.ts).
  */
-export async function lockChainHead(tx: Tx): Promise<string | undefined> {
+export async function lockChainHead(tx: Tx, isEntryRead: boolean): Promise<ChainHead | undefined> {
   const [lock] = await tx.$queryRaw<{ isolation: string }[]>`
     SELECT current_setting('transaction_isolation') AS isolation FROM (SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})) AS locked`;
   if (lock?.isolation !== 'read committed') {
@@ -30,8 +38,12 @@ export async function lockChainHead(tx: Tx): Promise<string | undefined> {
       `an audit entry is appended in a READ COMMITTED transaction only, not ${lock?.isolation ?? 'an unknown isolation'}: the chain's head is read after its lock, and an older snapshot would fork the chain`,
     );
   }
+  if (isEntryRead) {
+    const entry = await tx.auditLog.findFirst({ orderBy: { id: 'desc' }, select: SELECT_ENTRY });
+    return entry ? { hash: entry.hash, entry } : undefined;
+  }
   const head = await tx.auditLog.findFirst({ orderBy: { id: 'desc' }, select: { hash: true } });
-  return head?.hash;
+  return head ?? undefined;
 }
 
 export interface ChainedEntry {
@@ -61,9 +73,49 @@ export async function insertEntries(tx: Tx, entries: ChainedEntry[]) {
 
 // One round trip in the simple protocol. Under READ COMMITTED each statement of it takes its
 // own snapshot, so the head is read after the lock is granted: the newest committed entry.
-const BEGIN_AND_READ_LOCKED_HEAD = `BEGIN ISOLATION LEVEL READ COMMITTED;
-SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK});
+const BEGIN_AND_LOCK = `BEGIN ISOLATION LEVEL READ COMMITTED;
+SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`;
+const BEGIN_AND_READ_LOCKED_HEAD = `${BEGIN_AND_LOCK};
 SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1`;
+// The whole entry, as SELECT_ENTRY reads it through Prisma: the id as text (int8), details as jsonb's text.
+// Ordered by the column, not by the output's `id`, which is text ('9' after '10').
+const BEGIN_AND_READ_LOCKED_HEAD_ENTRY = `${BEGIN_AND_LOCK};
+SELECT a.id::text AS id, a.ts, a.actor, a.ip, a.user_agent, a.action, a.target, a.status, a.details::text AS details,
+       a.prev_hash, a.hash
+  FROM audit_log a ORDER BY a.id DESC LIMIT 1`;
+
+interface HeadEntryRow {
+  id: string;
+  ts: Date;
+  actor: string;
+  ip: string | null;
+  user_agent: string | null;
+  action: string;
+  target: string | null;
+  status: string;
+  details: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+function headOfRow(row: HeadEntryRow): ChainHead {
+  return {
+    hash: row.hash,
+    entry: {
+      id: BigInt(row.id),
+      ts: row.ts,
+      actor: row.actor,
+      ip: row.ip,
+      userAgent: row.user_agent,
+      action: row.action,
+      target: row.target,
+      status: row.status,
+      details: row.details === null ? null : JSON.parse(row.details),
+      prevHash: row.prev_hash,
+      hash: row.hash,
+    },
+  };
+}
 
 // nextval() is volatile, so PostgreSQL assigns the ids after the sort: in array order.
 const INSERT_CHAINED_ENTRIES = {
@@ -80,17 +132,22 @@ SELECT e.ts, e.actor, e.ip, e.user_agent, e.action, e.target, e.status, e.detail
  * Appends entries in a transaction of their own, straight over pg: three round trips
  * (begin, lock and head; insert; commit) while the chain lock is held, where Prisma's
  * interactive transaction took five, each through its runtime. Every sign-in waits for
- * this. `chain` turns the head into the rows to insert.
+ * this. `chain` turns the head into the rows to insert (or throws, and nothing is); the whole head
+ * entry is read for it with `isEntryRead`, as lockChainHead reads it.
  */
 export async function appendEntriesAlone(
   pool: pg.Pool,
-  chain: (head: string | undefined) => ChainedEntry[],
+  chain: (head: ChainHead | undefined) => ChainedEntry[],
+  isEntryRead: boolean,
 ): Promise<void> {
   const client = await pool.connect();
   let isBroken = false;
   try {
-    const results = (await client.query(BEGIN_AND_READ_LOCKED_HEAD)) as unknown as pg.QueryResult<{ hash: string }>[];
-    const entries = chain(results[2]?.rows[0]?.hash);
+    const results = (await client.query(
+      isEntryRead ? BEGIN_AND_READ_LOCKED_HEAD_ENTRY : BEGIN_AND_READ_LOCKED_HEAD,
+    )) as unknown as pg.QueryResult<HeadEntryRow>[];
+    const row = results[2]?.rows[0];
+    const entries = chain(row === undefined ? undefined : isEntryRead ? headOfRow(row) : { hash: row.hash });
     const columns = {
       ts: [] as string[],
       actor: [] as string[],

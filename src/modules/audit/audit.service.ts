@@ -6,7 +6,7 @@ import { fieldLabelsOf } from '../../http/field-labels.js';
 import { moneyJson } from '../../http/json-money.js';
 import { linkTo } from '../../http/page-links.js';
 import { formatDecimalText } from '../../http/view-format.js';
-import { ReversedWindowError, StartAfterTodayError } from '../../shared/errors.js';
+import { ReversedWindowError, StartAfterTodayError, UnsealedAuditAppendError } from '../../shared/errors.js';
 import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from '../../shared/local-date.js';
 import { toolCommand } from '../../shared/tool-commands.js';
 import { type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
@@ -43,7 +43,9 @@ export interface AuditContext {
 /**
  * Appends one entry to the hash chain inside the caller's transaction, so the entry
  * exists exactly when the change it records does. Appends are serialized by an
- * advisory lock held until the transaction ends: the chain never forks.
+ * advisory lock held until the transaction ends: the chain never forks. Throws
+ * UnsealedAuditAppendError, failing the caller's transaction, when this process has no key and
+ * the newest entry is sealed (refuseUnsealedAfter).
  */
 export async function appendAudit(tx: auditRepository.Tx, entry: AuditEntry, now = new Date()): Promise<void> {
   await appendAuditEntries(tx, [{ entry, now }]);
@@ -92,9 +94,29 @@ export function configureAuditChain(settings: AuditChainSettings): void {
   chainSettings = settings;
 }
 
-/** The entries as rows of the chain that continues from `head`, in order. */
-function chainEntries(head: string | undefined, entries: { entry: AuditEntry; now: Date }[]) {
-  let prevHash = head ?? GENESIS_HASH;
+/**
+ * Throws UnsealedAuditAppendError when this process, without a key, would append after `head`, a
+ * sealed entry (or a changed one): refuseUnsealedAppend's rule, checked again at every append, under
+ * the chain's lock, since the start-up check cannot see an entry another instance with the key seals
+ * later (a rolling restart). `head.entry` is read only by a process without a key (isHeadEntryRead).
+ */
+function refuseUnsealedAfter(head: auditRepository.ChainHead | undefined): void {
+  if (hasChainKey() || head?.entry === undefined) return;
+  if (sealOfOrNone(head.entry, []) !== 'unsealed') throw new UnsealedAuditAppendError(head.entry.id);
+}
+
+/** Whether an append reads the head's whole entry: only one without a key checks it (refuseUnsealedAfter). */
+function isHeadEntryRead(): boolean {
+  return !hasChainKey();
+}
+
+/**
+ * The entries as rows of the chain that continues from `head`, in order; refused (nothing written)
+ * when they would be unsealed after a sealed head.
+ */
+function chainEntries(head: auditRepository.ChainHead | undefined, entries: { entry: AuditEntry; now: Date }[]) {
+  refuseUnsealedAfter(head);
+  let prevHash = head?.hash ?? GENESIS_HASH;
   const [sealingKey] = chainSettings.chainKeys;
   return entries.map(({ entry, now }): auditRepository.ChainedEntry => {
     const record = toAuditRecord(entry, now);
@@ -106,7 +128,7 @@ function chainEntries(head: string | undefined, entries: { entry: AuditEntry; no
 
 /** Appends entries in order under one take of the chain lock. */
 async function appendAuditEntries(tx: auditRepository.Tx, entries: { entry: AuditEntry; now: Date }[]) {
-  const head = await auditRepository.lockChainHead(tx);
+  const head = await auditRepository.lockChainHead(tx, isHeadEntryRead());
   await auditRepository.insertEntries(tx, chainEntries(head, entries));
 }
 
@@ -127,7 +149,7 @@ const MAX_GROUP = 100;
 const queues = new WeakMap<Database, AppendQueue>();
 
 async function commitGroup(db: Database, group: QueuedEntry[]) {
-  await auditRepository.appendEntriesAlone(db.pool, (head) => chainEntries(head, group));
+  await auditRepository.appendEntriesAlone(db.pool, (head) => chainEntries(head, group), isHeadEntryRead());
   for (const item of group) item.resolve();
 }
 
@@ -139,8 +161,9 @@ async function flushQueue(db: Database, queue: AppendQueue) {
       try {
         await commitGroup(db, group);
       } catch (error) {
-        if (group.length === 1) {
-          group[0]?.reject(error);
+        // Refused for the log's head, not for an entry: each would be refused alone too.
+        if (group.length === 1 || error instanceof UnsealedAuditAppendError) {
+          for (const item of group) item.reject(error);
           continue;
         }
         // One failing entry must not take the others down: each gets its own answer.
@@ -158,7 +181,9 @@ async function flushQueue(db: Database, queue: AppendQueue) {
  * committing wait and are then written together, in one transaction under one take of
  * the chain lock (group commit). Every sign-in appends an entry, and with one lock for
  * the whole chain, appends one by one capped sign-ins near 14/s on the 2-core machine:
- * 66 of 72 sampled active queries were waiting for the lock.
+ * 66 of 72 sampled active queries were waiting for the lock. Rejects with
+ * UnsealedAuditAppendError, writing nothing, when this process has no key and the newest entry is
+ * sealed.
  */
 export function recordAudit(db: Database, entry: AuditEntry, now = new Date()): Promise<void> {
   let queue = queues.get(db);
@@ -291,14 +316,31 @@ function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly st
  * empty, when appending without a key is what the log already is.
  */
 export async function refuseUnsealedAppend(db: Db): Promise<void> {
-  if (hasChainKey()) return;
-  const newest = await auditRepository.findNewestEntry(db);
-  if (!newest || sealOfOrNone(newest, []) === 'unsealed') return;
+  const newest = await sealedNewestEntryBlockingUnsealed(db);
+  if (newest === undefined) return;
   throw new ConfigError([
     `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newest.id}) is sealed with a key (or was changed): ` +
       'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
       'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)',
   ]);
+}
+
+/** The newest entry when this process has no key and it is not unsealed (refuseUnsealedAfter's rule), else undefined. */
+async function sealedNewestEntryBlockingUnsealed(db: Db): Promise<auditRepository.StoredAuditEntry | undefined> {
+  if (hasChainKey()) return undefined;
+  const newest = await auditRepository.findNewestEntry(db);
+  return newest && sealOfOrNone(newest, []) !== 'unsealed' ? newest : undefined;
+}
+
+/**
+ * Throws UnsealedAuditAppendError (503) when this process could not append to `db`'s log now, as
+ * refuseUnsealedAfter would at the append: for an action whose entry is written after it, outside
+ * its transactions (Run now's run), checked before it starts, so that it is not done without its entry.
+ * Read without the chain's lock: the append still checks, for a first sealed entry written in between.
+ */
+export async function refuseUnsealedAppendNow(db: Db): Promise<void> {
+  const newest = await sealedNewestEntryBlockingUnsealed(db);
+  if (newest !== undefined) throw new UnsealedAuditAppendError(newest.id);
 }
 
 /**

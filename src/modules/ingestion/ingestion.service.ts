@@ -13,7 +13,7 @@ import {
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatZonedTimeSeconds, startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
-import { type AuditContext, recordAudit } from '../audit/audit.service.js';
+import { type AuditContext, recordAudit, refuseUnsealedAppendNow } from '../audit/audit.service.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as ingestionRepository from './ingestion.repository.js';
 import {
@@ -968,7 +968,9 @@ export function createIngestionService(deps: IngestionDeps) {
    * (backgroundWork), recorded and audited when it ends, stopped by the server's shutdown as a
    * scheduled run is (its sacct killed, recorded stopped_by_shutdown). A run that fails to be
    * recorded (the database) throws here when it does so within the bound, and is logged after it.
-   * Refused (ServiceUnavailableError, 503) while the server drains before its shutdown or stops.
+   * Refused (ServiceUnavailableError, 503) while the server drains before its shutdown or stops, and
+   * (UnsealedAuditAppendError, 503) where its entry could not be written: this process has no
+   * AUDIT_CHAIN_KEY and the log is sealed.
    */
   async function runNow(context: AuditContext): Promise<RunNowResult> {
     // Draining, the process stops once the delay is over, and then stops the run: accepted, it was
@@ -979,6 +981,8 @@ export function createIngestionService(deps: IngestionDeps) {
     if (backgroundWork.isStopping() || deps.isDraining?.()) {
       throw new ServiceUnavailableError(RUN_NOW_WHILE_STOPPING);
     }
+    // Its entry is written after the run, which would be done without it (the append refusing it).
+    await refuseUnsealedAppendNow(db.prisma);
     const stopping = new AbortController();
     const startedAt = Date.now();
     const state: { runId?: number; isAbandoned: boolean } = { isAbandoned: false };

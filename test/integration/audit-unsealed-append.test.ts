@@ -1,0 +1,200 @@
+import path from 'node:path';
+import type express from 'express';
+import { pino } from 'pino';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  appendAudit,
+  configureAuditChain,
+  recordAudit,
+  verifyAuditChain,
+} from '../../src/modules/audit/audit.service.js';
+import { buildUser } from '../support/factories.js';
+import { csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { buildTestApp } from '../support/test-app.js';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+
+const KEY = 'rolling-restart-key-rolling-restart-key-01';
+const REFUSAL =
+  /Nothing was changed: this instance has no AUDIT_CHAIN_KEY, .* set AUDIT_CHAIN_KEY .* on every instance/;
+
+let db: TestDatabase;
+let app: express.Express;
+const logged: { level: number; msg: string }[] = [];
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+  // The instance without the key (development settings: none is required).
+  app = buildTestApp(db, { logger });
+});
+afterAll(() => db?.drop());
+afterEach(async () => {
+  withoutKey();
+  await asSuperuser('TRUNCATE audit_log RESTART IDENTITY');
+});
+
+/** Runs `sql` as a superuser who has switched the table's triggers off for the session. */
+async function asSuperuser(sql: string) {
+  const client = await db.pool.connect();
+  try {
+    await client.query("SET session_replication_role = 'replica'");
+    await client.query(sql);
+  } finally {
+    await client.query("SET session_replication_role = 'origin'");
+    client.release();
+  }
+}
+
+// The process-wide settings stand for which instance writes: one given AUDIT_CHAIN_KEY (and the
+// unsealed entries before it, AUDIT_CHAIN_UNSEALED_UNTIL) by a rolling restart, one not restarted yet.
+let unsealedUntil = 0n;
+function withKey() {
+  configureAuditChain({ chainKeys: [KEY], unsealedUntil });
+}
+function withoutKey() {
+  configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+}
+
+/**
+ * A log written without a key, as before the rolling restart (which the start-up check lets an
+ * instance without the key write to), then the first sealed entry, from the instance given the key.
+ */
+async function sealedByTheOtherInstance(): Promise<number> {
+  withoutKey();
+  await recordAudit(db, { actor: 'ops', action: 'test.before_key', status: 'ok' });
+  unsealedUntil = (await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+  withKey();
+  await recordAudit(db, { actor: 'ops', action: 'test.first_sealed', status: 'ok' });
+  withoutKey();
+  return db.prisma.auditLog.count();
+}
+
+async function expectChainIntactAndSealed(count: number) {
+  withKey();
+  expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, isSealed: true, count });
+  withoutKey();
+}
+
+describe('an instance without AUDIT_CHAIN_KEY on a log no instance has sealed', () => {
+  // Each append now reads the newest entry whole: ids past 9 are where one ordered as text goes wrong.
+  it('appends as before, alone and in transactions, and the chain stays intact', async () => {
+    withoutKey();
+    for (let index = 0; index < 12; index++) {
+      await recordAudit(db, { actor: 'ops', action: 'test.alone', status: 'ok', details: { index, total: '7.50' } });
+      await db.prisma.$transaction((tx) =>
+        appendAudit(tx, { actor: 'ops', action: 'test.in_transaction', status: 'ok', details: { index } }),
+      );
+    }
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ isIntact: true, isSealed: false, count: 24 });
+  });
+});
+
+describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the log', () => {
+  it('is refused an entry of its own (503, naming the key), and the chain stays intact', async () => {
+    const count = await sealedByTheOtherInstance();
+    const appending = recordAudit(db, { actor: 'ops', action: 'test.unsealed_after', status: 'ok' });
+    await expect(appending).rejects.toThrow(REFUSAL);
+    await expect(appending).rejects.toMatchObject({ name: 'UnsealedAuditAppendError', status: 503 });
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+
+  it('refuses every entry of a group commit, and writes none', async () => {
+    const count = await sealedByTheOtherInstance();
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, index) =>
+        recordAudit(db, { actor: 'ops', action: 'test.grouped', status: 'ok', details: { index } }),
+      ),
+    );
+    expect(results.map((result) => result.status)).toEqual(Array(5).fill('rejected'));
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+
+  it('rolls back the change whose entry it is refused in the same transaction', async () => {
+    const count = await sealedByTheOtherInstance();
+    await expect(
+      db.prisma.$transaction(async (tx) => {
+        await tx.user.create({ data: { username: 'halfmade', passwordHash: 'x', role: 'user' } });
+        await appendAudit(tx, { actor: 'ops', action: 'user.create', target: 'user:halfmade', status: 'ok' });
+      }),
+    ).rejects.toThrow(REFUSAL);
+    expect(await db.prisma.user.count({ where: { username: 'halfmade' } })).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+
+  it("answers an admin's change 503 in JSON and as a page, changes nothing, logs why, and serves on", async () => {
+    const admin = await buildUser(db.prisma, { username: 'keyless-chief', role: 'admin' });
+    const target = await buildUser(db.prisma, { username: 'keyless-target' });
+    // Signed in before the other instance's first sealed entry.
+    const agent = await signInAs(app, admin.username, admin.password);
+    const token = await csrfTokenOf(agent);
+    const count = await sealedByTheOtherInstance();
+    logged.length = 0;
+
+    const json = await agent
+      .post(`/admin/users/${target.id}/disable`)
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token);
+    expect(json.status).toBe(503);
+    expect(json.body).toMatchObject({ code: 503, error: expect.stringMatching(REFUSAL) });
+    const page = await agent
+      .post(`/admin/users/${target.id}/disable`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token });
+    expect(page.status).toBe(503);
+    expect(page.text).toContain('Service Unavailable');
+    expect(page.text).toMatch(REFUSAL);
+    expect(await db.prisma.user.findUniqueOrThrow({ where: { id: target.id } })).toMatchObject({ isDisabled: false });
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    // An operator has to act: logged as an error, saying what to set.
+    expect(logged.filter((line) => line.level >= 50).map((line) => line.msg)).toEqual([
+      expect.stringMatching(/audit entry refused: .*AUDIT_CHAIN_KEY/),
+      expect.stringMatching(/audit entry refused: .*AUDIT_CHAIN_KEY/),
+    ]);
+    // A sign-in appends an entry too: refused the same way, and not signed in.
+    const visitor = request.agent(app);
+    const signInToken = csrfTokenIn((await visitor.get('/login').set('Accept', 'text/html')).text);
+    const signIn = await visitor
+      .post('/login')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', signInToken)
+      .send({ username: target.username, password: target.password });
+    expect(signIn.status).toBe(503);
+    expect(signIn.body.error).toMatch(REFUSAL);
+    // Pages that write no entry are served as before.
+    await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
+    await expectChainIntactAndSealed(count);
+  });
+
+  // A run writes its jobs over many transactions, and its entry after them: refused then, the run was
+  // done without its entry. It is refused before it starts (the append checks again at its end).
+  it('refuses a Run now (503) before it runs, leaving no run and no entry', async () => {
+    const ingesting = buildTestApp(db, {
+      env: {
+        SACCT_PATH: '/nonexistent/sacct',
+        FALLBACK_CSV: path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv'),
+        INGEST_LOOKBACK_DAYS: '1',
+        APP_TZ: 'UTC',
+      },
+    });
+    const admin = await buildUser(db.prisma, { username: 'keyless-runner', role: 'admin' });
+    const agent = await signInAs(ingesting, admin.username, admin.password);
+    const token = await csrfTokenOf(agent);
+    const count = await sealedByTheOtherInstance();
+    const runs = await db.prisma.ingestionRun.count();
+
+    const response = await agent
+      .post('/admin/ingestion/run')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({});
+    expect(response.status, response.text.slice(0, 300)).toBe(503);
+    expect(response.body.error).toMatch(REFUSAL);
+    expect(await db.prisma.ingestionRun.count()).toBe(runs);
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+});
