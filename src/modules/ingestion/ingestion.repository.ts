@@ -272,20 +272,11 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
     return row;
   });
   const owners = rows.map((row) => ({ cluster: row.cluster, job_id: row.job_id, user: row.user }));
-  const client = await pool.connect();
-  let result: pg.QueryResult<{
-    firsts: number;
-    inserted: number;
-    updated: number;
-    changed_later: number;
-    held: [cluster: string, jobId: string, jobKey: string, receiptId: number][];
-  }>;
-  try {
-    await client.query('BEGIN');
+  return inPgTransaction(pool, async (client) => {
     await client.query(HOLD_OWNERS_SQL, [JSON.stringify(owners), ADVISORY_LOCK_CLASSES.userJobs]);
-    result = await client.query(UPSERT_SQL, [JSON.stringify(rows), source, run.since]);
+    const result = await client.query<UpsertRow>(UPSERT_SQL, [JSON.stringify(rows), source, run.since]);
+    const counts = countsOf(result.rows[0]);
     if (run.runId !== undefined) {
-      const counts = countsOf(result.rows[0]);
       // Last before the COMMIT: the run's row is locked only from here to there, so a batch beside
       // this one waits for it only that long.
       await client.query(ADD_RUN_COUNTS_SQL, [
@@ -295,6 +286,17 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
         counts.updated,
       ]);
     }
+    return counts;
+  });
+}
+
+/** `work` on one of the pool's connections in a transaction, committed when it returns. */
+async function inPgTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let result: T;
+  try {
+    await client.query('BEGIN');
+    result = await work(client);
     await client.query('COMMIT');
   } catch (error) {
     // A connection that cannot roll back is dropped, which rolls back too.
@@ -306,21 +308,20 @@ async function writeJobs(pool: pg.Pool, jobs: NormalizedJob[], source: string, r
     throw error;
   }
   client.release();
-  return countsOf(result.rows[0]);
+  return result;
+}
+
+/** What UPSERT_SQL answers: one row. */
+interface UpsertRow {
+  firsts: number;
+  inserted: number;
+  updated: number;
+  changed_later: number;
+  held: [cluster: string, jobId: string, jobKey: string, receiptId: number][];
 }
 
 /** What UPSERT_SQL's row says, as the run counts it. */
-function countsOf(
-  row:
-    | {
-        firsts: number;
-        inserted: number;
-        updated: number;
-        changed_later: number;
-        held: [cluster: string, jobId: string, jobKey: string, receiptId: number][];
-      }
-    | undefined,
-): UpsertCounts {
+function countsOf(row: UpsertRow | undefined): UpsertCounts {
   const { firsts, inserted, updated, changed_later, held } = row ?? {
     firsts: 0,
     inserted: 0,
@@ -563,9 +564,7 @@ export async function failRunningRunForShutdown(
   id: number,
   result: { error: string; countsNote: string; finishedAt: Date; durationMs: number },
 ): Promise<{ seen: number; inserted: number; updated: number } | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inPgTransaction(pool, async (client) => {
     await client.query(`SET LOCAL lock_timeout = ${SHUTDOWN_RECORD_LOCK_WAIT_MS}`);
     const updated = await client.query<{ seen: number; inserted: number; updated: number }>(
       `UPDATE ingestion_runs
@@ -575,18 +574,8 @@ export async function failRunningRunForShutdown(
         RETURNING seen, inserted, updated`,
       [id, result.error, result.finishedAt, result.durationMs, result.countsNote],
     );
-    await client.query('COMMIT');
-    client.release();
     return updated.rows[0] ?? null;
-  } catch (error) {
-    // A connection that cannot roll back is dropped, which rolls back too.
-    const failed = await client.query('ROLLBACK').then(
-      () => undefined,
-      (rollbackError: unknown) => rollbackError as Error,
-    );
-    client.release(failed);
-    throw error;
-  }
+  });
 }
 
 /**
