@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 
 /** `text` matched literally by LIKE: its % and _ (a username's _ is common) and the escape itself. */
-export function likeLiteral(text: string): string {
+function likeLiteral(text: string): string {
   return text.replace(/[\\%_]/g, (character) => `\\${character}`);
 }
 

@@ -242,6 +242,11 @@ export const PAID_THE_RECEIPT = {
   ],
 } satisfies Prisma.PaymentWhereInput;
 
+/** PAID_THE_RECEIPT in SQL, over payments `p`: change one, change the other. */
+export const PAID_THE_RECEIPT_SQL = Prisma.sql`(p.status = 'succeeded'
+       OR (p.status = 'resolved' AND p.review_outcome = 'accepted')
+       OR (p.status = 'needs_review' AND p.holds_paid_receipt))`;
+
 /** The online payment that paid the receipt, or null (unpaid, or paid by hand). */
 export function findPaymentThatPaid(db: Client, receiptId: number): Promise<PaymentRow | null> {
   return db.payment.findFirst({
@@ -791,12 +796,9 @@ export async function lockHeldPayments(tx: Tx, receiptId: number): Promise<void>
  */
 export async function lockPaymentThatPaid(tx: Tx, receiptId: number): Promise<void> {
   await tx.$queryRaw`
-    SELECT id FROM payments
-     WHERE receipt_id = ${receiptId}
-       AND (status = 'succeeded'
-            OR (status = 'resolved' AND review_outcome = 'accepted')
-            OR (status = 'needs_review' AND holds_paid_receipt))
-     ORDER BY id FOR UPDATE`;
+    SELECT p.id FROM payments p
+     WHERE p.receipt_id = ${receiptId} AND ${PAID_THE_RECEIPT_SQL}
+     ORDER BY p.id FOR UPDATE`;
 }
 
 /** The receipt's payments held for review, oldest first. */

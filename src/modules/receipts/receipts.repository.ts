@@ -8,10 +8,10 @@ import {
 } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { queryPrepared } from '../../db/prepared-query.js';
-import { likeLiteral, namesContainingSql, usernameContainingPattern } from '../../db/username-search.js';
+import { namesContainingSql, usernameContainingPattern } from '../../db/username-search.js';
 import { type ListPage, type ListPlace, type ListSlice, pageOf } from '../../shared/list-place.js';
 import { fromMinorUnits, lostDisputeMinorOf, returnedMinorOf } from '../payments/payment-money.js';
-import { PAID_THE_RECEIPT } from '../payments/payments.repository.js';
+import { PAID_THE_RECEIPT, PAID_THE_RECEIPT_SQL } from '../payments/payments.repository.js';
 import type { CpuBasis } from '../pricing/pricing.js';
 import { costOfHoursSql, cpuHoursSql, GPU_HOURS_SQL, MEM_GB_HOURS_SQL } from '../pricing/pricing.sql.js';
 
@@ -525,26 +525,37 @@ export interface ReceiptFilter {
   monthEndRunId?: number | undefined;
 }
 
-function whereOf(filter: ReceiptFilter): Prisma.ReceiptWhereInput {
-  return {
-    ...(filter.status ? { status: filter.status } : {}),
-    ...(filter.monthEndRunId !== undefined ? { monthEndRunId: filter.monthEndRunId } : {}),
-    ...(filter.username ? { username: filter.username } : {}),
-    ...(filter.usernames ? { username: { in: filter.usernames } } : {}),
-    // Prisma's `contains` is ILIKE '%<text>%' with the text's % and _ left as wildcards: given the text
-    // with them escaped, it is usernameContainingPattern's pattern, the one the names were read by.
-    ...(filter.usernameContaining !== undefined
-      ? { username: { contains: likeLiteral(filter.usernameContaining), mode: 'insensitive' as const } }
-      : {}),
-    ...(filter.createdFrom || filter.createdBefore
-      ? {
-          createdAt: {
-            ...(filter.createdFrom ? { gte: filter.createdFrom } : {}),
-            ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-          },
-        }
-      : {}),
-  };
+/**
+ * The billing list's filter as SQL over receipts `r` (TRUE when it has no part). Every read of the
+ * list's receipts goes through it: the page (listReceipts), the count a HEAD checks, the totals under
+ * the list and /admin/receipts.csv, so the cards and the CSV sum and list the rows the page shows. Only
+ * which parts are given shapes the text, so a list's statements are a bounded set.
+ */
+function whereSqlOf(filter: ReceiptFilter): Prisma.Sql {
+  const parts: Prisma.Sql[] = [];
+  if (filter.status) parts.push(Prisma.sql`r.status = ${filter.status}::"ReceiptStatus"`);
+  if (filter.monthEndRunId !== undefined) parts.push(Prisma.sql`r.month_end_run_id = ${filter.monthEndRunId}`);
+  if (filter.username) parts.push(Prisma.sql`r.username = ${filter.username}`);
+  if (filter.usernames) parts.push(Prisma.sql`r.username = ANY (${filter.usernames}::text[])`);
+  if (filter.usernameContaining !== undefined) {
+    parts.push(Prisma.sql`r.username ILIKE ${usernameContainingPattern(filter.usernameContaining)}`);
+  }
+  if (filter.createdFrom) parts.push(Prisma.sql`r.created_at >= ${filter.createdFrom}`);
+  if (filter.createdBefore) parts.push(Prisma.sql`r.created_at < ${filter.createdBefore}`);
+  return parts.length === 0 ? Prisma.sql`TRUE` : Prisma.join(parts, ' AND ');
+}
+
+/**
+ * Receipts `r` after (`<`) or before (`>`) the place (`at`, `id`) in the list's order (created_at, id),
+ * or at it too (`<=`, `>=`). The bound on created_at alone beside the pair is what an index on
+ * created_at (all receipts, a user's, a status's, a run's) starts its scan at, so a page deep in the
+ * list reads its own rows, not every row before them as OFFSET did; the pair decides only among
+ * receipts of the same millisecond.
+ */
+function placeSqlOf(at: Prisma.Sql, id: Prisma.Sql, op: '<' | '<=' | '>' | '>='): Prisma.Sql {
+  const outer = Prisma.raw(op.startsWith('<') ? '<' : '>');
+  return Prisma.sql`r.created_at ${Prisma.raw(op.startsWith('<') ? '<=' : '>=')} ${at}
+    AND (r.created_at ${outer} ${at} OR (r.created_at = ${at} AND r.id ${Prisma.raw(op)} ${id}))`;
 }
 
 /**
@@ -563,53 +574,45 @@ export async function findReceiptUsernamesContaining(db: Client, search: string)
  * after `after` (the last of the batch before): a batch of /admin/receipts.csv, read from the list's indexes
  * by place, as its Older pages are, never by OFFSET.
  */
-export function findReceiptBatch(
+export async function findReceiptBatch(
   db: Client,
   filter: ReceiptFilter,
   after: (ListPlace & { at: Date }) | undefined,
   limit: number,
 ) {
-  return db.receipt.findMany({
-    where: after ? { AND: [whereOf(filter), placeWhere(after, 'lt')] } : whereOf(filter),
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    take: limit,
-    select: {
-      id: true,
-      username: true,
-      status: true,
-      total: true,
-      currency: true,
-      tierName: true,
-      billedThrough: true,
-      createdAt: true,
-      paidAt: true,
-      paymentMethod: true,
-      monthEndRunId: true,
-    },
-  });
+  const afterPlace = after
+    ? Prisma.sql`AND ${placeSqlOf(Prisma.sql`${after.at}::timestamptz`, Prisma.sql`${after.id}::int`, '<')}`
+    : Prisma.empty;
+  const rows = await db.$queryRaw<
+    Array<{
+      id: number;
+      username: string;
+      status: ReceiptStatus;
+      total: string;
+      currency: string;
+      tierName: string;
+      billedThrough: Date;
+      createdAt: Date;
+      paidAt: Date | null;
+      paymentMethod: string | null;
+      monthEndRunId: number | null;
+    }>
+  >`
+    SELECT r.id, r.username, r.status::text AS status, r.total::text AS total, r.currency, r.tier_name AS "tierName",
+           (r.billed_through::timestamp AT TIME ZONE 'UTC') AS "billedThrough", r.created_at AS "createdAt",
+           r.paid_at AS "paidAt", r.payment_method AS "paymentMethod", r.month_end_run_id AS "monthEndRunId"
+      FROM receipts r
+     WHERE ${whereSqlOf(filter)} ${afterPlace}
+     ORDER BY r.created_at DESC, r.id DESC
+     LIMIT ${limit}::int`;
+  return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
 }
 
 /** How many receipts match, without reading one. */
-export function countReceipts(db: Client, filter: ReceiptFilter): Promise<number> {
-  return db.receipt.count({ where: whereOf(filter) });
-}
-
-/**
- * The receipts after (`lt`) or before (`gt`) `place` in the list's order (created_at, id), or at it
- * too (`lte`, `gte`): (created_at, id) < (at, id) and its kin. Written with the bound on created_at
- * alone beside the pair, which Prisma cannot compare as a row: that bound is what an index on
- * created_at (all receipts, a user's, a status's, a run's) starts its scan at, so a page deep in the
- * list reads its own rows, not every row before them as OFFSET did; the pair decides only among
- * receipts of the same millisecond.
- */
-function placeWhere(place: ListPlace & { at: Date }, op: 'lt' | 'lte' | 'gt' | 'gte'): Prisma.ReceiptWhereInput {
-  const outer = op === 'lt' || op === 'lte' ? 'lt' : 'gt';
-  return {
-    AND: [
-      { createdAt: { [outer === 'lt' ? 'lte' : 'gte']: place.at } },
-      { OR: [{ createdAt: { [outer]: place.at } }, { createdAt: place.at, id: { [op]: place.id } }] },
-    ],
-  };
+export async function countReceipts(db: Client, filter: ReceiptFilter): Promise<number> {
+  const rows = await db.$queryRaw<{ count: number }[]>`
+    SELECT count(*)::int AS count FROM receipts r WHERE ${whereSqlOf(filter)}`;
+  return rows[0]?.count ?? 0;
 }
 
 /** A receipt's place in the lists (the page links' older= and newer=). */
@@ -629,34 +632,6 @@ export async function isReceiptPlace(db: Client, place: ListPlace, username?: st
     select: { id: true },
   });
   return found !== null;
-}
-
-/**
- * The list's filter as SQL over receipts `r`, as whereOf writes it for Prisma (TRUE when it has no
- * part). Only which parts are given shapes the text, so a list's statements are a bounded set.
- */
-function whereSqlOf(filter: ReceiptFilter): Prisma.Sql {
-  const parts: Prisma.Sql[] = [];
-  if (filter.status) parts.push(Prisma.sql`r.status = ${filter.status}::"ReceiptStatus"`);
-  if (filter.monthEndRunId !== undefined) parts.push(Prisma.sql`r.month_end_run_id = ${filter.monthEndRunId}`);
-  if (filter.username) parts.push(Prisma.sql`r.username = ${filter.username}`);
-  if (filter.usernames) parts.push(Prisma.sql`r.username = ANY (${filter.usernames}::text[])`);
-  if (filter.usernameContaining !== undefined) {
-    parts.push(Prisma.sql`r.username ILIKE ${usernameContainingPattern(filter.usernameContaining)}`);
-  }
-  if (filter.createdFrom) parts.push(Prisma.sql`r.created_at >= ${filter.createdFrom}`);
-  if (filter.createdBefore) parts.push(Prisma.sql`r.created_at < ${filter.createdBefore}`);
-  return parts.length === 0 ? Prisma.sql`TRUE` : Prisma.join(parts, ' AND ');
-}
-
-/**
- * placeWhere in SQL: receipts `r` after (`<`) or before (`>`) the place (`at`, `id`), or at it too
- * (`<=`, `>=`), with the bound on created_at alone beside the pair that an index scan starts at.
- */
-function placeSqlOf(at: Prisma.Sql, id: Prisma.Sql, op: '<' | '<=' | '>' | '>='): Prisma.Sql {
-  const outer = Prisma.raw(op.startsWith('<') ? '<' : '>');
-  return Prisma.sql`r.created_at ${Prisma.raw(op.startsWith('<') ? '<=' : '>=')} ${at}
-    AND (r.created_at ${outer} ${at} OR (r.created_at = ${at} AND r.id ${Prisma.raw(op)} ${id}))`;
 }
 
 /** RECEIPT_SELECT's columns of receipts `r`, named as Prisma names them. */
@@ -830,11 +805,19 @@ export async function findReceivedOfPaid(db: Client, receiptIds: number[]) {
  * voided receipt (paid_with_receipt_id), with any new money received with it: what they brought in is
  * that money as it stands now, which a refund or lost dispute of it since leaves short of their total.
  */
-export function findPaidWithVoidedMoney(db: Client, filter: ReceiptFilter) {
-  return db.receipt.findMany({
-    where: { ...whereOf({ ...filter, status: undefined }), status: 'paid', paidWithReceiptId: { not: null } },
-    select: { id: true, total: true, currency: true, paidWithReceiptId: true, newMoneyReceived: true },
-  });
+export async function findPaidWithVoidedMoney(db: Client, filter: ReceiptFilter) {
+  const rows = await db.$queryRaw<
+    { id: number; total: string; currency: string; paidWithReceiptId: number | null; newMoneyReceived: string | null }[]
+  >`
+    SELECT r.id, r.total::text AS total, r.currency, r.paid_with_receipt_id AS "paidWithReceiptId",
+           r.new_money_received::text AS "newMoneyReceived"
+      FROM receipts r
+     WHERE ${whereSqlOf({ ...filter, status: 'paid' })} AND r.paid_with_receipt_id IS NOT NULL`;
+  return rows.map((row) => ({
+    ...row,
+    total: new Prisma.Decimal(row.total),
+    newMoneyReceived: row.newMoneyReceived === null ? null : new Prisma.Decimal(row.newMoneyReceived),
+  }));
 }
 
 /**
@@ -843,19 +826,13 @@ export function findPaidWithVoidedMoney(db: Client, filter: ReceiptFilter) {
  * ORDER BY, the JSON's totals came back in whatever order the hash aggregate gave, call to call.
  */
 export async function sumByStatus(db: Client, filter: ReceiptFilter) {
-  const groups = await db.receipt.groupBy({
-    by: ['status', 'currency'],
-    where: whereOf({ ...filter, status: undefined }),
-    orderBy: [{ status: 'asc' }, { currency: 'asc' }],
-    _sum: { total: true },
-    _count: { _all: true },
-  });
-  return groups.map((group) => ({
-    status: group.status,
-    currency: group.currency,
-    total: group._sum.total ?? new Prisma.Decimal(0),
-    count: group._count._all,
-  }));
+  const rows = await db.$queryRaw<{ status: ReceiptStatus; currency: string; total: string; count: number }[]>`
+    SELECT r.status::text AS status, r.currency, sum(r.total)::text AS total, count(*)::int AS count
+      FROM receipts r
+     WHERE ${whereSqlOf({ ...filter, status: undefined })}
+     GROUP BY r.status, r.currency
+     ORDER BY r.status, r.currency`;
+  return rows.map((row) => ({ ...row, total: new Prisma.Decimal(row.total) }));
 }
 
 /**
@@ -885,35 +862,56 @@ export async function sumPendingOf(db: Client, username: string) {
  * whose provider did not say).
  */
 export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
-  const paid = { ...whereOf({ ...filter, status: undefined }), status: 'paid' } satisfies Prisma.ReceiptWhereInput;
-  const [byHand, online, failedRefunds] = await Promise.all([
-    db.receipt.groupBy({
-      by: ['currency'],
-      where: { ...paid, payments: { none: PAID_THE_RECEIPT } },
-      _sum: { total: true },
-    }),
-    db.payment.groupBy({
-      by: ['receivedCurrency'],
-      where: { ...PAID_THE_RECEIPT, receipt: paid },
-      // A refund is in the currency the payment received (the webhook refuses any other).
-      _sum: { receivedMinor: true, refundedMinor: true },
-      _count: { _all: true },
-    }),
-    // The few of those payments a refund of which failed at the provider: that money stayed.
-    db.payment.findMany({
-      where: { ...PAID_THE_RECEIPT, receipt: paid, failedRefunds: { some: {} } },
-      select: {
-        receivedCurrency: true,
-        refundedMinor: true,
-        disputeStatus: true,
-        disputedMinor: true,
-        failedRefunds: { select: { amountMinor: true, isInReportedTotal: true } },
-      },
-    }),
+  const paid = whereSqlOf({ ...filter, status: 'paid' });
+  const [byHand, online, failedRefundRows] = await Promise.all([
+    db.$queryRaw<{ currency: string; total: string }[]>`
+      SELECT r.currency, sum(r.total)::text AS total
+        FROM receipts r
+       WHERE ${paid} AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.receipt_id = r.id AND ${PAID_THE_RECEIPT_SQL})
+       GROUP BY r.currency`,
+    // A refund is in the currency the payment received (the webhook refuses any other).
+    db.$queryRaw<{ currency: string | null; receivedMinor: string; refundedMinor: string; count: number }[]>`
+      SELECT p.received_currency AS currency, coalesce(sum(p.received_minor), 0)::text AS "receivedMinor",
+             coalesce(sum(p.refunded_minor), 0)::text AS "refundedMinor", count(*)::int AS count
+        FROM payments p
+        JOIN receipts r ON r.id = p.receipt_id
+       WHERE ${paid} AND ${PAID_THE_RECEIPT_SQL}
+       GROUP BY p.received_currency`,
+    // The few of those payments a refund of which failed at the provider: that money stayed. A row each
+    // failed refund, gathered by payment below.
+    db.$queryRaw<
+      {
+        id: number;
+        receivedCurrency: string | null;
+        refundedMinor: bigint | null;
+        disputeStatus: string | null;
+        disputedMinor: bigint | null;
+        amountMinor: bigint;
+        isInReportedTotal: boolean;
+      }[]
+    >`
+      SELECT p.id, p.received_currency AS "receivedCurrency", p.refunded_minor AS "refundedMinor",
+             p.dispute_status AS "disputeStatus", p.disputed_minor AS "disputedMinor",
+             f.amount_minor AS "amountMinor", f.is_in_reported_total AS "isInReportedTotal"
+        FROM payments p
+        JOIN receipts r ON r.id = p.receipt_id
+        JOIN payment_failed_refunds f ON f.payment_id = p.id
+       WHERE ${paid} AND ${PAID_THE_RECEIPT_SQL}`,
   ]);
+  const failedRefunds = new Map<
+    number,
+    Omit<(typeof failedRefundRows)[number], 'amountMinor' | 'isInReportedTotal'> & {
+      failedRefunds: { amountMinor: bigint; isInReportedTotal: boolean }[];
+    }
+  >();
+  for (const { amountMinor, isInReportedTotal, ...payment } of failedRefundRows) {
+    const gathered = failedRefunds.get(payment.id) ?? { ...payment, failedRefunds: [] };
+    gathered.failedRefunds.push({ amountMinor, isInReportedTotal });
+    failedRefunds.set(payment.id, gathered);
+  }
   // What each failed refund keeps from counting as gone: the refunded total less what was returned.
   const stayedAfterFailure = new Map<string | null, bigint>();
-  for (const payment of failedRefunds) {
+  for (const payment of failedRefunds.values()) {
     const failedMinor = payment.failedRefunds.reduce((sum, failed) => sum + failed.amountMinor, 0n);
     const returned = returnedMinorOf(
       payment.refundedMinor,
@@ -925,15 +923,13 @@ export async function sumReceivedOfPaid(db: Client, filter: ReceiptFilter) {
     stayedAfterFailure.set(payment.receivedCurrency, (stayedAfterFailure.get(payment.receivedCurrency) ?? 0n) + kept);
   }
   return {
-    byHand: byHand.map((group) => ({ currency: group.currency, total: group._sum.total ?? new Prisma.Decimal(0) })),
+    byHand: byHand.map((group) => ({ currency: group.currency, total: new Prisma.Decimal(group.total) })),
     online: online.map((group) => ({
-      currency: group.receivedCurrency,
+      currency: group.currency,
       // What stayed: a partial refund of a payment its receipt stays paid from went back to the payer.
       receivedMinor:
-        (group._sum.receivedMinor ?? 0n) -
-        (group._sum.refundedMinor ?? 0n) +
-        (stayedAfterFailure.get(group.receivedCurrency) ?? 0n),
-      count: group._count._all,
+        BigInt(group.receivedMinor) - BigInt(group.refundedMinor) + (stayedAfterFailure.get(group.currency) ?? 0n),
+      count: group.count,
     })),
   };
 }
