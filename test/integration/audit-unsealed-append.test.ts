@@ -9,9 +9,10 @@ import {
   recordAudit,
   verifyAuditChain,
 } from '../../src/modules/audit/audit.service.js';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const KEY = 'rolling-restart-key-rolling-restart-key-01';
@@ -20,12 +21,14 @@ const REFUSAL =
 
 let db: TestDatabase;
 let app: express.Express;
+let metrics: Metrics;
 const logged: { level: number; msg: string }[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) });
   // The instance without the key (development settings: none is required).
-  app = buildTestApp(db, { logger });
+  metrics = createMetrics();
+  app = buildTestApp(db, { logger, metrics });
 });
 afterAll(() => db?.drop());
 afterEach(async () => {
@@ -167,6 +170,39 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     // Pages that write no entry are served as before.
     await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
     await expectChainIntactAndSealed(count);
+  });
+
+  // It refuses every request that writes an entry (a sign-in among them): a load balancer must send
+  // them to the instances that have the key. It is alive, though: a restart with the key mends it.
+  it('is not ready (/readyz 503 saying why, hpc_ready 0, a not ready warning), while /healthz stays ok', async () => {
+    await request(app).get('/readyz').expect(200);
+    await sealedByTheOtherInstance();
+    const sealedId = (await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+    logged.length = 0;
+
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({
+      status: 'error',
+      error: 'the audit log is sealed and this instance has no AUDIT_CHAIN_KEY: set the same key on every instance',
+    });
+    expect(await metricValue(metrics, 'hpc_ready')).toBe(0);
+    expect(logged.find((line) => line.msg === 'not ready')).toMatchObject({
+      level: 40,
+      err: expect.stringMatching(
+        new RegExp(
+          `newest entry \\(#${sealedId}\\) is sealed .*this instance has no AUDIT_CHAIN_KEY: .*refused \\(503\\)`,
+        ),
+      ),
+    });
+    await request(app).get('/healthz').expect(200, { status: 'ok' });
+    // The instance given the key is ready on the same log.
+    withKey();
+    try {
+      await request(app).get('/readyz').expect(200, { status: 'ok' });
+    } finally {
+      withoutKey();
+    }
   });
 
   // A run writes its jobs over many transactions, and its entry after them: refused then, the run was

@@ -1,4 +1,5 @@
 import type { Prisma } from '@prisma/client';
+import type pg from 'pg';
 import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
@@ -341,6 +342,18 @@ async function sealedNewestEntryBlockingUnsealed(db: Db): Promise<auditRepositor
 export async function refuseUnsealedAppendNow(db: Db): Promise<void> {
   const newest = await sealedNewestEntryBlockingUnsealed(db);
   if (newest !== undefined) throw new UnsealedAuditAppendError(newest.id);
+}
+
+/**
+ * The id of the newest entry when this process could not append after it (no key, and it is sealed
+ * or changed: refuseUnsealedAfter's rule), else undefined, read within `timeoutMs` for /readyz: such
+ * an instance refuses every request that writes an entry (a sign-in among them), and a load balancer
+ * must send them to the instances that have the key. A process with a key reads nothing.
+ */
+export async function findEntryRefusingAppendsWithin(pool: pg.Pool, timeoutMs: number): Promise<bigint | undefined> {
+  if (hasChainKey()) return undefined;
+  const newest = await auditRepository.findNewestEntryWithin(pool, timeoutMs);
+  return newest && sealOfOrNone(newest, []) !== 'unsealed' ? newest.id : undefined;
 }
 
 /**
