@@ -10,6 +10,7 @@ import {
   verifyAuditChain,
 } from '../../src/modules/audit/audit.service.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import { csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
@@ -203,6 +204,37 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     } finally {
       withoutKey();
     }
+  });
+
+  // Each receipt of a month-end run appends its entry in its transaction, and the run's end appends
+  // one: started, every receipt rolled back with its refused entry and the run's end went unrecorded.
+  it('refuses a month-end run (503) before it starts, as JSON and from the form, leaving no run, receipt or entry', async () => {
+    await buildTiers(db);
+    const researcher = await buildUser(db.prisma, { username: 'keyless-billed' });
+    await buildJobs(db, [{ user: researcher.username, end: '2025-09-10T10:00:00Z' }]);
+    const admin = await buildUser(db.prisma, { username: 'keyless-month-end', role: 'admin' });
+    const agent = await signInAs(app, admin.username, admin.password);
+    const token = await csrfTokenOf(agent, '/admin/receipts');
+    const count = await sealedByTheOtherInstance();
+
+    const json = await agent
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2025-09-12' });
+    expect(json.status, json.text.slice(0, 300)).toBe(503);
+    expect(json.body.error).toMatch(REFUSAL);
+    const page = await agent
+      .post('/admin/month-end')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token, before: '2025-09-12' });
+    expect(page.status, page.text.slice(0, 300)).toBe(503);
+    expect(page.text).toMatch(REFUSAL);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
+    expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
   });
 
   // A run writes its jobs over many transactions, and its entry after them: refused then, the run was
