@@ -310,6 +310,11 @@ export class UnsealedAuditAppendError extends ServiceUnavailableError {
         'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) on every instance, as the others have them, and restart this one.',
     );
   }
+
+  /** Why it was refused, for the log line after "audit entry refused: " (the error handler's, the sign-out's). */
+  get logReason(): string {
+    return `this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry (#${this.newestEntryId}) is sealed with one (or was changed); set AUDIT_CHAIN_KEY on every instance`;
+  }
 }
 
 /**

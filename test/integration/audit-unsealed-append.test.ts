@@ -173,6 +173,34 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     await expectChainIntactAndSealed(count);
   });
 
+  // The sign-out's entry is written first: refused, the session went on, the worse failure on a shared
+  // computer. Signed out all the same, told so as ever; the missing entry is the operator's to read.
+  it('signs a user out all the same when the sign-out entry is refused, logging it at error level', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-leaver' });
+    const agent = await signInAs(app, user.username, user.password);
+    const token = await csrfTokenOf(agent);
+    const count = await sealedByTheOtherInstance();
+    const sessions = await db.prisma.session.count();
+    logged.length = 0;
+
+    const out = await agent.post('/logout').set('Accept', 'text/html').type('form').send({ csrf_token: token });
+    expect(out.status, out.text.slice(0, 300)).toBe(302);
+    expect(out.headers.location).toBe('/login');
+    const login = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    expect(login.text).toContain('You are signed out.');
+    await agent.get('/account').set('Accept', 'application/json').expect(401);
+    // The signed-in session's row is gone (the signed-out one that carries the notice replaces it).
+    expect(await db.prisma.session.count()).toBe(sessions);
+    expect(logged.filter((line) => line.level >= 50)).toEqual([
+      expect.objectContaining({
+        msg: expect.stringMatching(/audit entry refused: the sign-out of keyless-leaver .*signed out.*AUDIT_CHAIN_KEY/),
+        username: 'keyless-leaver',
+      }),
+    ]);
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+
   // It refuses every request that writes an entry (a sign-in among them): a load balancer must send
   // them to the instances that have the key. It is alive, though: a restart with the key mends it.
   it('is not ready (/readyz 503 saying why, hpc_ready 0, a not ready warning), while /healthz stays ok', async () => {

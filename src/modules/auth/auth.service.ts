@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
+import { UnsealedAuditAppendError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
 import { signInActorOf } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
@@ -347,9 +349,22 @@ export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
 
-/** Audits a sign-out of `user`, targeting their account as their sign-in's entry does. */
-export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext) {
-  await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
+/**
+ * Audits a sign-out of `user`, targeting their account as their sign-in's entry does. Never rejects:
+ * an entry refused (an instance without AUDIT_CHAIN_KEY on a sealed log, UnsealedAuditAppendError) or
+ * not written is logged at error level, and the sign-out goes on. Refused, it used to fail the request
+ * and leave the session signed in, the worse failure: someone on a shared computer walked away signed in.
+ */
+export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext, logger: Logger) {
+  try {
+    await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
+  } catch (error) {
+    const reason = error instanceof UnsealedAuditAppendError ? error.logReason : (error as Error).message;
+    logger.error(
+      { err: error, username: user.username },
+      `audit entry refused: the sign-out of ${user.username} was not recorded, but they are signed out: ${reason}`,
+    );
+  }
 }
 
 /** How long a user's refusal at an admin page stands for their next ones there in the audit log. */
