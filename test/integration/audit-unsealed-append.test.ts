@@ -12,13 +12,17 @@ import {
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
+import { sealedWhileAppendWaits } from '../support/sealed-meanwhile.js';
+import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const KEY = 'rolling-restart-key-rolling-restart-key-01';
 const REFUSAL =
   /Nothing was changed: this instance has no AUDIT_CHAIN_KEY, .* set AUDIT_CHAIN_KEY .* on every instance/;
+
+// What became of a sign-in is said instead of "Nothing was changed", which a counted failure made untrue.
+const SIGN_IN_REFUSAL = /^You were not signed in: this instance has no AUDIT_CHAIN_KEY, .* on every instance/;
 
 let db: TestDatabase;
 let app: express.Express;
@@ -167,10 +171,43 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
       .set('X-CSRFToken', signInToken)
       .send({ username: target.username, password: target.password });
     expect(signIn.status).toBe(503);
-    expect(signIn.body.error).toMatch(REFUSAL);
+    expect(signIn.body.error).toMatch(SIGN_IN_REFUSAL);
     // Pages that write no entry are served as before.
     await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
     await expectChainIntactAndSealed(count);
+  });
+
+  // A wrong password is counted against the lockout before its entry is written, and the count stays:
+  // "Nothing was changed" was untrue. The message says what became of each kind of attempt.
+  it('refuses a wrong password (503) saying it still counts against the lockout, as it does', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-guesser' });
+    await sealedByTheOtherInstance();
+    const { response } = await postLogin(app, user.username, 'not-the-password');
+    expect(response.status).toBe(503);
+    expect(response.text).toMatch(
+      /You were not signed in, and this attempt still counts against the sign-in lockout: this instance has no AUDIT_CHAIN_KEY/,
+    );
+    expect(response.text).not.toContain('Nothing was changed');
+    const counted = await db.prisma.authThrottle.findMany({ where: { username: user.username } });
+    // Its rows (the name's, from this address and from anywhere) each hold the one failure.
+    expect(counted.length).toBeGreaterThan(0);
+    expect(counted.every((row) => row.failureCount === 1)).toBe(true);
+  });
+
+  it('refuses a wrong current password on the change-password form saying so, the password unchanged', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-changer' });
+    const agent = await signInAs(app, user.username, user.password);
+    const token = await csrfTokenOf(agent);
+    await sealedByTheOtherInstance();
+    const refused = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ current: 'not-the-password', password: 'a-new-password-1', confirm: 'a-new-password-1' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toMatch(
+      /^Your password was not changed, and this attempt still counts against the sign-in lockout: this instance has no AUDIT_CHAIN_KEY/,
+    );
   });
 
   // The sign-out's entry is written first: refused, the session went on, the worse failure on a shared
@@ -292,5 +329,36 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     expect(await db.prisma.ingestionRun.count()).toBe(runs);
     expect(await db.prisma.auditLog.count()).toBe(count);
     await expectChainIntactAndSealed(count);
+  });
+
+  // Sealed after Run now's check and before its entry (written after the run): the run is kept, and the
+  // answer said "Nothing was changed" of a run that had imported its jobs.
+  it('says a Run now refused at its entry ran and is kept, when the log was sealed during the run', async () => {
+    const ingesting = buildTestApp(db, {
+      env: {
+        SACCT_PATH: '/nonexistent/sacct',
+        FALLBACK_CSV: path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv'),
+        INGEST_LOOKBACK_DAYS: '1',
+        APP_TZ: 'UTC',
+      },
+      runNowAnswerWithinMs: 60_000,
+    });
+    const admin = await buildUser(db.prisma, { username: 'keyless-late-runner', role: 'admin' });
+    const agent = await signInAs(ingesting, admin.username, admin.password);
+    const token = await csrfTokenOf(agent);
+    await recordAudit(db, { actor: 'ops', action: 'test.before_key', status: 'ok' });
+    const runs = await db.prisma.ingestionRun.count();
+
+    const { result: response } = await sealedWhileAppendWaits(db.pool, KEY, async () =>
+      agent.post('/admin/ingestion/run').set('Accept', 'application/json').set('X-CSRFToken', token).send({}),
+    );
+    expect(response.status, response.text.slice(0, 300)).toBe(503);
+    const run = await db.prisma.ingestionRun.findFirstOrThrow({ orderBy: { id: 'desc' } });
+    expect(await db.prisma.ingestionRun.count()).toBe(runs + 1);
+    expect(response.body.error).toMatch(
+      new RegExp(
+        `^Ingestion run #${run.id} ran and is kept, but its audit entry was not written: this instance has no AUDIT_CHAIN_KEY`,
+      ),
+    );
   });
 });
