@@ -396,10 +396,13 @@ export async function recordSignOut(db: Database, user: SessionUser, context: Au
   try {
     await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
   } catch (error) {
-    const reason = error instanceof UnsealedAuditAppendError ? error.logReason : (error as Error).message;
+    // Said before the sign-out goes on, which may still fail (its session's row): not "signed out".
+    const what = `the sign-out of ${user.username} was not recorded; signing them out all the same`;
     logger.error(
       { err: error, username: user.username },
-      `audit entry refused: the sign-out of ${user.username} was not recorded, but they are signed out: ${reason}`,
+      error instanceof UnsealedAuditAppendError
+        ? `audit entry refused: ${what}: ${error.logReason}`
+        : `audit entry not written: ${what}: ${(error as Error).message}`,
     );
   }
 }
