@@ -23,6 +23,8 @@ export async function sealedWhileAppendWaits<T>(
     const { rows } = await client.query<{ hash: string }>('SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1');
     const prevHash = rows[0]?.hash ?? GENESIS_HASH;
     running = work();
+    // Awaited below; a failure before then is not left unhandled meanwhile.
+    running.catch(() => undefined);
     if ((await sessionsWaitingForLocks(pool, 60_000)) === 0) throw new Error('nothing waited for the audit lock');
     const record = {
       ts: new Date(),
