@@ -376,7 +376,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (prefersJson(req)) throw new NotAcceptableError(HOME_PAGE_NOT_JSON, { publicFields: { jsonUrl: '/formula' } });
     res.render('home', { title: 'HPC Billing' });
   });
-  app.use(authRoutes({ db, passport, now, isHttpsRequired: config.isHttpsRequired }));
+  app.use(authRoutes({ db, passport, now, isHttpsRequired: config.isHttpsRequired, logger }));
   app.use(usersRoutes({ db: db.prisma, guards, auth: authDeps, passport }));
   app.use(
     auditRoutes({

@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/config.js';
+import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { configureAuditChain, refuseUnsealedAppend } from '../modules/audit/audit.service.js';
 import { buildIngestionService } from '../modules/ingestion/ingestion.factory.js';
 import { JobStoreError } from '../modules/ingestion/ingestion.repository.js';
@@ -19,7 +19,7 @@ import { createToolLogger, resultToolLogLevel } from '../shared/logger.js';
 import { cliAuditContext } from './cli-audit-context.js';
 import { INGEST_USAGE, parseIngestArgs } from './ingest.args.js';
 import { INTERRUPT_SIGNALS, INTERRUPTIONS, ignoreLostTerminal, STOP_SIGNAL, type StartUp } from './ingest.signals.js';
-import { missingDatabaseUrl, runTool } from './run-tool.js';
+import { asToolError, missingDatabaseUrl, runTool } from './run-tool.js';
 import { openToolDatabase } from './tool-database.js';
 
 function progressBar(done: number, total: number): string {
@@ -65,14 +65,23 @@ async function main(startUp: StartUp) {
   // Each run it makes is audited as the admin's Run now is, by `cli` with the OS user (and under sudo
   // who invoked it), as the user tools' entries are: a run from a shell or cron wrote none.
   const cliContext = cliAuditContext('ingest.cli', { sudoUser: config.sudoUser });
+  // Another instance given the key sealed the log after the check above: the run's entry was refused.
+  let isAuditKeyMissing = false;
   const recordRun = async (result: RunResult, details: Record<string, unknown>) => {
     try {
       await service.recordRunAudit(cliContext, CLI_RUN_ACTION, result, details);
-    } catch (error) {
+    } catch (thrown) {
       // The run itself is recorded (ingestion_runs) and reported below; its audit entry is not: say so.
+      const error = asToolError(thrown, "so the run's entry was not written (the run is kept)");
       logger.error({ err: error }, 'the ingestion run could not be recorded in the audit log');
+      isAuditKeyMissing ||= error instanceof ConfigError;
       process.exitCode ||= 1;
     }
+  };
+  // The key missing is a setting to fix, as at the start (78), whatever became of the run: not a
+  // failed run (1), nor one cron's next run mends (75).
+  const exitForMissingKey = () => {
+    if (isAuditKeyMissing) process.exitCode = CONFIG_ERROR_EXIT_CODE;
   };
   if (parsed.kind === 'incremental') {
     try {
@@ -80,6 +89,7 @@ async function main(startUp: StartUp) {
     } finally {
       await db.close();
     }
+    exitForMissingKey();
     return;
   }
   const { args } = parsed;
@@ -126,6 +136,8 @@ async function main(startUp: StartUp) {
   let stoppedDay: string | undefined;
   /** The day whose run failed for how the sources are set up: every day after it would fail the same way. */
   let setupProblemDay: string | undefined;
+  /** The day whose run's audit entry was refused for want of AUDIT_CHAIN_KEY: no day after it is run. */
+  let auditRefusedDay: string | undefined;
   /** The days' notes said so far (runNotes), each said once. */
   const notesSaid = new Set<string>();
   let daysLeft = days.length;
@@ -185,6 +197,11 @@ async function main(startUp: StartUp) {
           process.stderr.write(`${isTerminal ? '\n' : ''}${notes.map((note) => `  ${day}: ${note}\n`).join('')}`);
         }
       }
+      if (isAuditKeyMissing) {
+        // Each day after it would be run and kept without its entry.
+        auditRefusedDay = day;
+        break;
+      }
       if (run.isSetupProblem) {
         // It read nothing and recorded a failed run; so would each day after it, a line and a run
         // apiece (90 for a quarter), until the setting is fixed.
@@ -197,14 +214,16 @@ async function main(startUp: StartUp) {
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   // Stopped before its last day: a Ctrl-C during the last day, which that day's end answers, is not.
-  const isInterrupted = daysLeft > 0 && setupProblemDay === undefined;
+  const isInterrupted = daysLeft > 0 && setupProblemDay === undefined && auditRefusedDay === undefined;
   const interrupted = isInterrupted
     ? ` Interrupted (${interruption.label})${stoppedDay ? `: ${stoppedDay} was stopped part way and is not done` : ''}; run the same command again to continue.`
     : '';
   const stopped =
-    setupProblemDay !== undefined && daysLeft > 0
-      ? ` Stopped at ${setupProblemDay}: no source can be read as it is set up (above), so the ${daysLeft} day(s) after it were not tried; fix that and run the same command again.`
-      : '';
+    auditRefusedDay !== undefined && daysLeft > 0
+      ? ` Stopped at ${auditRefusedDay}: its run's audit entry was refused for want of AUDIT_CHAIN_KEY (above), so the ${daysLeft} day(s) after it were not tried; set it and run the same command again.`
+      : setupProblemDay !== undefined && daysLeft > 0
+        ? ` Stopped at ${setupProblemDay}: no source can be read as it is set up (above), so the ${daysLeft} day(s) after it were not tried; fix that and run the same command again.`
+        : '';
   // The newline ends a terminal's last progress line, on stderr where that line is: on stdout it
   // was an empty line before the result, the first line a script reading stdout got.
   if (isTerminal) process.stderr.write('\n');
@@ -219,6 +238,7 @@ async function main(startUp: StartUp) {
   // An interrupted backfill did not do what it was asked: cron and scripts must not take it for done.
   if (isInterrupted) process.exitCode = interruption.exitCode;
   else if (totals.failedDays > 0) process.exitCode = 1;
+  exitForMissingKey();
 }
 
 /**

@@ -1,6 +1,7 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
-import { isDatabaseUnavailable, isMissingColumn, isMissingTable } from '../shared/errors.js';
+import { unsealedAppendConfigError } from '../modules/audit/audit.service.js';
+import { isDatabaseUnavailable, isMissingColumn, isMissingTable, UnsealedAuditAppendError } from '../shared/errors.js';
 import { DEMO_EXPORT_LINE_FOR, TOOL_COMMANDS } from '../shared/tool-commands.js';
 
 /**
@@ -13,10 +14,22 @@ export function runTool(
   main: () => Promise<void>,
   exitCodeOf: (error: unknown) => number | undefined = () => undefined,
 ) {
-  main().catch((error: unknown) => {
+  main().catch((thrown: unknown) => {
+    const error = asToolError(thrown);
     console.error(describeToolError(error, configuredDatabaseUrl()));
     process.exit(error instanceof ConfigError ? CONFIG_ERROR_EXIT_CODE : (exitCodeOf(error) ?? 1));
   });
+}
+
+/**
+ * An error in the words a tool reports it with. An audit entry refused at its append, the log sealed
+ * by another instance after the tool's check at its start (refuseUnsealedAppend), is that check's
+ * ConfigError (exit 78): the same setting is missing. It exited 1, like a failed run, with the
+ * server's words ("restart this one"). `outcome` says what became of the work, when it is not that
+ * nothing was changed (the entry written after it).
+ */
+export function asToolError(error: unknown, outcome?: string): unknown {
+  return error instanceof UnsealedAuditAppendError ? unsealedAppendConfigError(error.newestEntryId, outcome) : error;
 }
 
 /**

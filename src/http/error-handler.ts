@@ -191,7 +191,7 @@ function describe(
       status: error.status,
       message: error.message,
       isExpected: false,
-      logSummary: `audit entry refused: this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry (#${error.newestEntryId}) is sealed with one (or was changed); set AUDIT_CHAIN_KEY on every instance`,
+      logSummary: `audit entry refused: ${error.logReason}`,
     };
   }
   if (error instanceof AppError) return { status: error.status, message: error.message, isExpected: true };

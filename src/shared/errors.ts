@@ -298,17 +298,34 @@ export class ServiceUnavailableError extends AppError {
  * that brings in the key), which the start-up's check (refuseUnsealedAppend) cannot see; so the append
  * itself refuses it, under the chain's lock, and the change it records rolls back with it. Not the
  * request's fault, and no retry on this instance mends it: the message is for whoever runs it.
+ * It begins with what became of the request: "Nothing was changed" where the change rolled back with
+ * its entry, or, where an entry follows work it cannot undo, what a caller says instead (withOutcome).
  */
 export class UnsealedAuditAppendError extends ServiceUnavailableError {
   constructor(
     /** The sealed entry it would have followed. */
     readonly newestEntryId: bigint,
+    /** What became of the request, as the message's first words. */
+    readonly outcome = 'Nothing was changed',
   ) {
     super(
-      "Nothing was changed: this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry is sealed with one " +
+      `${outcome}: this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry is sealed with one ` +
         '(another instance has it) or was changed, and an entry written without the key would break the log for good. An administrator must ' +
         'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) on every instance, as the others have them, and restart this one.',
     );
+  }
+
+  /**
+   * The same refusal, saying what became of the request: a wrong password's entry is written after the
+   * attempt was counted against the lockout, where "Nothing was changed" would be untrue.
+   */
+  withOutcome(outcome: string): UnsealedAuditAppendError {
+    return new UnsealedAuditAppendError(this.newestEntryId, outcome);
+  }
+
+  /** Why it was refused, for the log line after "audit entry refused: " (the error handler's, the sign-out's). */
+  get logReason(): string {
+    return `this instance has no AUDIT_CHAIN_KEY, but the audit log's newest entry (#${this.newestEntryId}) is sealed with one (or was changed); set AUDIT_CHAIN_KEY on every instance`;
   }
 }
 

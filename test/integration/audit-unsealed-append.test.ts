@@ -9,23 +9,31 @@ import {
   recordAudit,
   verifyAuditChain,
 } from '../../src/modules/audit/audit.service.js';
+import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
+import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { csrfTokenIn, csrfTokenOf, signInAs } from '../support/sign-in.js';
-import { buildTestApp } from '../support/test-app.js';
+import { sealedWhileAppendWaits } from '../support/sealed-meanwhile.js';
+import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
+import { buildTestApp, metricValue } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 const KEY = 'rolling-restart-key-rolling-restart-key-01';
 const REFUSAL =
   /Nothing was changed: this instance has no AUDIT_CHAIN_KEY, .* set AUDIT_CHAIN_KEY .* on every instance/;
 
+// What became of a sign-in is said instead of "Nothing was changed", which a counted failure made untrue.
+const SIGN_IN_REFUSAL = /^You were not signed in: this instance has no AUDIT_CHAIN_KEY, .* on every instance/;
+
 let db: TestDatabase;
 let app: express.Express;
+let metrics: Metrics;
 const logged: { level: number; msg: string }[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) });
   // The instance without the key (development settings: none is required).
-  app = buildTestApp(db, { logger });
+  metrics = createMetrics();
+  app = buildTestApp(db, { logger, metrics });
 });
 afterAll(() => db?.drop());
 afterEach(async () => {
@@ -163,9 +171,136 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
       .set('X-CSRFToken', signInToken)
       .send({ username: target.username, password: target.password });
     expect(signIn.status).toBe(503);
-    expect(signIn.body.error).toMatch(REFUSAL);
+    expect(signIn.body.error).toMatch(SIGN_IN_REFUSAL);
     // Pages that write no entry are served as before.
     await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
+    await expectChainIntactAndSealed(count);
+  });
+
+  // A wrong password is counted against the lockout before its entry is written, and the count stays:
+  // "Nothing was changed" was untrue. The message says what became of each kind of attempt.
+  it('refuses a wrong password (503) saying it still counts against the lockout, as it does', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-guesser' });
+    await sealedByTheOtherInstance();
+    const { response } = await postLogin(app, user.username, 'not-the-password');
+    expect(response.status).toBe(503);
+    expect(response.text).toMatch(
+      /You were not signed in, and this attempt still counts against the sign-in lockout: this instance has no AUDIT_CHAIN_KEY/,
+    );
+    expect(response.text).not.toContain('Nothing was changed');
+    const counted = await db.prisma.authThrottle.findMany({ where: { username: user.username } });
+    // Its rows (the name's, from this address and from anywhere) each hold the one failure.
+    expect(counted.length).toBeGreaterThan(0);
+    expect(counted.every((row) => row.failureCount === 1)).toBe(true);
+  });
+
+  it('refuses a wrong current password on the change-password form saying so, the password unchanged', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-changer' });
+    const agent = await signInAs(app, user.username, user.password);
+    const token = await csrfTokenOf(agent);
+    await sealedByTheOtherInstance();
+    const refused = await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ current: 'not-the-password', password: 'a-new-password-1', confirm: 'a-new-password-1' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toMatch(
+      /^Your password was not changed, and this attempt still counts against the sign-in lockout: this instance has no AUDIT_CHAIN_KEY/,
+    );
+  });
+
+  // The sign-out's entry is written first: refused, the session went on, the worse failure on a shared
+  // computer. Signed out all the same, told so as ever; the missing entry is the operator's to read.
+  it('signs a user out all the same when the sign-out entry is refused, logging it at error level', async () => {
+    const user = await buildUser(db.prisma, { username: 'keyless-leaver' });
+    const agent = await signInAs(app, user.username, user.password);
+    const token = await csrfTokenOf(agent);
+    const count = await sealedByTheOtherInstance();
+    const sessions = await db.prisma.session.count();
+    logged.length = 0;
+
+    const out = await agent.post('/logout').set('Accept', 'text/html').type('form').send({ csrf_token: token });
+    expect(out.status, out.text.slice(0, 300)).toBe(302);
+    expect(out.headers.location).toBe('/login');
+    const login = await agent.get('/login').set('Accept', 'text/html').expect(200);
+    expect(login.text).toContain('You are signed out.');
+    await agent.get('/account').set('Accept', 'application/json').expect(401);
+    // The signed-in session's row is gone (the signed-out one that carries the notice replaces it).
+    expect(await db.prisma.session.count()).toBe(sessions);
+    expect(logged.filter((line) => line.level >= 50)).toEqual([
+      expect.objectContaining({
+        msg: expect.stringMatching(
+          /^audit entry refused: the sign-out of keyless-leaver was not recorded; signing them out all the same: .*AUDIT_CHAIN_KEY/,
+        ),
+        username: 'keyless-leaver',
+      }),
+    ]);
+    expect(await db.prisma.auditLog.count()).toBe(count);
+    await expectChainIntactAndSealed(count);
+  });
+
+  // It refuses every request that writes an entry (a sign-in among them): a load balancer must send
+  // them to the instances that have the key. It is alive, though: a restart with the key mends it.
+  it('is not ready (/readyz 503 saying why, hpc_ready 0, a not ready warning), while /healthz stays ok', async () => {
+    await request(app).get('/readyz').expect(200);
+    await sealedByTheOtherInstance();
+    const sealedId = (await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+    logged.length = 0;
+
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({
+      status: 'error',
+      error: 'the audit log is sealed and this instance has no AUDIT_CHAIN_KEY: set the same key on every instance',
+    });
+    expect(await metricValue(metrics, 'hpc_ready')).toBe(0);
+    expect(logged.find((line) => line.msg === 'not ready')).toMatchObject({
+      level: 40,
+      err: expect.stringMatching(
+        new RegExp(
+          `newest entry \\(#${sealedId}\\) is sealed .*this instance has no AUDIT_CHAIN_KEY: .*refused \\(503\\)`,
+        ),
+      ),
+    });
+    await request(app).get('/healthz').expect(200, { status: 'ok' });
+    // The instance given the key is ready on the same log.
+    withKey();
+    try {
+      await request(app).get('/readyz').expect(200, { status: 'ok' });
+    } finally {
+      withoutKey();
+    }
+  });
+
+  // Each receipt of a month-end run appends its entry in its transaction, and the run's end appends
+  // one: started, every receipt rolled back with its refused entry and the run's end went unrecorded.
+  it('refuses a month-end run (503) before it starts, as JSON and from the form, leaving no run, receipt or entry', async () => {
+    await buildTiers(db);
+    const researcher = await buildUser(db.prisma, { username: 'keyless-billed' });
+    await buildJobs(db, [{ user: researcher.username, end: '2025-09-10T10:00:00Z' }]);
+    const admin = await buildUser(db.prisma, { username: 'keyless-month-end', role: 'admin' });
+    const agent = await signInAs(app, admin.username, admin.password);
+    const token = await csrfTokenOf(agent, '/admin/receipts');
+    const count = await sealedByTheOtherInstance();
+
+    const json = await agent
+      .post('/admin/month-end')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', token)
+      .send({ before: '2025-09-12' });
+    expect(json.status, json.text.slice(0, 300)).toBe(503);
+    expect(json.body.error).toMatch(REFUSAL);
+    const page = await agent
+      .post('/admin/month-end')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ csrf_token: token, before: '2025-09-12' });
+    expect(page.status, page.text.slice(0, 300)).toBe(503);
+    expect(page.text).toMatch(REFUSAL);
+    expect(await db.prisma.monthEndRun.count()).toBe(0);
+    expect(await db.prisma.receipt.count()).toBe(0);
+    expect(await db.prisma.auditLog.count()).toBe(count);
     await expectChainIntactAndSealed(count);
   });
 
@@ -196,5 +331,36 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     expect(await db.prisma.ingestionRun.count()).toBe(runs);
     expect(await db.prisma.auditLog.count()).toBe(count);
     await expectChainIntactAndSealed(count);
+  });
+
+  // Sealed after Run now's check and before its entry (written after the run): the run is kept, and the
+  // answer said "Nothing was changed" of a run that had imported its jobs.
+  it('says a Run now refused at its entry ran and is kept, when the log was sealed during the run', async () => {
+    const ingesting = buildTestApp(db, {
+      env: {
+        SACCT_PATH: '/nonexistent/sacct',
+        FALLBACK_CSV: path.resolve(import.meta.dirname, '../fixtures/slurm/22.05/final/sacct-steps-extra.psv'),
+        INGEST_LOOKBACK_DAYS: '1',
+        APP_TZ: 'UTC',
+      },
+      runNowAnswerWithinMs: 60_000,
+    });
+    const admin = await buildUser(db.prisma, { username: 'keyless-late-runner', role: 'admin' });
+    const agent = await signInAs(ingesting, admin.username, admin.password);
+    const token = await csrfTokenOf(agent);
+    await recordAudit(db, { actor: 'ops', action: 'test.before_key', status: 'ok' });
+    const runs = await db.prisma.ingestionRun.count();
+
+    const { result: response } = await sealedWhileAppendWaits(db.pool, KEY, async () =>
+      agent.post('/admin/ingestion/run').set('Accept', 'application/json').set('X-CSRFToken', token).send({}),
+    );
+    expect(response.status, response.text.slice(0, 300)).toBe(503);
+    const run = await db.prisma.ingestionRun.findFirstOrThrow({ orderBy: { id: 'desc' } });
+    expect(await db.prisma.ingestionRun.count()).toBe(runs + 1);
+    expect(response.body.error).toMatch(
+      new RegExp(
+        `^Ingestion run #${run.id} ran and is kept, but its audit entry was not written: this instance has no AUDIT_CHAIN_KEY`,
+      ),
+    );
   });
 });

@@ -10,6 +10,7 @@ import { builtFile } from '../support/built-app.js';
 import { buildUser } from '../support/factories.js';
 import { sessionsWaitingForLocks } from '../support/lock-waits.js';
 import { runToExit } from '../support/run-to-exit.js';
+import { sealedWhileAppendWaits } from '../support/sealed-meanwhile.js';
 import { postLogin, signInAs } from '../support/sign-in.js';
 import { PROJECT_ROOT } from '../support/spawn-server.js';
 import { buildTestApp, buildTestConfig } from '../support/test-app.js';
@@ -352,6 +353,31 @@ describe('npm run user:* command lines', () => {
     } finally {
       configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
       await sealed.drop();
+    }
+  }, 60_000);
+
+  // The check at the start reads the log once; another instance given the key may seal it before the
+  // tool's append (a rolling restart). Refused there, the tool exited 1 with the server's words ("restart
+  // this one"), which a script read as a failed run rather than a setting to fix.
+  it('refused at its append because the log was sealed meanwhile, exits 78 as the check at the start does, changing nothing', async () => {
+    const late = await createTestDatabase();
+    try {
+      await buildUser(late.prisma, { username: 'lateuser', role: 'user' });
+      const { result: refused, sealedId } = await sealedWhileAppendWaits(late.pool, IMAGE_AUDIT_KEY, () =>
+        runCli(COMPILED(), ['disable', '--username', 'lateuser'], '', { DATABASE_URL: late.url }),
+      );
+      expect(refused.code, refused.output).toBe(78);
+      expect(refused.output).toContain(
+        `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${sealedId}) is sealed with a key (or was changed)`,
+      );
+      expect(refused.output).not.toContain('lateuser is disabled.');
+      expect(await late.prisma.user.findUniqueOrThrow({ where: { username: 'lateuser' } })).toMatchObject({
+        isDisabled: false,
+      });
+      expect(await late.prisma.auditLog.count()).toBe(1);
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await late.drop();
     }
   }, 60_000);
 

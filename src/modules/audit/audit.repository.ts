@@ -2,6 +2,7 @@ import { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
+import { answerWithin, withQueryTimeout } from '../../db/query-timeout.js';
 import { namesContainingSql } from '../../db/username-search.js';
 import type { AuditRecord } from './audit-hash.js';
 
@@ -79,10 +80,11 @@ const BEGIN_AND_READ_LOCKED_HEAD = `${BEGIN_AND_LOCK};
 SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1`;
 // The whole entry, as SELECT_ENTRY reads it through Prisma: the id as text (int8), details as jsonb's text.
 // Ordered by the column, not by the output's `id`, which is text ('9' after '10').
-const BEGIN_AND_READ_LOCKED_HEAD_ENTRY = `${BEGIN_AND_LOCK};
-SELECT a.id::text AS id, a.ts, a.actor, a.ip, a.user_agent, a.action, a.target, a.status, a.details::text AS details,
+const SELECT_HEAD_ENTRY_ROW = `SELECT a.id::text AS id, a.ts, a.actor, a.ip, a.user_agent, a.action, a.target, a.status, a.details::text AS details,
        a.prev_hash, a.hash
   FROM audit_log a ORDER BY a.id DESC LIMIT 1`;
+const BEGIN_AND_READ_LOCKED_HEAD_ENTRY = `${BEGIN_AND_LOCK};
+${SELECT_HEAD_ENTRY_ROW}`;
 
 interface HeadEntryRow {
   id: string;
@@ -115,6 +117,32 @@ function headOfRow(row: HeadEntryRow): ChainHead {
       hash: row.hash,
     },
   };
+}
+
+/** The newest entry's read in flight on each pool, until it settles, whoever has stopped waiting for it. */
+const newestEntryReadsInFlight = new WeakMap<pg.Pool, Promise<pg.QueryResult<HeadEntryRow>>>();
+
+/**
+ * The newest entry (the highest id: one read of the primary key's index), if there is one, given up
+ * after `timeoutMs`, for a readiness check. Checks while one is in flight wait for its answer instead
+ * of asking again, as the readiness query's do (health.repository.ts): on a frozen database, probes
+ * and scrapes hold at most one connection for it.
+ */
+export async function findNewestEntryWithin(pool: pg.Pool, timeoutMs: number): Promise<StoredAuditEntry | undefined> {
+  let reading = newestEntryReadsInFlight.get(pool);
+  if (reading === undefined) {
+    const settled = pool.query<HeadEntryRow>(withQueryTimeout({ text: SELECT_HEAD_ENTRY_ROW }, timeoutMs));
+    const forget = () => {
+      if (newestEntryReadsInFlight.get(pool) === settled) newestEntryReadsInFlight.delete(pool);
+    };
+    // Its failure is each waiter's to handle; the last waiter may have given up before it settles.
+    settled.then(forget, forget);
+    newestEntryReadsInFlight.set(pool, settled);
+    reading = settled;
+  }
+  const { rows } = await answerWithin(reading, timeoutMs);
+  const row = rows[0];
+  return row === undefined ? undefined : headOfRow(row).entry;
 }
 
 // nextval() is volatile, so PostgreSQL assigns the ids after the sort: in array order.

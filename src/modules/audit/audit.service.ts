@@ -1,4 +1,5 @@
 import type { Prisma } from '@prisma/client';
+import type pg from 'pg';
 import { ConfigError } from '../../config/config.js';
 import type { Database, Db } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
@@ -317,10 +318,19 @@ function sealOfOrNone(entry: auditRepository.StoredAuditEntry, keys: readonly st
  */
 export async function refuseUnsealedAppend(db: Db): Promise<void> {
   const newest = await sealedNewestEntryBlockingUnsealed(db);
-  if (newest === undefined) return;
-  throw new ConfigError([
-    `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newest.id}) is sealed with a key (or was changed): ` +
-      'an entry written without the key would break its hash chain for good (AuditChainBroken), so nothing was changed; ' +
+  if (newest !== undefined) throw unsealedAppendConfigError(newest.id);
+}
+
+/**
+ * refuseUnsealedAppend's ConfigError (exit 78) for a process without a key refused an entry after
+ * #`newestEntryId`: at its start, or at an append (UnsealedAuditAppendError) when another instance
+ * sealed the log after that check. `outcome` says what became of the tool's work: nothing was changed,
+ * unless the entry was written after the work it records (`npm run ingest`'s run).
+ */
+export function unsealedAppendConfigError(newestEntryId: bigint, outcome = 'so nothing was changed'): ConfigError {
+  return new ConfigError([
+    `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${newestEntryId}) is sealed with a key (or was changed): ` +
+      `an entry written without the key would break its hash chain for good (AuditChainBroken), ${outcome}; ` +
       'set AUDIT_CHAIN_KEY (and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the instance has them (npm run audit:verify with them tells a change from a missing key)',
   ]);
 }
@@ -341,6 +351,18 @@ async function sealedNewestEntryBlockingUnsealed(db: Db): Promise<auditRepositor
 export async function refuseUnsealedAppendNow(db: Db): Promise<void> {
   const newest = await sealedNewestEntryBlockingUnsealed(db);
   if (newest !== undefined) throw new UnsealedAuditAppendError(newest.id);
+}
+
+/**
+ * The id of the newest entry when this process could not append after it (no key, and it is sealed
+ * or changed: refuseUnsealedAfter's rule), else undefined, read within `timeoutMs` for /readyz: such
+ * an instance refuses every request that writes an entry (a sign-in among them), and a load balancer
+ * must send them to the instances that have the key. A process with a key reads nothing.
+ */
+export async function findEntryRefusingAppendsWithin(pool: pg.Pool, timeoutMs: number): Promise<bigint | undefined> {
+  if (hasChainKey()) return undefined;
+  const newest = await auditRepository.findNewestEntryWithin(pool, timeoutMs);
+  return newest && sealOfOrNone(newest, []) !== 'unsealed' ? newest.id : undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
 import { ACCOUNT_DISABLED_MESSAGE, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 import { ZSignInForm } from './auth.schema.js';
 import {
   formatTimeLeft,
@@ -213,6 +214,8 @@ export function authRoutes(deps: {
   now: () => Date;
   /** REQUIRE_HTTPS: sign-in over plain HTTP is refused, since its session cookie would never be set. */
   isHttpsRequired: boolean;
+  /** Where a sign-out whose audit entry was refused is logged (recordSignOut). */
+  logger: Logger;
 }): Router {
   const router = Router();
 
@@ -289,7 +292,7 @@ export function authRoutes(deps: {
   });
 
   router.post('/logout', async (req, res, next) => {
-    if (req.user) await recordSignOut(deps.db, req.user, auditContextOf(req));
+    if (req.user) await recordSignOut(deps.db, req.user, auditContextOf(req), deps.logger.child({ reqId: req.id }));
     req.logout((logoutError) => {
       if (logoutError) return next(logoutError);
       // The signed-in session's row goes; a fresh, signed-out one carries the one line that says it

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
+import { UnsealedAuditAppendError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
 import { signInActorOf } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
@@ -168,15 +170,18 @@ export async function signIn(
     const auditedLocks = deps.auditedLocks ?? processAuditedLocks;
     const lockKeys = lockKeysOf(key, reservation.scopes, reservation.lockedUntil);
     if (auditedLocks.isFirst(lockKeys, reservation.lockedUntil, now)) {
-      await recordAudit(
-        deps.db,
-        {
-          ...audit,
-          action: 'login.failure',
-          status: 'denied',
-          details: { reason: 'locked', scope: reservation.scopes, ...signInActor.details },
-        },
-        now,
+      await sayingWhatBecameOf(
+        recordAudit(
+          deps.db,
+          {
+            ...audit,
+            action: 'login.failure',
+            status: 'denied',
+            details: { reason: 'locked', scope: reservation.scopes, ...signInActor.details },
+          },
+          now,
+        ),
+        NOT_SIGNED_IN,
       );
     }
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil, scopes: reservation.scopes };
@@ -194,35 +199,60 @@ export async function signIn(
       await verifyPassword(await getDummyHash(), attempt.password);
     const reason = credentials && isPasswordRight ? 'disabled' : 'bad_credentials';
     metrics.authLoginFailure.inc({ reason });
-    const lock = await recordCountedFailure(
-      deps,
-      reservation,
-      now,
-      { ...audit, action: 'login.failure', status: 'failed', details: { reason, ...signInActor.details } },
-      signInActor.details,
+    const lock = await sayingWhatBecameOf(
+      recordCountedFailure(
+        deps,
+        reservation,
+        now,
+        { ...audit, action: 'login.failure', status: 'failed', details: { reason, ...signInActor.details } },
+        signInActor.details,
+      ),
+      `${NOT_SIGNED_IN}${STILL_COUNTED}`,
     );
     return lock ? { outcome: 'locked', ...lock } : { outcome: 'failed' };
   }
 
   // The attempt was counted: forgetting it (the user's failures, and its own count in the
   // network's row) is one statement, sent beside the audit append rather than before it.
-  await Promise.all([
-    throttleRepository.forgetFailures(deps.db.pool, username, key.network),
-    (async () => {
-      if (needsRehash(credentials.passwordHash)) {
-        const rehashed = await hashPassword(attempt.password);
-        await usersRepository.rehashPassword(db, credentials.id, credentials.passwordHash, rehashed);
-      }
-      metrics.authLoginSuccess.inc();
-      await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
-    })(),
-  ]);
+  await sayingWhatBecameOf(
+    Promise.all([
+      throttleRepository.forgetFailures(deps.db.pool, username, key.network),
+      (async () => {
+        if (needsRehash(credentials.passwordHash)) {
+          const rehashed = await hashPassword(attempt.password);
+          await usersRepository.rehashPassword(db, credentials.id, credentials.passwordHash, rehashed);
+        }
+        metrics.authLoginSuccess.inc();
+        await recordAudit(deps.db, { ...audit, action: 'login.success', status: 'ok' }, now);
+      })(),
+    ]),
+    NOT_SIGNED_IN,
+  );
   return {
     outcome: 'ok',
     user: { id: credentials.id, username: credentials.username, role: credentials.role },
     passwordChangedAt: credentials.passwordChangedAt,
     sessionEpoch: credentials.sessionEpoch,
   };
+}
+
+/** What became of a sign-in whose entry was refused (UnsealedAuditAppendError), as its message's first words. */
+const NOT_SIGNED_IN = 'You were not signed in';
+/** What else became of an attempt counted against the lockout before its entry was refused. */
+const STILL_COUNTED = ', and this attempt still counts against the sign-in lockout';
+/** What became of a password change whose check's entry was refused. */
+const PASSWORD_NOT_CHANGED = 'Your password was not changed';
+
+/**
+ * `work`'s answer; an entry of it refused (UnsealedAuditAppendError) says `outcome` of the request
+ * instead of "Nothing was changed": the attempt was counted before its entry, and the count stays.
+ */
+async function sayingWhatBecameOf<T>(work: Promise<T>, outcome: string): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw error instanceof UnsealedAuditAppendError ? error.withOutcome(outcome) : error;
+  }
 }
 
 /**
@@ -298,25 +328,34 @@ export async function checkPasswordForChange(
   const isPasswordRight = await verifyPassword(credentials?.passwordHash ?? (await getDummyHash()), attempt.password);
   if (reservation.outcome === 'locked') {
     metrics.authLockoutActive.inc();
-    await recordAudit(
-      deps.db,
-      { ...audit, status: 'denied', details: { reason: 'locked', scope: reservation.scopes } },
-      now,
+    await sayingWhatBecameOf(
+      recordAudit(
+        deps.db,
+        { ...audit, status: 'denied', details: { reason: 'locked', scope: reservation.scopes } },
+        now,
+      ),
+      PASSWORD_NOT_CHANGED,
     );
     return { outcome: 'locked', lockedUntil: reservation.lockedUntil };
   }
   // Disabled since this request's session was read: a change would sign a new session in.
   if (credentials?.isDisabled) {
-    await recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'disabled' } }, now);
+    await sayingWhatBecameOf(
+      recordAudit(deps.db, { ...audit, status: 'denied', details: { reason: 'disabled' } }, now),
+      PASSWORD_NOT_CHANGED,
+    );
     return { outcome: 'disabled' };
   }
   if (!credentials || !isPasswordRight) {
-    const lock = await recordCountedFailure(
-      deps,
-      reservation,
-      now,
-      { ...audit, status: 'failed', details: { reason: 'bad_current_password' } },
-      { via: 'password_change' },
+    const lock = await sayingWhatBecameOf(
+      recordCountedFailure(
+        deps,
+        reservation,
+        now,
+        { ...audit, status: 'failed', details: { reason: 'bad_current_password' } },
+        { via: 'password_change' },
+      ),
+      `${PASSWORD_NOT_CHANGED}${STILL_COUNTED}`,
     );
     return lock ? { outcome: 'locked', lockedUntil: lock.lockedUntil } : { outcome: 'failed' };
   }
@@ -347,9 +386,25 @@ export function toSessionUser(user: SessionUser): SessionUser {
   return { id: user.id, username: user.username, role: user.role };
 }
 
-/** Audits a sign-out of `user`, targeting their account as their sign-in's entry does. */
-export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext) {
-  await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
+/**
+ * Audits a sign-out of `user`, targeting their account as their sign-in's entry does. Never rejects:
+ * an entry refused (an instance without AUDIT_CHAIN_KEY on a sealed log, UnsealedAuditAppendError) or
+ * not written is logged at error level, and the sign-out goes on. Refused, it used to fail the request
+ * and leave the session signed in, the worse failure: someone on a shared computer walked away signed in.
+ */
+export async function recordSignOut(db: Database, user: SessionUser, context: AuditContext, logger: Logger) {
+  try {
+    await recordAudit(db, { ...context, action: 'logout', target: userTarget(user.username), status: 'ok' });
+  } catch (error) {
+    // Said before the sign-out goes on, which may still fail (its session's row): not "signed out".
+    const what = `the sign-out of ${user.username} was not recorded; signing them out all the same`;
+    logger.error(
+      { err: error, username: user.username },
+      error instanceof UnsealedAuditAppendError
+        ? `audit entry refused: ${what}: ${error.logReason}`
+        : `audit entry not written: ${what}: ${(error as Error).message}`,
+    );
+  }
 }
 
 /** How long a user's refusal at an admin page stands for their next ones there in the audit log. */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { DATABASE_BEHIND, DATABASE_HAS_NO_SCHEMA, DATABASE_READ_ONLY, isMissingTable } from '../../shared/errors.js';
 import { TOOL_COMMANDS } from '../../shared/tool-commands.js';
+import { findEntryRefusingAppendsWithin } from '../audit/audit.service.js';
 import * as healthRepository from './health.repository.js';
 
 /**
@@ -21,6 +22,10 @@ export interface DatabaseAhead {
 
 export const MIGRATION_FAILED = `a migration of this release failed: fix its cause, then run ${TOOL_COMMANDS.migrate}`;
 export const DATABASE_AHEAD = 'the database was migrated by a newer release';
+
+/** What /readyz says of an instance without the key that seals the audit log (auditAppendRefusal). */
+export const AUDIT_SEALED_WITHOUT_KEY =
+  'the audit log is sealed and this instance has no AUDIT_CHAIN_KEY: set the same key on every instance';
 
 /** What /readyz says of a database it cannot reach; the cause goes to the log only. */
 export const DATABASE_UNAVAILABLE = 'database unavailable';
@@ -65,6 +70,7 @@ export async function checkReadiness(
   timeoutMs: number,
   expectedMigrations: readonly string[],
 ): Promise<Readiness> {
+  const startedAt = performance.now();
   let state: healthRepository.ReadinessState;
   try {
     state = await healthRepository.readReadinessState(pool, timeoutMs, expectedMigrations);
@@ -104,6 +110,8 @@ export async function checkReadiness(
       publicError: DATABASE_BEHIND,
     };
   }
+  const auditRefusal = await auditAppendRefusal(pool, Math.max(1, timeoutMs - (performance.now() - startedAt)));
+  if (auditRefusal) return auditRefusal;
   if (state.unknown.length > 0) {
     return {
       isReady: true,
@@ -118,6 +126,36 @@ export async function checkReadiness(
     };
   }
   return { isReady: true };
+}
+
+/**
+ * Not ready when this process has no AUDIT_CHAIN_KEY and the audit log's newest entry is sealed (or
+ * changed): every request that writes an entry, a sign-in among them, is refused here (503,
+ * UnsealedAuditAppendError), so a load balancer must send them to the instances that have the key.
+ * One indexed read of the newest entry, within what is left of the check's time, and only by a
+ * process without a key (never in production, which requires one). Liveness (/healthz) is not
+ * touched: the process is well, and restarting it without the key mends nothing.
+ */
+async function auditAppendRefusal(pool: pg.Pool, timeoutMs: number): Promise<Readiness | undefined> {
+  let entryId: bigint | undefined;
+  try {
+    entryId = await findEntryRefusingAppendsWithin(pool, timeoutMs);
+  } catch (error) {
+    return {
+      isReady: false,
+      error: `database at ${databaseAddressOf(pool)} unavailable: ${(error as Error).message}`,
+      publicError: DATABASE_UNAVAILABLE,
+    };
+  }
+  if (entryId === undefined) return undefined;
+  return {
+    isReady: false,
+    error:
+      `the audit log's newest entry (#${entryId}) is sealed with a key (or was changed) and this instance has no AUDIT_CHAIN_KEY: ` +
+      'every request that writes an audit entry (a sign-in, a sign-out, every change) is refused (503) here; set AUDIT_CHAIN_KEY ' +
+      '(and AUDIT_CHAIN_OLD_KEYS, AUDIT_CHAIN_UNSEALED_UNTIL) as the other instances have them, and restart this one',
+    publicError: AUDIT_SEALED_WITHOUT_KEY,
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   isReadOnlyDatabase,
   ServiceUnavailableError,
   sqlStateOf,
+  UnsealedAuditAppendError,
 } from '../../shared/errors.js';
 import { endOfLocalDay, formatZonedTimeSeconds, startOfLocalDay } from '../../shared/local-date.js';
 import type { Logger } from '../../shared/logger.js';
@@ -1006,7 +1007,16 @@ export function createIngestionService(deps: IngestionDeps) {
             },
           });
           // An abandoned run's entry was written with its record (abandonRunNow).
-          if (!state.isAbandoned) await recordRunAudit(context, 'ingestion.run_now', result);
+          if (!state.isAbandoned) {
+            await recordRunAudit(context, 'ingestion.run_now', result).catch((error: unknown) => {
+              // The log sealed since the check above: the run was made and stays, which "Nothing was
+              // changed" would deny.
+              if (!(error instanceof UnsealedAuditAppendError) || result.status !== 'finished') throw error;
+              throw error.withOutcome(
+                `Ingestion run #${result.run.runId} ran and is kept, but its audit entry was not written`,
+              );
+            });
+          }
           return result;
         } finally {
           processStopping.removeEventListener('abort', stop);

@@ -22,7 +22,7 @@ import { endOfLocalDay, formatLocalDateTime, startOfLocalDay, toLocalDate } from
 import type { Logger } from '../../shared/logger.js';
 import { pageCountOrNotFound, pageOfRows } from '../../shared/paging.js';
 import { isWholeName, type UserFilterMatch, userFilterMatchOf } from '../../shared/user-filter.js';
-import { type AuditContext, type AuditEntry, appendAudit } from '../audit/audit.service.js';
+import { type AuditContext, type AuditEntry, appendAudit, refuseUnsealedAppendNow } from '../audit/audit.service.js';
 import * as ingestionRepository from '../ingestion/ingestion.repository.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CanceledCheckout, CloseCanceledCheckouts } from '../payments/checkout-closer.js';
@@ -1661,8 +1661,8 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * Month-end: a receipt for every user with unbilled usage up to `before`, started here and
    * billed in the background (startMonthEnd's `finished` says when it has ended): at 465 users and
    * 801,000 jobs it took 76 s, longer than a reverse proxy waits for an answer. Refused at once,
-   * with nothing started, for a day in the future (400), while another run holds the lock (409) or
-   * while the process stops (503). The run's progress and outcome are its month_end_runs row. A
+   * with nothing started, for a day in the future (400), while another run holds the lock (409),
+   * while the process stops (503) or where its entries could not be written (UnsealedAuditAppendError, 503). The run's progress and outcome are its month_end_runs row. A
    * start beside another waits only for the other's row to commit, so that its 409 names that run.
    */
   async function startMonthEnd(actor: AuditContext, before: string) {
@@ -1672,6 +1672,11 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     if (backgroundWork.isStopping() || deps.isDraining?.()) {
       throw new ServiceUnavailableError('The app is stopping; start the month-end run again in a moment.');
     }
+    // Each receipt appends its entry in its transaction, and the run's end one: on a process without
+    // AUDIT_CHAIN_KEY whose log is sealed, every receipt rolled back with its refused entry and the
+    // run's end went unrecorded. Refused (503) before anything is written, as Run now is; a log sealed
+    // after this check still refuses each entry at its append.
+    await refuseUnsealedAppendNow(db);
     const startedAt = now();
     const held: { release?: ReleaseLock } = {};
     let inserted: number | 'busy' | undefined = 'busy';

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureAuditChain, recordAudit, verifyAuditChain } from '../../../src/modules/audit/audit.service.js';
 import { builtFile } from '../../support/built-app.js';
 import { runToExit } from '../../support/run-to-exit.js';
+import { sealedWhileAppendWaits } from '../../support/sealed-meanwhile.js';
 import { PROJECT_ROOT } from '../../support/spawn-server.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -130,6 +131,63 @@ describe('npm run ingest in the audit log', () => {
     } finally {
       configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
       await sealed.drop();
+    }
+  });
+
+  // The check at the start passed; another instance given the key sealed the log before the run's
+  // entry (a rolling restart). The run is done and kept; its entry is refused, which exited 1 like a
+  // failed run, where what needs fixing is a setting, as at the start (78).
+  it("refused the run's entry because the log was sealed meanwhile, exits 78 saying so, the chain left intact", async () => {
+    const late = await createTestDatabase();
+    const key = 'ingest-audit-key-ingest-audit-key-02';
+    try {
+      const file = path.join(dir, 'sacct-sealed-meanwhile.psv');
+      writeFileSync(file, HEADER);
+      const { result: refused, sealedId } = await sealedWhileAppendWaits(late.pool, key, () =>
+        runToExit(process.execPath, [builtFile('src/cli/ingest.cli.ts')], {
+          cwd: PROJECT_ROOT,
+          env: { DATABASE_URL: late.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
+        }),
+      );
+      expect(refused.code, refused.output).toBe(78);
+      expect(refused.output).toContain('the ingestion run could not be recorded in the audit log');
+      expect(refused.output).toContain(
+        `AUDIT_CHAIN_KEY: is not set, but the audit log's newest entry (#${sealedId}) is sealed with a key (or was changed)`,
+      );
+      expect(await late.prisma.ingestionRun.count()).toBe(1);
+      expect(await late.prisma.auditLog.count()).toBe(1);
+      configureAuditChain({ chainKeys: [key], unsealedUntil: 0n });
+      expect(await verifyAuditChain(late.prisma)).toMatchObject({ isIntact: true });
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await late.drop();
+    }
+  });
+
+  it("a backfill whose day's entry is refused so stops there (exit 78): no day after it is run without its entry", async () => {
+    const late = await createTestDatabase();
+    try {
+      const file = path.join(dir, 'sacct-backfill-sealed-meanwhile.psv');
+      writeFileSync(file, HEADER);
+      const { result: refused } = await sealedWhileAppendWaits(late.pool, 'ingest-audit-key-ingest-audit-key-03', () =>
+        runToExit(
+          process.execPath,
+          [builtFile('src/cli/ingest.cli.ts'), '--from', '2026-11-15', '--to', '2026-11-17'],
+          {
+            cwd: PROJECT_ROOT,
+            env: { DATABASE_URL: late.url, APP_TZ: 'UTC', LOG_LEVEL: 'error', DEMO_SEED: 'false', FALLBACK_CSV: file },
+          },
+        ),
+      );
+      expect(refused.code, refused.output).toBe(78);
+      expect(refused.output).toContain(
+        "Stopped at 2026-11-15: its run's audit entry was refused for want of AUDIT_CHAIN_KEY (above), so the 2 day(s) after it were not tried",
+      );
+      expect(await late.prisma.ingestionRun.count()).toBe(1);
+      expect(await late.prisma.auditLog.count()).toBe(1);
+    } finally {
+      configureAuditChain({ chainKeys: [], unsealedUntil: 0n });
+      await late.drop();
     }
   });
 });
