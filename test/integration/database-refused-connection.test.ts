@@ -52,12 +52,17 @@ function withUser(url: string, user: string): string {
   return changed.toString();
 }
 
-/** The error a query through Prisma and one through the pool meet on `database`. */
+/**
+ * The error a raw query and a model query through Prisma, and one through the pool, meet on
+ * `database`. The user tools make model queries, which Prisma words in its own terms: a role refused
+ * was "User was denied access on the database `(not available)`", naming neither the role nor why.
+ */
 async function errorsOf(database: Database): Promise<unknown[]> {
   const errors: unknown[] = [];
   await database.prisma.$queryRaw`SELECT 1`.catch((error: unknown) => errors.push(error));
+  await database.prisma.user.findFirst().catch((error: unknown) => errors.push(error));
   await database.pool.query('SELECT 1').catch((error: unknown) => errors.push(error));
-  expect(errors).toHaveLength(2);
+  expect(errors).toHaveLength(3);
   return errors;
 }
 
