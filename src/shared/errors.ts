@@ -400,6 +400,16 @@ export function sqlStateOf(error: unknown, depth = 0): string | undefined {
 }
 
 /**
+ * A server that answered and refused this login or database (class 28, invalid authorization: a
+ * role it does not know, a wrong password; 3D000, a database name misspelt or dropped). Reached, so
+ * "cannot be reached" sent operators to the network and pg_isready, which says the server is up.
+ */
+export function isRefusedByServer(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state !== undefined && (state.startsWith('28') || state === '3D000');
+}
+
+/**
  * PostgreSQL's own words for an error that came through Prisma's pg adapter (its driver error's
  * `originalMessage`), or undefined. Prisma words some in its own terms, naming none of the cause: a
  * role the server refused is "User was denied access on the database `(not available)`".
