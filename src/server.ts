@@ -35,7 +35,7 @@ import { interruptAbandonedMonthEndRuns } from './modules/receipts/abandoned-mon
 import { closePasswordHashing, configurePasswordHashing } from './modules/users/password.js';
 import { createBackgroundWork } from './shared/background-work.js';
 import { onDistinctSignals } from './shared/distinct-signals.js';
-import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase } from './shared/errors.js';
+import { DATABASE_READ_ONLY, isDatabaseUnavailable, isReadOnlyDatabase, isRefusedByServer } from './shared/errors.js';
 import { createLogger, flushLogs, type Logger } from './shared/logger.js';
 import { PROJECT_ROOT } from './shared/paths.js';
 import { onPeriodicTasksAssigned, periodicTaskAssigner } from './shared/periodic-task.js';
@@ -230,14 +230,17 @@ async function reportStartFailure(config: AppConfig, logger: Logger, error: unkn
     config.databaseUrl !== undefined && isEmbeddedDatabaseUrl(config.databaseUrl)
       ? "; this is the URL of the demo's embedded PostgreSQL of an earlier npm start (its banner's line for another shell), whose port can change from one start to the next: unset DATABASE_URL, and npm start starts the embedded PostgreSQL of its own under DATA_DIR"
       : '';
-  const reason =
-    config.databaseUrl !== undefined && !(error instanceof ListenError) && isDatabaseUnavailable(error)
-      ? `the database cannot be reached (DATABASE_URL): ${message}${demoHint}`
-      : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
-        // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
-        isReadOnlyDatabase(error)
-        ? `${DATABASE_READ_ONLY}: ${message}`
-        : message;
+  const isDatabaseError =
+    config.databaseUrl !== undefined && !(error instanceof ListenError) && isDatabaseUnavailable(error);
+  const reason = isDatabaseError
+    ? isRefusedByServer(error)
+      ? `the database server refused DATABASE_URL: ${message}${demoHint}`
+      : `the database cannot be reached (DATABASE_URL): ${message}${demoHint}`
+    : // A standby (a failover that left DATABASE_URL on the old primary): PostgreSQL's words alone
+      // ("cannot execute CREATE TABLE in a read-only transaction") named nothing to change.
+      isReadOnlyDatabase(error)
+      ? `${DATABASE_READ_ONLY}: ${message}`
+      : message;
   if (!config.isProduction) {
     console.error(`HPC Billing failed to start: ${reason}`);
     return;

@@ -50,8 +50,11 @@ export function describeConfiguredDatabase(databaseUrl: string): string | undefi
  */
 export function startupLogLine(
   config: Pick<AppConfig, 'host' | 'port' | 'publicBaseUrl' | 'webConcurrency'>,
-  database: Pick<PreparedDatabase, 'isEmbedded'>,
+  database: Pick<PreparedDatabase, 'isEmbedded' | 'databaseUrl'>,
 ): { fields: Record<string, string | number>; message: string } {
+  // Which database the start migrated and serves, without the URL's user or password: "configured"
+  // alone left an operator unable to tell from the log a staging URL from production's.
+  const databaseAt = database.isEmbedded ? undefined : describeConfiguredDatabase(database.databaseUrl);
   return {
     message: listeningLine(config),
     fields: {
@@ -60,6 +63,7 @@ export function startupLogLine(
       ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl } : {}),
       workers: config.webConcurrency,
       database: database.isEmbedded ? 'embedded' : 'configured',
+      ...(databaseAt ? { databaseAt } : {}),
     },
   };
 }

@@ -1,7 +1,14 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, loadConfig } from '../config/config.js';
 import { isEmbeddedDatabaseUrl } from '../db/embedded-postgres.js';
 import { unsealedAppendConfigError } from '../modules/audit/audit.service.js';
-import { isDatabaseUnavailable, isMissingColumn, isMissingTable, UnsealedAuditAppendError } from '../shared/errors.js';
+import {
+  isDatabaseUnavailable,
+  isMissingColumn,
+  isMissingTable,
+  isRefusedByServer,
+  postgresMessageOf,
+  UnsealedAuditAppendError,
+} from '../shared/errors.js';
 import { DEMO_EXPORT_LINE_FOR, TOOL_COMMANDS } from '../shared/tool-commands.js';
 
 /**
@@ -77,7 +84,10 @@ export function describeToolError(error: unknown, databaseUrl?: string): string 
       databaseUrl !== undefined && isEmbeddedDatabaseUrl(databaseUrl)
         ? `; this is the URL of the demo's embedded PostgreSQL, whose port can change from one start of the app to the next: while it runs, paste the export line its start-up banner prints '${DEMO_EXPORT_LINE_FOR}' again`
         : '';
-    return `The database cannot be reached (DATABASE_URL): ${message}${demoHint}`;
+    const cause = postgresMessageOf(error) ?? message;
+    return isRefusedByServer(error)
+      ? `The database server refused DATABASE_URL: ${cause}${demoHint}`
+      : `The database cannot be reached (DATABASE_URL): ${cause}${demoHint}`;
   }
   // A new DATABASE_URL before `npm run db:migrate` (db:seed first, say) said only that a table does not
   // exist, which read like a bug rather than a step left out.

@@ -178,10 +178,36 @@ function unsetModeProblems(source: NodeJS.ProcessEnv): string[] {
   ];
 }
 
+/**
+ * A production start migrates the database it reaches, and a DATABASE_URL that names none reaches the
+ * one named as its user (pg's default, unless PGDATABASE names one): for `postgres`, the server's own
+ * maintenance database, which the start filled with the app's tables while its log line said only
+ * `"database":"configured"`. Development names the database reached in its banner instead. A URL that
+ * cannot be read is left to its own problem.
+ */
+function unnamedDatabaseProblems(source: NodeJS.ProcessEnv): string[] {
+  if (source.APP_ENV?.trim().toLowerCase() !== 'production' || source.PGDATABASE?.trim()) return [];
+  const url = source.DATABASE_URL?.trim() ?? '';
+  if (!/^postgres(ql)?:\/\//.test(url)) return [];
+  let parsed: URL;
+  try {
+    // As pg reads it: an empty host (user:pass@/db) means the default one.
+    parsed = new URL(url.replace('@/', '@localhost/'));
+  } catch {
+    return [];
+  }
+  if (parsed.pathname.length > 1 || parsed.searchParams.get('database')) return [];
+  return [
+    "DATABASE_URL: names no database, so PostgreSQL would take the user's name (postgres: the server's own " +
+      "maintenance database) and the app's tables would be created there; name the app's database: " +
+      'postgresql://user:password@host:5432/DATABASE',
+  ];
+}
+
 /** Parses the environment once; throws ConfigError listing every problem. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = ZEnv.safeParse(source);
-  const modeProblems = unsetModeProblems(source);
+  const modeProblems = [...unsetModeProblems(source), ...unnamedDatabaseProblems(source)];
   if (parsed.success && modeProblems.length > 0) throw new ConfigError(modeProblems);
   if (!parsed.success) {
     // zod runs the rules across settings only when every setting parsed; run them on the raw

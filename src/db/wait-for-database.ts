@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { isDatabaseUnavailable, sqlStateOf } from '../shared/errors.js';
+import { isDatabaseUnavailable, isRefusedByServer } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 
 export interface WaitForDatabaseOptions {
@@ -22,15 +22,6 @@ export class StoppedWhileWaiting extends Error {
     super(`stopped by ${signal} while waiting for the database`);
     this.name = 'StoppedWhileWaiting';
   }
-}
-
-/**
- * A server that answers but refuses this login or database (a wrong password, a database name
- * misspelt) refuses it again in a moment: said at once rather than after the whole wait.
- */
-function isRefusedForGood(error: unknown): boolean {
-  const state = sqlStateOf(error);
-  return state !== undefined && (state.startsWith('28') || state === '3D000');
 }
 
 /**
@@ -61,7 +52,8 @@ export async function waitForDatabase(databaseUrl: string, options: WaitForDatab
       return;
     } catch (error) {
       if (error instanceof StoppedWhileWaiting) throw error;
-      if (waitMs === 0 || !isDatabaseUnavailable(error) || isRefusedForGood(error)) throw error;
+      if (waitMs === 0 || !isDatabaseUnavailable(error) || isRefusedByServer(error)) throw error;
+      // A server that refuses this login or database refuses it again in a moment: said at once.
       const leftMs = waitMs - (Date.now() - startedAt);
       const message = (error as Error).message;
       if (leftMs <= 0) {

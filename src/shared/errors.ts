@@ -416,6 +416,28 @@ export function sqlStateOf(error: unknown, depth = 0): string | undefined {
   return undefined;
 }
 
+/**
+ * A server that answered and refused this login or database (class 28, invalid authorization: a
+ * role it does not know, a wrong password; 3D000, a database name misspelt or dropped). Reached, so
+ * "cannot be reached" sent operators to the network and pg_isready, which says the server is up.
+ */
+export function isRefusedByServer(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state !== undefined && (state.startsWith('28') || state === '3D000');
+}
+
+/**
+ * PostgreSQL's own words for an error that came through Prisma's pg adapter (its driver error's
+ * `originalMessage`), or undefined. Prisma words some in its own terms, naming none of the cause: a
+ * role the server refused is "User was denied access on the database `(not available)`".
+ */
+export function postgresMessageOf(error: unknown, depth = 0): string | undefined {
+  if (typeof error !== 'object' || error === null || depth > 5) return undefined;
+  const { originalMessage } = error as { originalMessage?: unknown };
+  if (typeof originalMessage === 'string' && originalMessage.trim() !== '') return originalMessage;
+  return searchWrappedErrors(error, depth, postgresMessageOf);
+}
+
 /** What /readyz says, and the log of a request that met it, of a database with none of the app's tables. */
 export const DATABASE_HAS_NO_SCHEMA = `the database has no schema: run ${TOOL_COMMANDS.migrate}`;
 

@@ -52,12 +52,17 @@ function withUser(url: string, user: string): string {
   return changed.toString();
 }
 
-/** The error a query through Prisma and one through the pool meet on `database`. */
+/**
+ * The error a raw query and a model query through Prisma, and one through the pool, meet on
+ * `database`. The user tools make model queries, which Prisma words in its own terms: a role refused
+ * was "User was denied access on the database `(not available)`", naming neither the role nor why.
+ */
 async function errorsOf(database: Database): Promise<unknown[]> {
   const errors: unknown[] = [];
   await database.prisma.$queryRaw`SELECT 1`.catch((error: unknown) => errors.push(error));
+  await database.prisma.user.findFirst().catch((error: unknown) => errors.push(error));
   await database.pool.query('SELECT 1').catch((error: unknown) => errors.push(error));
-  expect(errors).toHaveLength(2);
+  expect(errors).toHaveLength(3);
   return errors;
 }
 
@@ -89,7 +94,7 @@ describe('a database that was dropped under a running app', () => {
     for (const error of await errorsOf(app.database)) {
       expect(isDatabaseUnavailable(error)).toBe(true);
       expect(describeToolError(error as Error)).toMatch(
-        /^The database cannot be reached \(DATABASE_URL\): .*database "hb_test_\w+" does not exist/,
+        /^The database server refused DATABASE_URL: database "hb_test_\w+" does not exist$/,
       );
     }
     await expectServedAsUnavailable(app, /does not exist/);
@@ -108,7 +113,7 @@ describe('a role PostgreSQL refuses', () => {
     for (const error of await errorsOf(app.database)) {
       expect(isDatabaseUnavailable(error)).toBe(true);
       expect(describeToolError(error as Error)).toMatch(
-        /^The database cannot be reached \(DATABASE_URL\): .*(role "hb_no_such_role" does not exist|password authentication failed)/,
+        /^The database server refused DATABASE_URL: (role "hb_no_such_role" does not exist|password authentication failed)/,
       );
     }
     await expectServedAsUnavailable(app, /hb_no_such_role/);

@@ -62,6 +62,7 @@ describe('a production server writes only JSON lines to stdout', () => {
       port,
       workers: 1,
       database: 'configured',
+      databaseAt: `${db.name} on ${new URL(db.url).hostname}:${new URL(db.url).port || '5432'}`,
     });
     const messages = lines.map((line) => line.msg);
     expect(messages).toContain('shutting down');

@@ -139,7 +139,8 @@ describe('a production start with its database not up yet', () => {
     expect(await server.exited).toBe(1);
     expect(server.lines.filter(isWaiting)).toEqual([]);
     expect(server.lines.find((line) => line.level === 60)).toMatchObject({
-      msg: 'HPC Billing failed to start: the database cannot be reached (DATABASE_URL): database "no_such_database_here" does not exist',
+      // It was reached, and answered: "cannot be reached" sent an operator to the network and pg_isready.
+      msg: 'HPC Billing failed to start: the database server refused DATABASE_URL: database "no_such_database_here" does not exist',
     });
   }, 120_000);
 

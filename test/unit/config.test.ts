@@ -839,6 +839,42 @@ describe('loadConfig', () => {
     expect(loadConfig({}).payments.provider).toBe('dummy');
   });
 
+  // A production start migrates the database it reaches. A URL naming none reaches the one named as its
+  // user, for `postgres` the server's own maintenance database: the start created the app's tables there
+  // and logged only `"database":"configured"` (found on an operator's walk through the first start).
+  describe('a production DATABASE_URL that names no database', () => {
+    const production = {
+      APP_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(40),
+      AUDIT_CHAIN_KEY: 'k'.repeat(40),
+    };
+    const namesNone =
+      "DATABASE_URL: names no database, so PostgreSQL would take the user's name (postgres: the server's own maintenance database) and the app's tables would be created there; name the app's database: postgresql://user:password@host:5432/DATABASE";
+
+    it.each([
+      'postgresql://postgres@db:5432',
+      'postgresql://postgres:secret@db:5432/',
+      'postgres://billing@db',
+      'postgresql://billing@db:5432/?sslmode=require',
+    ])('refuses %s', (url) => {
+      expect(problemsOf({ ...production, DATABASE_URL: url })).toEqual([namesNone]);
+    });
+
+    it.each([
+      ['postgresql://billing@db:5432/billing', {}],
+      ['postgresql://billing@db:5432?database=billing', {}],
+      ['postgresql://billing@db:5432', { PGDATABASE: 'billing' }],
+    ])('takes %s (%j), which names one', (url, extra) => {
+      expect(loadConfig({ ...production, ...extra, DATABASE_URL: url }).databaseUrl).toBe(url);
+    });
+
+    it('leaves development as it was: its banner names the database reached', () => {
+      expect(loadConfig({ DATABASE_URL: 'postgresql://postgres@db:5432' }).databaseUrl).toBe(
+        'postgresql://postgres@db:5432',
+      );
+    });
+  });
+
   // Only the scheme, host and port of STRIPE_API_URL are used: a path (an egress proxy's prefix) was
   // dropped unsaid, any other scheme was taken for https, and no scheme at all was "Invalid URL".
   it.each([

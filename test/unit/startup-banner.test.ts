@@ -165,11 +165,14 @@ describe('start-up banner', () => {
     ]);
   });
 
+  // The development banner names the database reached; the production line said only "configured", so
+  // an operator could not tell from the log which database (or which server) a start had migrated.
   it('is one log line in production: the first line as its message, the facts as fields, no database URL', () => {
     const line = startupLogLine(
       { ...production, host: '0.0.0.0', publicBaseUrl: 'https://billing.example.edu', webConcurrency: 4 },
-      { isEmbedded: false },
+      { isEmbedded: false, databaseUrl: 'postgresql://billing:s3cret-pw@db.example.edu:5433/billing' },
     );
+    expect(JSON.stringify(line)).not.toContain('s3cret-pw');
     expect(line).toEqual({
       message:
         'HPC Billing is listening on port 8000 of every interface (0.0.0.0; http://localhost:8000 from this machine)',
@@ -179,10 +182,11 @@ describe('start-up banner', () => {
         publicBaseUrl: 'https://billing.example.edu',
         workers: 4,
         database: 'configured',
+        databaseAt: 'billing on db.example.edu:5433',
       },
     });
-    expect(startupLogLine({ ...production, webConcurrency: 1 }, { isEmbedded: false }).fields).not.toHaveProperty(
-      'publicBaseUrl',
-    );
+    const embedded = startupLogLine({ ...production, webConcurrency: 1 }, { isEmbedded: true, databaseUrl: '' });
+    expect(embedded.fields).not.toHaveProperty('publicBaseUrl');
+    expect(embedded.fields).not.toHaveProperty('databaseAt');
   });
 });

@@ -648,6 +648,11 @@ export function createIngestionService(deps: IngestionDeps) {
         const unchanged = await findUnchangedFileRun(source, window);
         if (unchanged.fingerprint) notes.fileFingerprint = unchanged.fingerprint;
         if (unchanged.covering && !force) {
+          // An unchanged file is not read again, but one that cannot stand in for the sources before it
+          // (a file read alone until slurmrestd or sacct was put in front of it) is refused as a read
+          // would refuse it: it answered their outage as a success until its next export.
+          const problem = await source.findSetupProblem?.();
+          if (problem) throw new SourceConfigError(problem);
           const { runId: coveringRunId, skipped } = unchanged.covering;
           // The malformed records are still in the file and still not stored: reading it
           // again would skip them again, so this run is as partial as the one it relies on.

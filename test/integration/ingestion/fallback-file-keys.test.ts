@@ -4,7 +4,16 @@
  * display id (6_1) and, with SLURM_CLUSTER unset, every job under the cluster "default"; the same jobs
  * read through sacct or slurmrestd were then stored beside them, and billed twice.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -29,9 +38,9 @@ function fakeSacct(mode: string): string {
   return link;
 }
 
-async function run(env: Record<string, string>) {
+async function run(env: Record<string, string>, force = true) {
   const { sources, unconfigured } = buildSources(buildTestConfig(db.url, { APP_TZ: 'UTC', ...env }));
-  return ingestWindowFinished(db, sources, WINDOW, { unconfigured, force: true });
+  return ingestWindowFinished(db, sources, WINDOW, { unconfigured, force });
 }
 
 async function storedKeys() {
@@ -72,6 +81,25 @@ describe('a fallback file without JobIDRaw or Cluster', () => {
     expect(answered.sourceNotes?.file).toMatch(
       /^not tried \(sacct answered\), but would fail: FALLBACK_CSV .* cannot stand in for slurmrestd and sacct: it has no JobIDRaw or Cluster column/,
     );
+  });
+
+  // Found on an operator's walk: a file that had been the only source, then put behind a source added
+  // in front of it, answered that source's outage as "file unchanged since run #N, nothing new", a
+  // success, because an unchanged file is not read again; the refusal waited for the file's next export.
+  it('is refused as unfit also while it is unchanged since a run that read it alone', async () => {
+    const file = path.join(dir, 'bare-unchanged.psv');
+    copyFileSync(BARE_FILE, file);
+    // Written within the window, so the run that reads it covers it (readThrough) and the next finds it unchanged.
+    utimesSync(file, new Date('2026-11-23T15:45:00Z'), new Date('2026-11-23T15:45:00Z'));
+    const alone = await run({ FALLBACK_CSV: file }, false);
+    expect(alone).toMatchObject({ outcome: 'success', source: 'file', inserted: 12 });
+
+    const behindSacct = await run({ SACCT_PATH: fakeSacct('fail'), FALLBACK_CSV: file }, false);
+    expect(behindSacct.outcome).toBe('failed');
+    expect(behindSacct.error).toContain(
+      `file: FALLBACK_CSV ${file} cannot stand in for slurmrestd and sacct: it has no JobIDRaw or Cluster column`,
+    );
+    expect(await storedKeys()).toHaveLength(12);
   });
 
   it('with SLURM_CLUSTER set, still needs JobIDRaw', async () => {
