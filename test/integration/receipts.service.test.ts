@@ -6,12 +6,8 @@ import { type Database, openDatabase } from '../../src/db/database.js';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { type CpuBasis, minorUnitDigits, priceJob, sumCosts } from '../../src/modules/pricing/pricing.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
-import {
-  createReceiptsService,
-  describeMonthEndRun,
-  MonthEndInProgressError,
-  NothingToBillError,
-} from '../../src/modules/receipts/receipts.service.js';
+import { describeMonthEndRun, MonthEndInProgressError } from '../../src/modules/receipts/month-end.service.js';
+import { createReceiptsService, NothingToBillError } from '../../src/modules/receipts/receipts.service.js';
 import { createBackgroundWork } from '../../src/shared/background-work.js';
 import { ConflictError, NotFoundError, ServiceUnavailableError } from '../../src/shared/errors.js';
 import { createLogger } from '../../src/shared/logger.js';

@@ -4,7 +4,7 @@ import {
   describeMonthEndRun,
   type MonthEndDisabledUserBilled,
   type MonthEndSkip,
-} from '../../src/modules/receipts/receipts.service.js';
+} from '../../src/modules/receipts/month-end.service.js';
 
 const money = (total: Prisma.Decimal) => total.toFixed(2);
 const users = (count: number, prefix = 'bench') =>

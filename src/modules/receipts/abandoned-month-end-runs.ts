@@ -1,8 +1,8 @@
 import type { Database } from '../../db/database.js';
 import type { Logger } from '../../shared/logger.js';
+import { interruptDeadMonthEndRun } from './month-end.service.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
 import * as receiptsRepository from './receipts.repository.js';
-import { interruptDeadMonthEndRun } from './receipts.service.js';
 
 /**
  * At start-up, in one process per instance: marks `interrupted` the month-end runs left `running`

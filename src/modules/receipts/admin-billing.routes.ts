@@ -23,6 +23,12 @@ import type { Guards } from '../auth/auth.guards.js';
 import { PAID_WINDOW_FIELD_LABELS, type TWindowQuery, ZPaidExportQuery } from '../usage/usage.schema.js';
 import { PAID_CSV_COLUMNS, type UsageService } from '../usage/usage.service.js';
 import {
+  describeMonthEndRun,
+  MonthEndInProgressError,
+  type MonthEndRunView,
+  monthEndRunUrl,
+} from './month-end.service.js';
+import {
   backToReceipt,
   billedAgainJson,
   checkPrintPageAsked,
@@ -56,10 +62,6 @@ import {
 import {
   ADMIN_RECEIPTS_CSV_COLUMNS,
   type DismissedPayment,
-  describeMonthEndRun,
-  MonthEndInProgressError,
-  type MonthEndRunView,
-  monthEndRunUrl,
   paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
