@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../src/modules/pricing/rates.service.js';
-import { createReceiptsService, ReceiptTotalTooLargeError } from '../../src/modules/receipts/receipts.service.js';
+import { ReceiptTotalTooLargeError } from '../../src/modules/receipts/receipt-creation.errors.js';
+import { createReceiptsService } from '../../src/modules/receipts/receipts.service.js';
 import { createBackgroundWork } from '../../src/shared/background-work.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildTestConfig } from '../support/test-app.js';

@@ -12,14 +12,14 @@ import { type AuditContext, type AuditEntry, appendAudit, refuseUnsealedAppendNo
 import { minorUnitDigits } from '../pricing/pricing.js';
 import { type ListQuery, notAPlace, pagedAs, placeAsked } from './list-query.js';
 import * as monthEndRunsRepository from './month-end-runs.repository.js';
-import * as receiptsRepository from './receipts.repository.js';
 import {
   BilledMeanwhileError,
   NothingToBillError,
-  type ReceiptsServiceDeps,
   ReceiptTotalTooLargeError,
   unfinishedJobsSentence,
-} from './receipts.service.js';
+} from './receipt-creation.errors.js';
+import * as receiptsRepository from './receipts.repository.js';
+import type { ReceiptsServiceDeps } from './receipts.service.js';
 
 /** Why the month-end run made no receipt for a user: the outcome wanted, reached another way. */
 export type MonthEndSkipKind = 'billed_meanwhile' | 'nothing_left' | 'conflict';

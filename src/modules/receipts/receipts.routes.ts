@@ -25,6 +25,7 @@ import { AppError, NotAcceptableError, readableMessageOf } from '../../shared/er
 import type { Guards } from '../auth/auth.guards.js';
 import { type HeldPaymentNote, heldPaymentJsonOf } from '../payments/payment-money.js';
 import type { ShowMyUsage } from '../usage/usage.routes.js';
+import { BilledMeanwhileError, NothingToBillError, unfinishedJobsSentence } from './receipt-creation.errors.js';
 import {
   ZCreateOwnReceipt,
   ZPageQuery,
@@ -33,13 +34,10 @@ import {
   ZReceiptListQuery,
 } from './receipts.schema.js';
 import {
-  BilledMeanwhileError,
-  NothingToBillError,
   type PaidByHand,
   paidByHandRecord,
   RECEIPT_ITEMS_CSV_COLUMNS,
   type ReceiptsService,
-  unfinishedJobsSentence,
 } from './receipts.service.js';
 
 /** Renders a user's own receipt; `error` says why a payment of it was not started. */
