@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrations.js';
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { signDummyWebhook } from '../../src/modules/payments/dummy.provider.js';
+import { describeMinorUnits } from '../../src/modules/payments/payment-money.js';
 import { type PaymentProvider, PaymentProviderError } from '../../src/modules/payments/payment-provider.js';
 import {
   ABANDONED_START_GRACE_MS,
   buildPaymentProvider,
   createPaymentsService,
-  describeMinorUnits,
 } from '../../src/modules/payments/payments.service.js';
 import { createStripeProvider } from '../../src/modules/payments/stripe.provider.js';
 import { createLogger } from '../../src/shared/logger.js';

@@ -3,6 +3,8 @@ import type { PaymentsConfig } from '../../config/config.js';
 import { moneyJson } from '../../http/json-money.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { minorUnitDigits } from '../pricing/pricing.js';
+import type { PaymentEvent } from './payment-provider.js';
+import type * as paymentsRepository from './payments.repository.js';
 import { stripeChargeDigits } from './stripe.provider.js';
 
 /**
@@ -308,6 +310,42 @@ export function describeMoney(amount: Prisma.Decimal, currency: string): string 
   const digits = minorUnitDigits(currency);
   const text = amount.toFixed(digits);
   return `${formatDecimalText(text, digits) ?? text} ${currency}`;
+}
+
+const ISO_CURRENCY = /^[A-Z]{3}$/;
+
+/**
+ * An amount in minor units as people read it ("7,376.90 THB", "1,200 JPY"), the way the pages
+ * format money. A provider's event may lack the amount or carry a code that is no currency;
+ * those are said as they came, since the text is written inside the webhook's transaction.
+ */
+export function describeMinorUnits(amountMinor: bigint | null, currency: string | null): string {
+  if (amountMinor === null) return `an unknown amount of ${currency ?? 'an unknown currency'}`;
+  if (currency === null || !ISO_CURRENCY.test(currency))
+    return `${amountMinor} minor units of ${currency === null ? 'an unknown currency' : `"${currency}"`}`;
+  return describeMoney(fromMinorUnits(amountMinor, currency), currency);
+}
+
+/**
+ * What a success event says was received, when it says both amount and currency (a code that
+ * is no currency is kept only in the reason, as it came).
+ */
+export function receivedOf(event: PaymentEvent): paymentsRepository.Received | null {
+  if (event.amountMinor === null || event.amountMinor < 0n || event.currency === null) return null;
+  if (!ISO_CURRENCY.test(event.currency)) return null;
+  return { amountMinor: event.amountMinor, currency: event.currency };
+}
+
+/** What a refund or dispute of `payment` is measured against: what the provider said it received, else what was due. */
+export function receivedBy(payment: paymentsRepository.PaymentRow): paymentsRepository.Received {
+  return payment.receivedMinor !== null && payment.receivedCurrency !== null
+    ? { amountMinor: payment.receivedMinor, currency: payment.receivedCurrency }
+    : { amountMinor: payment.amountMinor, currency: payment.currency };
+}
+
+/** False for a payment that never took money (still open, failed or canceled): a refund or dispute of it changes nothing. */
+export function hasTakenMoney(payment: paymentsRepository.PaymentRow): boolean {
+  return payment.status !== 'pending' && payment.status !== 'failed' && payment.status !== 'canceled';
 }
 
 /** The held money as the pages write money: "8,542.37 THB". */

@@ -3,7 +3,7 @@ import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
 import { escapeCsvText, formatCsvLines, formatCsvUtcTime } from '../../http/csv-format.js';
 import type { BackgroundWork } from '../../shared/background-work.js';
-import { counted, formatCount } from '../../shared/counted.js';
+import { counted } from '../../shared/counted.js';
 import {
   AppError,
   ConflictError,
@@ -39,7 +39,7 @@ import {
   pricedStepOf,
 } from '../payments/payment-money.js';
 import * as paymentsRepository from '../payments/payments.repository.js';
-import { minorUnitDigits, type Rates } from '../pricing/pricing.js';
+import { minorUnitDigits } from '../pricing/pricing.js';
 import * as ratesRepository from '../pricing/rates.repository.js';
 import type { RatesService } from '../pricing/rates.service.js';
 import * as usersRepository from '../users/users.repository.js';
@@ -51,7 +51,6 @@ import {
   NothingToBillError,
   RatesChangedSinceShownError,
   ReceiptTotalTooLargeError,
-  unfinishedJobsSentence,
 } from './receipt-creation.errors.js';
 import * as receiptsRepository from './receipts.repository.js';
 import {
