@@ -1810,7 +1810,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (CLAIM_BACK_EVENTS[event.type] === undefined || event.externalPaymentId || !intent) return null;
     if (!from.findCheckoutOfIntent) return null;
     if (await paymentsRepository.hasExternalIntentId(prisma, providerName, intent)) return null;
-    if (await paymentsRepository.hasEvent(prisma, providerName, event.id)) return null;
+    if (await paymentsRepository.hasEvent(prisma, providerName, event.id, event.type)) return null;
     try {
       return await from.findCheckoutOfIntent(intent);
     } catch (error) {
