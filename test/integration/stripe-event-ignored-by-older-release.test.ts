@@ -5,6 +5,7 @@ import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
 import {
   buildStripeChargeRefunded,
+  buildStripeDisputeCreated,
   buildStripeEvent,
   buildStripeRefundUpdated,
   type FakeStripe,
@@ -38,8 +39,11 @@ beforeAll(async () => {
 });
 
 let counter = 0;
-/** A researcher's 10.00 THB receipt paid through Stripe Checkout with the PaymentIntent returned. */
-async function paidReceipt() {
+/**
+ * A researcher's 10.00 THB receipt paid through Stripe Checkout with the PaymentIntent returned, or
+ * (`isIntentRecorded` false) paid as a release from 2026-12-02 or earlier recorded it: without it.
+ */
+async function paidReceipt({ isIntentRecorded = true } = {}) {
   counter += 1;
   const app = buildTestApp(db, {
     env: {
@@ -83,14 +87,14 @@ async function paidReceipt() {
           currency: 'thb',
           payment_status: 'paid',
           status: 'complete',
-          payment_intent: intent,
+          payment_intent: isIntentRecorded ? intent : null,
         },
         `evt_older_paid_${counter}`,
       ),
     ),
   );
   expect(paid.body).toEqual({ received: true, outcome: 'ok' });
-  return { receiptId, paymentId: payment.id, intent, deliver };
+  return { receiptId, paymentId: payment.id, sessionId: payment.externalPaymentId ?? '', intent, deliver };
 }
 
 /** The row a release that did not read the event's type left: its Stripe type, outcome ignored. */
@@ -141,6 +145,40 @@ describe('a Stripe event an older release stored as ignored, sent again after th
     expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).toMatchObject({
       status: 'succeeded',
       refundedMinor: null,
+    });
+  });
+});
+
+describe('a payment an older release recorded without its PaymentIntent', () => {
+  it('once Stripe has named its checkout, a later dispute of that money is applied while Stripe cannot be asked', async () => {
+    const { paymentId, sessionId, intent, deliver } = await paidReceipt({ isIntentRecorded: false });
+    fake.completeSession(sessionId, intent);
+    const refunded = await deliver(
+      JSON.stringify(
+        buildStripeChargeRefunded(
+          { payment_intent: intent, amount: 1000, amount_refunded: 300, currency: 'thb' },
+          `evt_older_part_${counter}`,
+        ),
+      ),
+    );
+    expect(refunded.status, refunded.text).toBe(200);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).toMatchObject({
+      refundedMinor: 300n,
+    });
+
+    // Stripe's API down: the money is known here now, so nothing needs asking.
+    fake.failNext(500, 'An unknown error occurred');
+    const disputed = await deliver(
+      JSON.stringify(
+        buildStripeDisputeCreated(
+          { id: `dp_older_${counter}`, payment_intent: intent, amount: 700, currency: 'thb' },
+          `evt_older_dispute_${counter}`,
+        ),
+      ),
+    );
+    expect(disputed.status, disputed.text).toBe(200);
+    expect(await db.prisma.payment.findUniqueOrThrow({ where: { id: paymentId } })).toMatchObject({
+      disputedMinor: 700n,
     });
   });
 });

@@ -199,6 +199,11 @@ export function keepPaidAtIfUnset(tx: Tx, id: number, paidAt: Date) {
   return tx.payment.updateMany({ where: { id, paidAt: null }, data: { paidAt } });
 }
 
+/** Records the provider's id of the money a payment took, when its success did not name it. */
+export function recordExternalIntentId(tx: Tx, id: number, externalIntentId: string) {
+  return tx.payment.updateMany({ where: { id, externalIntentId: null }, data: { externalIntentId } });
+}
+
 /** Sets a payment's status, and its review reason when one is given. */
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
   return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });

@@ -1596,6 +1596,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           'cannot be applied before its success; nothing was changed. Send it again once the success has arrived.',
       );
     }
+    if (isFoundByCheckout && payment.externalIntentId === null && event.externalIntentId) {
+      // Its success named no PaymentIntent (a release from 2026-12-02 or earlier did not record it):
+      // kept now that the provider named it, so the next refund or dispute of this money is found
+      // here, and not refused while the provider cannot be asked.
+      await paymentsRepository.recordExternalIntentId(tx, payment.id, event.externalIntentId);
+    }
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
