@@ -199,6 +199,11 @@ export function keepPaidAtIfUnset(tx: Tx, id: number, paidAt: Date) {
   return tx.payment.updateMany({ where: { id, paidAt: null }, data: { paidAt } });
 }
 
+/** Records the provider's id of the money a payment took, when its success did not name it. */
+export function recordExternalIntentId(tx: Tx, id: number, externalIntentId: string) {
+  return tx.payment.updateMany({ where: { id, externalIntentId: null }, data: { externalIntentId } });
+}
+
 /** Sets a payment's status, and its review reason when one is given. */
 export function setStatus(db: Client, id: number, status: PaymentStatus, reviewReason?: string) {
   return db.payment.update({ where: { id }, data: { status, ...(reviewReason ? { reviewReason } : {}) } });
@@ -896,18 +901,28 @@ export async function hasExternalIntentId(db: Client, provider: string, external
   return row !== null;
 }
 
-/** True when a delivery of this (provider, event id) is recorded already. */
-export async function hasEvent(db: Client, provider: string, externalEventId: string): Promise<boolean> {
+/**
+ * True when a delivery of this (provider, event id) is recorded already, and taken: a row an older
+ * release ignored under another type (insertEventOnce) is not, as insertEventOnce applies it again.
+ */
+export async function hasEvent(db: Client, provider: string, externalEventId: string, type: string): Promise<boolean> {
   const row = await db.paymentEvent.findUnique({
     where: { provider_externalEventId: { provider, externalEventId } },
-    select: { id: true },
+    select: { type: true, outcome: true },
   });
-  return row !== null;
+  return row !== null && !(row.outcome === 'ignored' && row.type !== type);
 }
 
 /**
  * Records a delivery once per (provider, event id): concurrent duplicates wait on the unique
- * index and then insert nothing. Returns the new row's id, or null for a duplicate.
+ * index and then insert nothing. Returns the row's id, or null for a duplicate.
+ *
+ * Except a row stored `ignored` under another type than this release reads the event as: a release
+ * that did not read that kind of event stored it (one from before refunds were read kept Stripe's
+ * `charge.refunded` as its type and answered 200, so Stripe never sent it again). Its redelivery
+ * (the provider's "resend") takes that row over and is applied; an event this release ignored has
+ * the same type and stays a duplicate. Concurrent redeliveries wait on the row: the first takes it,
+ * the others then see its type and are duplicates.
  */
 export async function insertEventOnce(
   tx: Tx,
@@ -916,7 +931,9 @@ export async function insertEventOnce(
   const rows = await tx.$queryRaw<Array<{ id: bigint }>>`
     INSERT INTO payment_events (provider, external_event_id, type, signature_verdict, outcome, raw_payload)
     VALUES (${event.provider}, ${event.externalEventId}, ${event.type}, 'valid', 'processing', ${event.rawPayload})
-    ON CONFLICT (provider, external_event_id) DO NOTHING
+    ON CONFLICT (provider, external_event_id) DO UPDATE
+       SET type = EXCLUDED.type, outcome = 'processing', payment_id = NULL
+     WHERE payment_events.outcome = 'ignored' AND payment_events.type <> EXCLUDED.type
     RETURNING id`;
   return rows[0]?.id ?? null;
 }

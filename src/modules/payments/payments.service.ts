@@ -611,6 +611,12 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
           'cannot be applied before its success; nothing was changed. Send it again once the success has arrived.',
       );
     }
+    if (isFoundByCheckout && payment.externalIntentId === null && event.externalIntentId) {
+      // Its success named no PaymentIntent (a release from 2026-12-02 or earlier did not record it):
+      // kept now that the provider named it, so the next refund or dispute of this money is found
+      // here, and not refused while the provider cannot be asked.
+      await paymentsRepository.recordExternalIntentId(tx, payment.id, event.externalIntentId);
+    }
     if (event.type === 'payment.refunded') return applyRefund(tx, providerName, payment, event);
     if (event.type === 'payment.disputed') return applyDispute(tx, providerName, payment, event);
     if (event.type === 'payment.dispute_closed') return applyDisputeClosed(tx, providerName, payment, event);
@@ -825,7 +831,7 @@ export function createPaymentsService(deps: PaymentsServiceDeps) {
     if (CLAIM_BACK_EVENTS[event.type] === undefined || event.externalPaymentId || !intent) return null;
     if (!from.findCheckoutOfIntent) return null;
     if (await paymentsRepository.hasExternalIntentId(prisma, providerName, intent)) return null;
-    if (await paymentsRepository.hasEvent(prisma, providerName, event.id)) return null;
+    if (await paymentsRepository.hasEvent(prisma, providerName, event.id, event.type)) return null;
     try {
       return await from.findCheckoutOfIntent(intent);
     } catch (error) {
