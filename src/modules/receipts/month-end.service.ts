@@ -540,16 +540,17 @@ export interface MonthEndServiceParts {
   ) => Promise<Omit<MonthEndReceipt, 'isUserDisabled'>>;
   /** Refuses (400) a day after today, as Create receipt does. */
   assertNotFuture: (before: string) => void;
+  /** The receipts service's clock (deps.now or the real one): a run's times and its receipts' read the same. */
+  now: () => Date;
 }
 
 /** Month-end runs: started, billed in the background, and shown; part of the receipts service. */
 export function createMonthEndService(
   deps: ReceiptsServiceDeps,
-  { createReceipt, assertNotFuture }: MonthEndServiceParts,
+  { createReceipt, assertNotFuture, now }: MonthEndServiceParts,
 ) {
   const { config } = deps;
   const db = deps.db.prisma;
-  const now = deps.now ?? (() => new Date());
   const backgroundWork = deps.backgroundWork ?? createBackgroundWork();
 
   /**

@@ -1011,7 +1011,7 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
     }
   }
 
-  const monthEnd = createMonthEndService(deps, { createReceipt, assertNotFuture });
+  const monthEnd = createMonthEndService(deps, { createReceipt, assertNotFuture, now });
 
   async function requireReceipt(tx: Prisma.TransactionClient, id: number) {
     const receipt = await receiptsRepository.findReceipt(tx, id);
