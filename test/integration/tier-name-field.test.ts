@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
-import { type Agent, signInAs } from '../support/sign-in.js';
+import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -54,5 +54,26 @@ describe('a tier name field in the browser', () => {
       expect(isAcceptedByPattern(field, 'Lab'), field).toBe(false);
       expect(isAcceptedByPattern(field, '-lab'), field).toBe(false);
     }
+  });
+});
+
+describe('a tier description field in the browser', () => {
+  it('does not cut a long description silently: the server refuses it and keeps the text', async () => {
+    const page = (await ops.get('/admin/rates').set('Accept', 'text/html').expect(200)).text;
+    const fields = [...page.matchAll(/<input id="(new-tier-description|edit-description-[^"]+)"[^>]*>/g)].map(
+      (match) => match[0],
+    );
+    expect(fields.length).toBeGreaterThan(1);
+    for (const field of fields) expect(field).not.toMatch(/maxlength=/);
+    const long = 'd'.repeat(201);
+    const refused = await ops
+      .post('/admin/rates/tiers')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ name: 'lab', description: long, cpu: '1', gpu: '1', mem: '1', csrf_token: await csrfTokenOf(ops) });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('Description: must be at most 200 characters');
+    expect(refused.text).toMatch(new RegExp(`id="new-tier-description"[^>]* value="${long}"`));
+    expect(await db.prisma.pricingTier.count({ where: { name: 'lab' } })).toBe(0);
   });
 });
