@@ -281,9 +281,7 @@ function tierEditFormIn(page: string, tier: string) {
   return {
     form,
     basedOn: /name="based_on_description" value="([^"]*)"/.exec(form)?.[1],
-    description: new RegExp(`id="edit-description-${tier}" name="description" maxlength="200" value="([^"]*)"`).exec(
-      form,
-    )?.[1],
+    description: new RegExp(`id="edit-description-${tier}" name="description" value="([^"]*)"`).exec(form)?.[1],
     csrf: /name="csrf_token" value="([^"]+)"/.exec(form)?.[1],
   };
 }

@@ -1,5 +1,6 @@
 import { Prisma } from '@prisma/client';
 import { z } from 'zod';
+import { refusedField } from '../../http/field-labels.js';
 import { JsonNumberText } from '../../http/lossless-json.js';
 import { strictBody } from '../../http/strict-body.js';
 import { ONE_LINE_RULE, ONE_LINE_TEXT } from '../../shared/visible-text.js';
@@ -169,6 +170,9 @@ export const ZFormulaQuery = z.object({
     .optional()
     .transform((text) => text || undefined)
     .pipe(z.string().max(MAX_TIER_NAME_LENGTH).optional()),
+  // The app's own word for a price list everywhere else (Tier overrides, PRICING_TIER_RULES):
+  // ignored as any unknown query field is, /formula?tier=gov answered the default tier's rates.
+  tier: refusedField('is not read here: /formula reads the tier from type, as /formula?type=gov'),
 });
 
 /**
