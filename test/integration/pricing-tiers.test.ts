@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postAuditVerify } from '../support/audit-verify.js';
 import { buildJobs } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { flashMessageOf } from '../support/html.js';
 import { type Agent, csrfTokenOf, signInAs } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
@@ -332,6 +333,36 @@ describe('adding tiers on the rates page', () => {
       error: 'A tier named "gov" already exists, so nothing was added. To change its rates, use its own form.',
       code: 409,
     });
+  });
+
+  it('answers the same tier sent again once added (Back and Add, two tabs) as done already, not as a taken name', async () => {
+    const fields = { name: 'lab', description: 'Teaching lab', cpu: '0.4', gpu: '12', mem: '0.02' };
+    expect((await addTier(ops, fields)).status).toBe(303);
+    const added = await pricingRows();
+    const again = await addTier(ops, { ...fields, name: ' lab ' });
+    expect(again.status).toBe(303);
+    expect(flashMessageOf((await html(ops, '/admin/rates').expect(200)).text)).toMatch(
+      /^Tier lab was already added with these rates and description, by ops at \d{4}-\d\d-\d\d \d\d:\d\d; nothing was changed\.$/,
+    );
+    const json = await ops
+      .post('/admin/rates/tiers')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(ops))
+      .send({ ...fields, cpu: '0.400' });
+    expect(json.status).toBe(200);
+    expect(json.body.tier).toMatchObject({ name: 'lab', isChanged: false, addedBefore: { by: 'ops' } });
+    expect(json.body.message).toMatch(/^Tier lab was already added with these rates and description, by ops at /);
+    expect(await pricingRows()).toEqual(added);
+    // Other rates or another description are another tier's: the name is taken.
+    for (const other of [{ cpu: '0.5' }, { description: 'Another lab' }]) {
+      const taken = await addTier(ops, { ...fields, ...other });
+      expect(taken.status).toBe(409);
+      expect(taken.text).toContain('A tier named &#34;lab&#34; already exists, so nothing was added.');
+    }
+    expect(await pricingRows()).toEqual(added);
+    // The tests after this one list the tiers.
+    await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'lab' } } });
+    await db.prisma.pricingTier.delete({ where: { name: 'lab' } });
   });
 
   it('takes a tier as JSON, judging its rates by the digits sent as for every rate', async () => {

@@ -99,3 +99,8 @@ export function cellsLabelled(html: string, label: string): string[] {
     (match) => match[1] as string,
   );
 }
+
+/** The text of the page's flash (a success or warning shown once after a redirect), if it has one. */
+export function flashMessageOf(html: string): string | undefined {
+  return /<div class="alert (?:success|warning)" role="status">([^<]*)<\/div>/.exec(html)?.[1];
+}

@@ -400,6 +400,18 @@ export function pricingAdminRoutes(deps: { rates: RatesService; guards: Guards; 
     try {
       const input = parseInput(ZCreateTier, req.body);
       const created = await rates.createTier(auditContextOf(req), input);
+      if ('addedBefore' in created) {
+        const { by, at } = created.addedBefore;
+        answerChange(req, res, {
+          json: { tier: { ...created, addedBefore: changeMadeJson(created.addedBefore) } },
+          flash: {
+            type: 'warning',
+            message: `Tier ${created.name} was already added with these rates and description, by ${by} at ${formatAuditTime(at, timeZone)}; nothing was changed.`,
+          },
+          location: `/admin/rates#tier-${encodeURIComponent(created.name)}`,
+        });
+        return;
+      }
       const notes = [`Tier ${created.name} added; its rates apply from now.`];
       if (created.isDefault) {
         notes.push('It is the default tier: it prices every user whom no rule or override places on another tier.');

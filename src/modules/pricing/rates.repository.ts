@@ -357,6 +357,12 @@ export async function findNextScheduledRate(tx: Client, tierId: number, at: Date
   return rate ? toRateRow(rate) : undefined;
 }
 
+/** A tier's rate row when it has only one (its first, as it was added); undefined otherwise. */
+export async function findOnlyRateOfTier(tx: Client, tierId: number): Promise<RateRow | undefined> {
+  const rates = await tx.pricingRate.findMany({ where: { tierId }, orderBy: { id: 'asc' }, take: 2 });
+  return rates.length === 1 && rates[0] ? toRateRow(rates[0]) : undefined;
+}
+
 /** One rate row of a tier, by id; undefined when the tier has no such row. */
 export async function findTierRate(tx: Client, tierId: number, id: number): Promise<RateRow | undefined> {
   const rate = await tx.pricingRate.findFirst({ where: { id, tierId } });

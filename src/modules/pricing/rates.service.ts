@@ -970,6 +970,33 @@ export function createRatesService(deps: RatesServiceDeps) {
   }
 
   /**
+   * The tier `input` would add, when it was added already with these very rates and description and
+   * nothing has changed it since (Add a tier sent again after Back, from a second tab, or a request
+   * retried): done already, as a rename or a deletion sent again is, not a name another tier has.
+   * Any other rates or description are another tier's, refused as a taken name. A tier whose first
+   * rates were written in SQL (no one named) is not the admin's own.
+   */
+  async function findSameTierAdded(tx: Prisma.TransactionClient, input: TCreateTier) {
+    const tier = await ratesRepository.lockTierForChange(tx, input.name);
+    if (!tier || tier.description !== input.description) return undefined;
+    const first = await ratesRepository.findOnlyRateOfTier(tx, tier.id);
+    const isSame =
+      first?.createdBy &&
+      first.currency === config.currency &&
+      first.cpu.equals(input.cpu) &&
+      first.gpu.equals(input.gpu) &&
+      first.mem.equals(input.mem);
+    if (!first?.createdBy || !isSame) return undefined;
+    return {
+      name: tier.name,
+      isDefault: tier.isDefault,
+      rulePatterns: rulePatternsFor(tier.name),
+      isChanged: false as const,
+      addedBefore: { by: first.createdBy, at: first.effectiveFrom },
+    };
+  }
+
+  /**
    * Adds a tier with its first rates, in force from now, and the audit entry, in one
    * transaction. The first tier of all becomes the default tier: without one nothing can be
    * priced. Names are unique by pricing_tiers_name_key, so of two admins adding the same
@@ -983,6 +1010,8 @@ export function createRatesService(deps: RatesServiceDeps) {
         await ratesRepository.lockPricingForChange(tx);
         const effectiveFrom = now();
         await ratesRepository.lockTiersForChange(tx);
+        const addedBefore = await findSameTierAdded(tx, input);
+        if (addedBefore) return addedBefore;
         const isDefault = (await ratesRepository.countTiers(tx)) === 0;
         const tier = await ratesRepository.insertTier(tx, {
           name: input.name,
