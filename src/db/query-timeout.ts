@@ -143,6 +143,34 @@ export async function queryWithin<R extends pg.QueryResultRow>(
 }
 
 /**
+ * queryWithin for a read that probes and scrapes repeat (readiness): while one is in flight on a
+ * pool, a check waits for its answer instead of asking again, each within its own `timeoutMs`. On a
+ * frozen database each probe gave up after its time while its connection attempt went on for
+ * DB_CONNECT_TIMEOUT_MS: 40 probes in a second held all 10 connections with 27 requests queued behind
+ * them. Shared, probes and scrapes hold at most one connection, or one place in the pool's queue.
+ * A read asked with another `key` (other expected migrations) is not the same read: it starts anew.
+ */
+export function sharedReadWithin<R extends pg.QueryResultRow>() {
+  // The read in flight on each pool, until the pool settles it (answered, failed, or its connection
+  // attempt timed out), whoever has stopped waiting for it.
+  const readsInFlight = new WeakMap<pg.Pool, { key: unknown; reading: Promise<pg.QueryResult<R>> }>();
+  return (pool: pg.Pool, timeoutMs: number, query: () => pg.QueryConfig, key?: unknown) => {
+    let read = readsInFlight.get(pool);
+    if (read === undefined || read.key !== key) {
+      const started = { key, reading: pool.query<R>(withQueryTimeout(query(), timeoutMs)) };
+      const forget = () => {
+        if (readsInFlight.get(pool) === started) readsInFlight.delete(pool);
+      };
+      // Its failure is each waiter's to handle; the last waiter may have given up before it settles.
+      started.reading.then(forget, forget);
+      readsInFlight.set(pool, started);
+      read = started;
+    }
+    return answerWithin(read.reading, timeoutMs);
+  };
+}
+
+/**
  * `work`'s answer, or a failure ("did not answer within …") once `timeoutMs` pass. Giving up does
  * not stop `work`: a connection attempt it started goes on until the pool's connect timeout.
  */

@@ -2,7 +2,7 @@ import { Prisma } from '@prisma/client';
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { answerWithin, withQueryTimeout } from '../../db/query-timeout.js';
+import { sharedReadWithin } from '../../db/query-timeout.js';
 import { namesContainingSql } from '../../db/username-search.js';
 import type { AuditRecord } from './audit-hash.js';
 
@@ -119,28 +119,16 @@ function headOfRow(row: HeadEntryRow): ChainHead {
   };
 }
 
-/** The newest entry's read in flight on each pool, until it settles, whoever has stopped waiting for it. */
-const newestEntryReadsInFlight = new WeakMap<pg.Pool, Promise<pg.QueryResult<HeadEntryRow>>>();
+const readNewestEntry = sharedReadWithin<HeadEntryRow>();
 
 /**
  * The newest entry (the highest id: one read of the primary key's index), if there is one, given up
  * after `timeoutMs`, for a readiness check. Checks while one is in flight wait for its answer instead
- * of asking again, as the readiness query's do (health.repository.ts): on a frozen database, probes
- * and scrapes hold at most one connection for it.
+ * of asking again, as the readiness query's do (sharedReadWithin): on a frozen database, probes and
+ * scrapes hold at most one connection for it.
  */
 export async function findNewestEntryWithin(pool: pg.Pool, timeoutMs: number): Promise<StoredAuditEntry | undefined> {
-  let reading = newestEntryReadsInFlight.get(pool);
-  if (reading === undefined) {
-    const settled = pool.query<HeadEntryRow>(withQueryTimeout({ text: SELECT_HEAD_ENTRY_ROW }, timeoutMs));
-    const forget = () => {
-      if (newestEntryReadsInFlight.get(pool) === settled) newestEntryReadsInFlight.delete(pool);
-    };
-    // Its failure is each waiter's to handle; the last waiter may have given up before it settles.
-    settled.then(forget, forget);
-    newestEntryReadsInFlight.set(pool, settled);
-    reading = settled;
-  }
-  const { rows } = await answerWithin(reading, timeoutMs);
+  const { rows } = await readNewestEntry(pool, timeoutMs, () => ({ text: SELECT_HEAD_ENTRY_ROW }));
   const row = rows[0];
   return row === undefined ? undefined : headOfRow(row).entry;
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { answerWithin, queryWithin, withQueryTimeout } from '../../db/query-timeout.js';
+import { queryWithin, sharedReadWithin } from '../../db/query-timeout.js';
 
 /** What /readyz reads of the database in one query (health.service.ts says what each means). */
 export interface ReadinessState {
@@ -13,42 +13,19 @@ export interface ReadinessState {
   unknown: string[];
 }
 
-/**
- * The readiness read in flight on each pool, until the pool settles it (answered, failed, or its
- * connection attempt timed out), whoever has stopped waiting for it.
- */
-const readsInFlight = new WeakMap<
-  pg.Pool,
-  { expectedMigrations: readonly string[]; reading: Promise<pg.QueryResult<ReadinessState>> }
->();
+const readReadiness = sharedReadWithin<ReadinessState>();
 
 /**
  * The readiness query, given up after `timeoutMs`. Throws what the driver throws: a missing
  * `_prisma_migrations` as PostgreSQL's undefined-table error, which the service tells apart.
- *
- * Checks while one is in flight wait for its answer instead of asking again. On a frozen database
- * each probe gave up after `timeoutMs` while its connection attempt went on for DB_CONNECT_TIMEOUT_MS:
- * 40 probes in a second held all 10 connections with 27 requests queued behind them. Now probes and
- * scrapes hold at most one connection, or one place in the pool's queue.
+ * Checks while one is in flight wait for its answer instead of asking again (sharedReadWithin).
  */
 export async function readReadinessState(
   pool: pg.Pool,
   timeoutMs: number,
   expectedMigrations: readonly string[],
 ): Promise<ReadinessState> {
-  let inFlight = readsInFlight.get(pool);
-  if (inFlight?.expectedMigrations !== expectedMigrations) {
-    const reading = pool.query<ReadinessState>(withQueryTimeout(readinessQuery(expectedMigrations), timeoutMs));
-    inFlight = { expectedMigrations, reading };
-    const settled = inFlight;
-    const forget = () => {
-      if (readsInFlight.get(pool) === settled) readsInFlight.delete(pool);
-    };
-    // Its failure is each waiter's to handle; the last waiter may have given up before it settles.
-    reading.then(forget, forget);
-    readsInFlight.set(pool, inFlight);
-  }
-  const { rows } = await answerWithin(inFlight.reading, timeoutMs);
+  const { rows } = await readReadiness(pool, timeoutMs, () => readinessQuery(expectedMigrations), expectedMigrations);
   return rows[0] as ReadinessState;
 }
 

@@ -980,13 +980,12 @@ export function createRatesService(deps: RatesServiceDeps) {
     const tier = await ratesRepository.lockTierForChange(tx, input.name);
     if (!tier || tier.description !== input.description) return undefined;
     const first = await ratesRepository.findOnlyRateOfTier(tx, tier.id);
-    const isSame =
-      first?.createdBy &&
-      first.currency === config.currency &&
+    const isSameFirstRate =
+      first?.currency === config.currency &&
       first.cpu.equals(input.cpu) &&
       first.gpu.equals(input.gpu) &&
       first.mem.equals(input.mem);
-    if (!first?.createdBy || !isSame) return undefined;
+    if (!isSameFirstRate || !first.createdBy) return undefined;
     return {
       name: tier.name,
       isDefault: tier.isDefault,
