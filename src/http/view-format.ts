@@ -106,16 +106,18 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
     /** 1,234.50 in the currency's minor unit (no symbol; columns say which currency). */
     money: (value: Numeric, currency = options.currency) => decimal(value, minorUnitDigits(currency)),
     /**
-     * A rate (money an hour) as /formula and every JSON answer write it (rateJson): at least the
+     * A rate (money an hour) with the digits /formula and every JSON answer write (rateJson): at least the
      * currency's decimals and every digit stored, 0.50, 12.00, 0.123456, never rounded. Pages wrote
-     * the stored digits alone (0.5, 12), and a receipt's 0.5 was compared with /formula's 0.50.
+     * the stored digits alone (0.5, 12), and a receipt's 0.5 was compared with /formula's 0.50. Grouped
+     * by thousands as money is on the page (1,500, 12,345.5): a JPY rate read 1500 beside totals of 1,500.
+     * /formula, JSON and CSV, read by programs, keep the digits ungrouped.
      */
     rate: (value: Numeric, currency = options.currency) => {
       // A receipt made before its snapshot kept a rate shows none, not 0.00.
       if (value === null || value === undefined) return '';
       const text = value.toString();
       const stored = PLAIN_DECIMAL.exec(text)?.[3]?.replace(/0+$/, '').length ?? 0;
-      return decimal(value, Math.max(minorUnitDigits(currency), stored)).replaceAll(',', '');
+      return decimal(value, Math.max(minorUnitDigits(currency), stored));
     },
     /** 10,146: a count with thousands separators. */
     count: formatCount,

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import type express from 'express';
+import pg from 'pg';
 import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ADVISORY_LOCK_CLASSES } from '../../src/db/advisory-locks.js';
 import {
   appendAudit,
   configureAuditChain,
@@ -12,6 +14,8 @@ import {
 import { createMetrics, type Metrics } from '../../src/modules/metrics/metrics.js';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { sessionsWaitingForLocks } from '../support/lock-waits.js';
+import { waitForMonthEndRun } from '../support/month-end.js';
 import { sealedWhileAppendWaits } from '../support/sealed-meanwhile.js';
 import { csrfTokenIn, csrfTokenOf, postLogin, signInAs } from '../support/sign-in.js';
 import { buildTestApp, metricValue } from '../support/test-app.js';
@@ -302,6 +306,97 @@ describe('an instance without AUDIT_CHAIN_KEY, after another instance sealed the
     expect(await db.prisma.receipt.count()).toBe(0);
     expect(await db.prisma.auditLog.count()).toBe(count);
     await expectChainIntactAndSealed(count);
+  });
+
+  // Sealed while a run bills: each receipt after that is refused with its entry, and so was the run's end
+  // (its row and its entry in one transaction), so the row read running until the runs list or the next
+  // start marked it interrupted (and on this instance that mark's own entry was refused too).
+  it('ends a month-end run whose log was sealed during it as failed at once, saying why and what to do', async () => {
+    if ((await db.prisma.pricingTier.count()) === 0) await buildTiers(db);
+    const users = ['sealed-run-a', 'sealed-run-b', 'sealed-run-c'];
+    for (const username of users) {
+      await buildUser(db.prisma, { username });
+      await buildJobs(db, [{ user: username, end: '2025-06-10T10:00:00Z' }]);
+    }
+    const admin = await buildUser(db.prisma, { username: 'keyless-sealed-run', role: 'admin' });
+    const agent = await signInAs(app, admin.username, admin.password);
+    const token = await csrfTokenOf(agent, '/admin/receipts');
+    // b's and c's receipts wait for their jobs, as behind a receipt made for them by hand: a's is made first.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      for (const username of users.slice(1)) {
+        await holder.query('SELECT pg_advisory_lock($1, hashtext($2))', [ADVISORY_LOCK_CLASSES.userJobs, username]);
+      }
+      const started = await agent
+        .post('/admin/month-end')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', token)
+        .send({ before: '2025-06-30' });
+      expect(started.status, started.text.slice(0, 300)).toBe(202);
+      await expect.poll(() => db.prisma.receipt.count({ where: { username: { in: users } } })).toBe(1);
+      expect(await sessionsWaitingForLocks(db.pool, 30_000, 2)).toBe(2);
+      unsealedUntil = (await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+      // The other instance seals the log as b's and c's receipts reach their entries.
+      await sealedWhileAppendWaits(db.pool, KEY, () => holder.query('SELECT pg_advisory_unlock_all()'));
+      const count = await db.prisma.auditLog.count();
+
+      const run = await waitForMonthEndRun(agent, started.body.statusUrl);
+      expect(run).toMatchObject({ outcome: 'failed', usersTotal: 3, usersDone: 1, receiptCount: 1 });
+      expect(run.finishedAt).not.toBeNull();
+      expect(run.error).toMatch(
+        /^Stopped after 1 of 3 users, each receipt after that refused with its audit entry, and this run's own entry was not written: this instance has no AUDIT_CHAIN_KEY, .* set AUDIT_CHAIN_KEY .* on every instance, .* and restart this one\. What it billed stays billed; running it again for the same day from an instance with the key is safe and bills the rest/,
+      );
+      expect(run.message).toContain(run.error);
+      const page = await agent.get(started.body.statusUrl).set('Accept', 'text/html');
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('role="alert">Stopped after 1 of 3 users');
+      // What was billed before the seal stays; the receipts refused wrote nothing, nor did the run's end.
+      expect(
+        await db.prisma.receipt.findMany({ select: { username: true }, where: { username: { in: users } } }),
+      ).toEqual([{ username: 'sealed-run-a' }]);
+      expect(await db.prisma.monthEndRun.findUniqueOrThrow({ where: { id: started.body.runId } })).toMatchObject({
+        outcome: 'failed',
+      });
+      const list = await agent.get('/admin/month-end').set('Accept', 'application/json');
+      expect(list.status).toBe(200);
+      expect(await db.prisma.auditLog.count()).toBe(count);
+      await expectChainIntactAndSealed(count);
+    } finally {
+      await holder.end();
+      unsealedUntil = 0n;
+    }
+  });
+
+  // Sealed after the run's last receipt and before its own entry, written with its end: the end rolled
+  // back with the refused entry, and the row read running, then interrupted, of a run that had finished.
+  it('records a month-end run whose own entry is refused at its end as it ended, saying the entry was not written', async () => {
+    const admin = await buildUser(db.prisma, { username: 'keyless-run-end', role: 'admin' });
+    const agent = await signInAs(app, admin.username, admin.password);
+    const token = await csrfTokenOf(agent, '/admin/receipts');
+    unsealedUntil = (await db.prisma.auditLog.findFirstOrThrow({ orderBy: { id: 'desc' } })).id;
+    try {
+      // A day no job ended by: the run bills nobody, so its end's entry is its first append.
+      const { result: started } = await sealedWhileAppendWaits(db.pool, KEY, () =>
+        agent
+          .post('/admin/month-end')
+          .set('Accept', 'application/json')
+          .set('X-CSRFToken', token)
+          .send({ before: '2025-05-31' }),
+      );
+      expect(started.status, started.text.slice(0, 300)).toBe(202);
+      const count = await db.prisma.auditLog.count();
+
+      const run = await waitForMonthEndRun(agent, started.body.statusUrl);
+      expect(run).toMatchObject({ outcome: 'succeeded', usersTotal: 0, usersDone: 0, receiptCount: 0 });
+      expect(run.error).toMatch(
+        /^This run's own audit entry was not written: this instance has no AUDIT_CHAIN_KEY, .* and restart this one\.$/,
+      );
+      expect(await db.prisma.auditLog.count()).toBe(count);
+      await expectChainIntactAndSealed(count);
+    } finally {
+      unsealedUntil = 0n;
+    }
   });
 
   // A run writes its jobs over many transactions, and its entry after them: refused then, the run was

@@ -188,7 +188,7 @@ describe('with tiers', () => {
       const html = (await page().expect(200)).text;
       const row = /<tr id="tier-wide">([\s\S]*?)<\/tr>/.exec(html)?.[1] ?? '';
       expect(row).toMatch(/<td data-label="Description" class="wrap"[^>]*>A tier for the long-running/);
-      expect(row).toContain('<td data-label="CPU core-hour" class="num">999999.999999</td>');
+      expect(row).toContain('<td data-label="CPU core-hour" class="num">999,999.999999</td>');
     } finally {
       await db.prisma.pricingRate.deleteMany({ where: { tier: { name: 'wide' } } });
       await db.prisma.pricingTier.delete({ where: { name: 'wide' } });

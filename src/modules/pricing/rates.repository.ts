@@ -244,18 +244,54 @@ export async function findRenamedTier(
 /**
  * Every name a tier was renamed away from, with the name that tier has now, as the audit log
  * recorded the renames (`pricing.tier.update`; audit_log_action_ts_idx): the latest rename away
- * from each name wins, and a tier deleted since is left out.
+ * from each name wins, and a tier deleted since is left out. `entryId`, the rename's entry, orders it
+ * against a deletion of a tier of that name (listDeletedTierNames).
  */
-export async function listFormerTierNames(db: Client): Promise<Map<string, string>> {
-  const rows = await db.$queryRaw<{ previous: string; name: string }[]>`
-    SELECT DISTINCT ON (a.details -> 'previous' ->> 'name') a.details -> 'previous' ->> 'name' AS previous, t.name
+export async function listFormerTierNames(db: Client): Promise<Map<string, { name: string; entryId: bigint }>> {
+  const rows = await db.$queryRaw<{ previous: string; name: string; entryId: bigint }[]>`
+    SELECT DISTINCT ON (a.details -> 'previous' ->> 'name') a.details -> 'previous' ->> 'name' AS previous, t.name,
+           a.id AS "entryId"
       FROM audit_log a
       JOIN pricing_tiers t ON t.id::text = a.details ->> 'tierId'
      WHERE a.action = 'pricing.tier.update'
        AND a.details -> 'previous' ->> 'name' IS NOT NULL
        AND a.details -> 'next' ->> 'name' IS DISTINCT FROM a.details -> 'previous' ->> 'name'
      ORDER BY a.details -> 'previous' ->> 'name', a.id DESC`;
-  return new Map(rows.map((row) => [row.previous, row.name]));
+  return new Map(rows.map((row) => [row.previous, { name: row.name, entryId: row.entryId }]));
+}
+
+/** A deleted tier's name as the audit log recorded its deletion (listDeletedTierNames). */
+export interface DeletedTierName {
+  at: Date;
+  entryId: bigint;
+  /**
+   * The tiers its users were moved to by override (or back to their natural tier) before it was
+   * deleted, as named then: a tier with users cannot be deleted until they are moved.
+   */
+  movedTo: string[];
+}
+
+/**
+ * Every name a tier was deleted under (`pricing.tier.delete`; audit_log_action_ts_idx), the latest
+ * deletion of each, with where the users placed on that tier went: the override changes away from the
+ * name after any earlier deletion of a tier so called.
+ */
+export async function listDeletedTierNames(db: Client): Promise<Map<string, DeletedTierName>> {
+  const rows = await db.$queryRaw<{ name: string; at: Date; entryId: bigint; movedTo: string[] }[]>`
+    SELECT DISTINCT ON (d.target) substr(d.target, 6) AS name, d.ts AS at, d.id AS "entryId",
+           ARRAY(SELECT DISTINCT coalesce(o.details ->> 'next', o.details ->> 'naturalTier')
+                   FROM audit_log o
+                  WHERE o.action IN ('pricing.override.set', 'pricing.override.remove')
+                    AND o.details ->> 'previous' = substr(d.target, 6)
+                    AND o.id < d.id
+                    AND o.id > coalesce((SELECT max(p.id) FROM audit_log p
+                                          WHERE p.action = 'pricing.tier.delete' AND p.target = d.target
+                                            AND p.id < d.id), 0)
+           ) AS "movedTo"
+      FROM audit_log d
+     WHERE d.action = 'pricing.tier.delete' AND d.target LIKE 'tier:%'
+     ORDER BY d.target, d.id DESC`;
+  return new Map(rows.map((row) => [row.name, { at: row.at, entryId: row.entryId, movedTo: row.movedTo }]));
 }
 
 /** Who last deleted a tier called `name`, and when, as the audit log recorded it (`pricing.tier.delete`). */

@@ -67,7 +67,9 @@ export interface RatesSnapshot {
   /** Tier overrides, username -> tier name. */
   overrides: ReadonlyMap<string, string>;
   /** Names tiers were renamed away from -> the name that tier has now (listFormerTierNames). */
-  formerNames: ReadonlyMap<string, string>;
+  formerNames: ReadonlyMap<string, { name: string; entryId: bigint }>;
+  /** Names tiers were deleted under -> when, and where their users went (listDeletedTierNames). */
+  deletedNames: ReadonlyMap<string, ratesRepository.DeletedTierName>;
 }
 
 /** One rate row as the public price list shows it: the stored decimals as exact text. */
@@ -205,8 +207,9 @@ export async function describeRatesInOtherCurrency(db: Db, currency: string, now
 function buildSnapshot(
   tiers: ratesRepository.TierWithRates[],
   overrides: ReadonlyMap<string, string>,
-  formerNames: ReadonlyMap<string, string>,
+  formerNames: RatesSnapshot['formerNames'],
   nowMs: number,
+  deletedNames: RatesSnapshot['deletedNames'] = new Map(),
 ): RatesSnapshot {
   const views = new Map<string, TierView>();
   const formulas = new Map<string, FormulaDocument>();
@@ -246,7 +249,7 @@ function buildSnapshot(
   const knownTiers = new Set([...views.values()].filter((tier) => tier.current).map((tier) => tier.name));
   const defaultTier =
     [...views.values()].find((tier) => tier.isDefault && tier.current)?.name ?? [...knownTiers][0] ?? '';
-  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides, formerNames };
+  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides, formerNames, deletedNames };
 }
 
 /**
@@ -434,14 +437,16 @@ export function createRatesService(deps: RatesServiceDeps) {
       cached.checkedAtMs = nowMs;
       return cached.snapshot;
     }
-    // The former names too, read with the tiers (a rename bumps pricing_versions): /formula's refusal
-    // of an old name says what the tier is called now without a query per refused request.
-    const [tiers, overrides, formerNames] = await Promise.all([
+    // The former and deleted names too, read with the tiers (a rename, a deletion and a user's move bump
+    // pricing_versions): /formula's refusal of such a name says what became of the tier without a query
+    // per refused request.
+    const [tiers, overrides, formerNames, deletedNames] = await Promise.all([
       ratesRepository.listTiersWithRates(db),
       ratesRepository.listOverrides(db),
       ratesRepository.listFormerTierNames(db),
+      ratesRepository.listDeletedTierNames(db),
     ]);
-    const snapshot = buildSnapshot(tiers, overrides, formerNames, nowMs);
+    const snapshot = buildSnapshot(tiers, overrides, formerNames, nowMs, deletedNames);
     if (startedGeneration === generation) cached = { snapshot, version, checkedAtMs: nowMs };
     return snapshot;
   }
@@ -488,9 +493,13 @@ export function createRatesService(deps: RatesServiceDeps) {
     const formula = snapshot.formulas.get(tier);
     if (!formula) {
       const known = `Known tiers: ${[...snapshot.knownTiers].join(', ')}.`;
+      const renamed = snapshot.formerNames.get(tier);
+      const deleted = snapshot.deletedNames.get(tier);
+      // Whichever came last is what became of the name: a tier renamed away, then another of that name deleted.
+      if (deleted && (!renamed || deleted.entryId > renamed.entryId)) throw deletedTierError(snapshot, tier, deleted);
       // A client still asking by a renamed tier's old name is told its name now, as the admins' forms
       // say it; not who renamed it or when, which they add: /formula is public.
-      const renamedTo = snapshot.formerNames.get(tier);
+      const renamedTo = renamed?.name;
       if (renamedTo !== undefined && snapshot.knownTiers.has(renamedTo)) {
         throw new AppError(400, `Unknown tier "${tier}": it was renamed to ${renamedTo}. ${known}`, undefined, {
           publicFields: { renamedTo },
@@ -503,6 +512,39 @@ export function createRatesService(deps: RatesServiceDeps) {
       });
     }
     return { ...formula, tier };
+  }
+
+  /**
+   * /formula's refusal of a deleted tier's name (400, as an unknown tier): when it was deleted (not by
+   * whom: /formula is public), and the tier to ask for instead when every user placed on it was moved to
+   * one tier that prices now. It said "Unknown tier" alone, as of a name no tier ever had, and a poller
+   * could not tell a tier gone from a typo.
+   */
+  function deletedTierError(snapshot: RatesSnapshot, tier: string, deleted: ratesRepository.DeletedTierName) {
+    const known = `Known tiers: ${[...snapshot.knownTiers].join(', ')}.`;
+    // Named as they were then: a tier renamed since is asked for by its name now.
+    const nowNamed = new Set(
+      deleted.movedTo.map((name) =>
+        snapshot.knownTiers.has(name) ? name : (snapshot.formerNames.get(name)?.name ?? name),
+      ),
+    );
+    const [only] = nowNamed;
+    const useInstead = nowNamed.size === 1 && only !== undefined && snapshot.knownTiers.has(only) ? only : undefined;
+    const instead =
+      useInstead === undefined
+        ? ''
+        : `; the users placed on it were moved to ${useInstead} before, so ask for /formula?type=${useInstead} instead`;
+    return new AppError(
+      400,
+      `Unknown tier "${tier}": it was deleted at ${formatLocalDateTime(deleted.at, config.timeZone)} (${config.timeZone})${instead}. ${known}`,
+      undefined,
+      {
+        publicFields: {
+          deletedAt: deleted.at.toISOString(),
+          ...(useInstead === undefined ? {} : { useInstead }),
+        },
+      },
+    );
   }
 
   /**

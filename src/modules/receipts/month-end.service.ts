@@ -4,7 +4,7 @@ import type { Db } from '../../db/database.js';
 import { retryOnStaleConnection } from '../../db/stale-connections.js';
 import { createBackgroundWork } from '../../shared/background-work.js';
 import { counted, formatCount, listedNames } from '../../shared/counted.js';
-import { ConflictError, notFoundById, ServiceUnavailableError } from '../../shared/errors.js';
+import { ConflictError, notFoundById, ServiceUnavailableError, UnsealedAuditAppendError } from '../../shared/errors.js';
 import { sliceOf } from '../../shared/list-place.js';
 import { endOfLocalDay, formatLocalDateTime } from '../../shared/local-date.js';
 import { pageCountOrNotFound, pageOfRows } from '../../shared/paging.js';
@@ -214,6 +214,13 @@ export class MonthEndInProgressError extends ConflictError {
 /** What a run that was interrupted says: what it billed stays, and billing only unbilled jobs, a re-run completes it. */
 const RERUN_IS_SAFE =
   'What it billed stays billed; running it again for the same day is safe and bills the rest (it bills only unbilled jobs).';
+
+/**
+ * What a run stopped by a log sealed meanwhile says after the refusal: a re-run from this instance is
+ * refused at its start (503) until it has the key, so the admin is told where to run it.
+ */
+const RERUN_WITH_KEY_IS_SAFE =
+  'What it billed stays billed; running it again for the same day from an instance with the key is safe and bills the rest (it bills only unbilled jobs).';
 
 /** A running run found without the lock's holder: its process ended (a crash, a kill, a lost database connection). */
 export const ABANDONED_RUN_MESSAGE = `Interrupted: the process running it stopped before it finished. ${RERUN_IS_SAFE}`;
@@ -763,8 +770,18 @@ export function createMonthEndService(
       }
     } catch (caught) {
       outcome = 'failed';
-      error = caught;
-      errorText = `Stopped by an unexpected error after ${state.usersDone} of ${state.usersTotal} users: ${reasonOf(caught)}. ${RERUN_IS_SAFE}`;
+      if (caught instanceof UnsealedAuditAppendError) {
+        // Another instance sealed the log during the run: every receipt after it is refused with its entry,
+        // and so would the run's own entry be. Its "Nothing was changed" is untrue of the receipts before.
+        const refused = caught.withOutcome(
+          `Stopped after ${state.usersDone} of ${state.usersTotal} users, each receipt after that refused with its audit entry, and this run's own entry was not written`,
+        );
+        error = refused;
+        errorText = `${refused.message} ${RERUN_WITH_KEY_IS_SAFE}`;
+      } else {
+        error = caught;
+        errorText = `Stopped by an unexpected error after ${state.usersDone} of ${state.usersTotal} users: ${reasonOf(caught)}. ${RERUN_IS_SAFE}`;
+      }
       // Abandoned, its users in flight fail as the shutdown closes their connections: that is expected.
       if (!state.isAbandoned) deps.logger?.error({ err: caught, runId }, 'month-end run failed');
     }
@@ -793,22 +810,39 @@ export function createMonthEndService(
       // nobody made no receipt, and so left no entry at all (docs/security.md, Audit log).
       const finishedAt = now();
       const progress = progressOf(result, state.usersDone);
-      await retryOnStaleConnection(deps.db.pool, () =>
-        db.$transaction(async (tx) => {
-          await monthEndRunsRepository.finishRun(tx, runId, { ...progress, outcome, finishedAt, error: errorText });
-          await appendAudit(
-            tx,
-            monthEndRunAuditEntry(actor, runId, {
-              before,
-              outcome,
-              usersTotal: state.usersTotal,
-              progress,
-              error: errorText,
-            }),
-            finishedAt,
-          );
-        }),
-      );
+      const writeEnd = (text: string | null, isAudited: boolean) =>
+        retryOnStaleConnection(deps.db.pool, () =>
+          db.$transaction(async (tx) => {
+            await monthEndRunsRepository.finishRun(tx, runId, { ...progress, outcome, finishedAt, error: text });
+            if (!isAudited) return;
+            await appendAudit(
+              tx,
+              monthEndRunAuditEntry(actor, runId, {
+                before,
+                outcome,
+                usersTotal: state.usersTotal,
+                progress,
+                error: text,
+              }),
+              finishedAt,
+            );
+          }),
+        );
+      // A log sealed by another instance refuses this instance's entries (it has no AUDIT_CHAIN_KEY): with
+      // the entry, the end rolled back and the row read running until someone marked it interrupted. The
+      // end is recorded without it then, saying so: the row is what the admin reads.
+      if (error instanceof UnsealedAuditAppendError) {
+        await writeEnd(errorText, false);
+      } else {
+        try {
+          await writeEnd(errorText, true);
+        } catch (refused) {
+          if (!(refused instanceof UnsealedAuditAppendError)) throw refused;
+          const unwritten = refused.withOutcome("This run's own audit entry was not written").message;
+          errorText = errorText === null ? unwritten : `${errorText} ${unwritten}`;
+          await writeEnd(errorText, false);
+        }
+      }
     } catch (writeError) {
       // The row stays running until someone looks at it with the lock released: it then reads interrupted.
       deps.logger?.error({ err: writeError, runId }, 'month-end run ended but its outcome could not be recorded');
