@@ -444,6 +444,9 @@ export class SacctParser {
       // Without an AveRSS column the steps say nothing of memory: none (null) is priced from the
       // allocation (docs/pricing.md), where a sum of nothing, 0, billed no memory at all.
       if (!this.has('AveRSS')) job.stepMemGbHours = null;
+      // Likewise without a TotalCPU column the steps say nothing of CPU time: each step's missing figure
+      // summed as 0 billed such a job no CPU under the used basis, where pricing falls back to CPUTimeRAW.
+      if (!this.has('TotalCPU')) job.totalCpuSec = null;
       return [{ kind: 'job', job, line: open.line }];
     } catch (error) {
       // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.
