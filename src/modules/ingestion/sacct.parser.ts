@@ -118,6 +118,11 @@ function headerNamesIn(text: string): string[] | null {
   return hasJobIdColumn && names.every((name) => COLUMN_NAME.test(name)) ? names : null;
 }
 
+/** Whether a header row names a column a job's elapsed time, which every resource-hour is priced on, is read from. */
+function hasElapsedColumn(names: readonly string[]): boolean {
+  return names.includes('ElapsedRaw') || names.includes('Elapsed');
+}
+
 /** The key columns a file read beside slurmrestd and sacct must have (findKeyColumnProblem). */
 export function keyColumnsNeeded(options: { isClusterSet: boolean }): string[] {
   return options.isClusterSet ? ['JobIDRaw'] : ['JobIDRaw', 'Cluster'];
@@ -223,6 +228,8 @@ export class SacctParser {
     const missing = [...HEADER_COLUMNS, ...(this.options.requiredColumns ?? [])].filter(
       (name) => !names.includes(name),
     );
+    // Named only when the rest is there, so that a header of another sort of output is named by its key columns.
+    if (missing.length === 0 && !hasElapsedColumn(names)) missing.push('ElapsedRaw or Elapsed');
     if (missing.length > 0) this.skipping = { line: lineNumber, missing, lines: 0 };
     else this.useHeader(names);
     return items;
@@ -351,6 +358,15 @@ export class SacctParser {
     if (missing.length > 0) {
       throw new SacctHeaderError(
         `the sacct output has no ${missing[0]} column; the first line must be the header (sacct --parsable2 without --noheader)`,
+      );
+    }
+    if (!hasElapsedColumn(names)) {
+      // Read as 0, every job's elapsed time priced no GPU-hours, no memory from its allocation and no
+      // allocated CPU: the file was billed next to nothing, and its window passed.
+      throw new SacctHeaderError(
+        `its header row has no ElapsedRaw or Elapsed column, without which every job would be billed for no time: ` +
+          `export it with --format=${SACCT_FORMAT.join(',')} (the columns the sacct source reads)`,
+        true,
       );
     }
     this.useHeader(names);
