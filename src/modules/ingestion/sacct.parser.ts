@@ -118,6 +118,11 @@ function headerNamesIn(text: string): string[] | null {
   return hasJobIdColumn && names.every((name) => COLUMN_NAME.test(name)) ? names : null;
 }
 
+/** Whether a header row names a column a job's elapsed time, which every resource-hour is priced on, is read from. */
+function hasElapsedColumn(names: readonly string[]): boolean {
+  return names.includes('ElapsedRaw') || names.includes('Elapsed');
+}
+
 /** The key columns a file read beside slurmrestd and sacct must have (findKeyColumnProblem). */
 export function keyColumnsNeeded(options: { isClusterSet: boolean }): string[] {
   return options.isClusterSet ? ['JobIDRaw'] : ['JobIDRaw', 'Cluster'];
@@ -223,6 +228,8 @@ export class SacctParser {
     const missing = [...HEADER_COLUMNS, ...(this.options.requiredColumns ?? [])].filter(
       (name) => !names.includes(name),
     );
+    // Named only when the rest is there, so that a header of another sort of output is named by its key columns.
+    if (missing.length === 0 && !hasElapsedColumn(names)) missing.push('ElapsedRaw or Elapsed');
     if (missing.length > 0) this.skipping = { line: lineNumber, missing, lines: 0 };
     else this.useHeader(names);
     return items;
@@ -353,6 +360,15 @@ export class SacctParser {
         `the sacct output has no ${missing[0]} column; the first line must be the header (sacct --parsable2 without --noheader)`,
       );
     }
+    if (!hasElapsedColumn(names)) {
+      // Read as 0, every job's elapsed time priced no GPU-hours, no memory from its allocation and no
+      // allocated CPU: the file was billed next to nothing, and its window passed.
+      throw new SacctHeaderError(
+        `its header row has no ElapsedRaw or Elapsed column, without which every job would be billed for no time: ` +
+          `export it with --format=${SACCT_FORMAT.join(',')} (the columns the sacct source reads)`,
+        true,
+      );
+    }
     this.useHeader(names);
   }
 
@@ -444,6 +460,9 @@ export class SacctParser {
       // Without an AveRSS column the steps say nothing of memory: none (null) is priced from the
       // allocation (docs/pricing.md), where a sum of nothing, 0, billed no memory at all.
       if (!this.has('AveRSS')) job.stepMemGbHours = null;
+      // Likewise without a TotalCPU column the steps say nothing of CPU time: each step's missing figure
+      // summed as 0 billed such a job no CPU under the used basis, where pricing falls back to CPUTimeRAW.
+      if (!this.has('TotalCPU')) job.totalCpuSec = null;
       return [{ kind: 'job', job, line: open.line }];
     } catch (error) {
       // A step figure that cannot be summed exactly (an AveRSS of petabytes): skipped, never billed short.

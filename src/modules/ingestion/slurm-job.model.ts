@@ -183,7 +183,10 @@ export function keepEarlierSteps(job: NormalizedJob, earlier: readonly Normalize
     ...earlier.map((step) => read.get(step.id) ?? step),
     ...job.steps.filter((step) => !known.has(step.id)),
   ];
-  return foldSteps(job, merged);
+  const folded = foldSteps(job, merged);
+  // Steps read without their CPU time (sacct output without a TotalCPU column: the parser leaves the job's
+  // null) sum to 0 here; the job's CPU time stays unknown, priced from CPUTimeRAW, not billed as none.
+  return job.totalCpuSec === null && job.steps.length > 0 ? { ...folded, totalCpuSec: null } : folded;
 }
 
 /**

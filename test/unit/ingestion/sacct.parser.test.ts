@@ -572,6 +572,66 @@ describe('memory from a file without AllocTRES or AveRSS', () => {
   });
 });
 
+describe('a file without an ElapsedRaw or Elapsed column', () => {
+  // Every resource-hour is priced on a job's elapsed time: read as 0, a 4-CPU, 1-GPU, 1 GiB job of an hour
+  // was billed no GPU-hours, no memory and no allocated CPU, and the file's window passed.
+  const row = '1|ann|COMPLETED|cpu=4,gres/gpu=1,mem=1G,node=1|2025-01-01T00:00:00|2025-01-01T01:00:00';
+  const columns = 'JobID|User|State|AllocTRES|Start|End';
+
+  it.each([
+    ['ElapsedRaw', `${columns}|ElapsedRaw`, `${row}|3600`],
+    ['Elapsed', `${columns}|Elapsed`, `${row}|01:00:00`],
+  ])('with %s, the job is priced on its elapsed time', (_column, head, line) => {
+    const job = jobsOf(parseSacctText([head, line].join('\n'), options)).get('1') as NormalizedJob;
+    const hours = computeResourceHours(job, 'allocated');
+    expect([hours.cpuHours, hours.gpuHours, hours.memGbHours].map((h) => h.toFixed(6))).toEqual([
+      '4.000000',
+      '1.000000',
+      '1.000000',
+    ]);
+  });
+
+  it('without either, the file is refused, naming the columns to export', () => {
+    const read = () => parseSacctText([columns, row].join('\n'), options);
+    expect(read).toThrow(SacctHeaderError);
+    expect(read).toThrow(
+      /^its header row has no ElapsedRaw or Elapsed column, without which every job would be billed for no time: export it with --format=JobID,JobIDRaw,/,
+    );
+  });
+
+  it('without either in a header row after the first, the lines under it are skipped', () => {
+    const items = parseSacctText(
+      [`${columns}|ElapsedRaw`, `${row}|3600`, columns, row.replace(/^1/, '2')].join('\n'),
+      options,
+    );
+    expect(items.map((item) => (item.kind === 'job' ? item.job.jobKey : item.reason))).toEqual([
+      '1',
+      'a header row without the ElapsedRaw or Elapsed column a record needs (two sacct outputs of different formats joined?): the 1 line(s) under it were skipped',
+    ]);
+  });
+});
+
+describe('CPU time from a file without a TotalCPU column', () => {
+  // A job of 4 CPUs for an hour with one step; a site's export may leave TotalCPU (and CPUTimeRAW) out.
+  const columns = 'JobID|User|State|ElapsedRaw|AllocTRES|Start|End';
+  const job = '1|ann|COMPLETED|3600|cpu=4,mem=1G,node=1|2025-01-01T00:00:00|2025-01-01T01:00:00';
+  const step = '1.batch||COMPLETED|3600|cpu=4,mem=1G,node=1|2025-01-01T00:00:00|2025-01-01T01:00:00';
+
+  it.each([
+    // Read as 0 (each step's missing TotalCPU summed as 0), such a job was billed no CPU under `used`,
+    // where docs/pricing.md falls back to CPUTimeRAW, then to allocated CPUs x elapsed.
+    ['without TotalCPU, used CPU comes from CPUTimeRAW', `${columns}|CPUTimeRAW`, '|7200', '|7200', null, '2.000000'],
+    ['without TotalCPU or CPUTimeRAW, from allocated CPUs x elapsed', columns, '', '', null, '4.000000'],
+    ['with TotalCPU, the steps sum what they show', `${columns}|TotalCPU`, '|00:30:00', '|00:30:00', 1800, '0.500000'],
+    ['with TotalCPU 0 on its steps, a real zero', `${columns}|TotalCPU`, '|00:00:00', '|00:00:00', 0, '0.000000'],
+  ])('%s', (_label, head, jobCells, stepCells, totalCpuSec, cpuHours) => {
+    const text = [head, `${job}${jobCells}`, `${step}${stepCells}`].join('\n');
+    const parsed = jobsOf(parseSacctText(text, options)).get('1');
+    expect(parsed).toMatchObject({ stepCount: 1, totalCpuSec });
+    expect(computeResourceHours(parsed as NormalizedJob, 'used').cpuHours.toFixed(6)).toBe(cpuHours);
+  });
+});
+
 // A fallback file is read beside slurmrestd or sacct, whose records carry JobIDRaw and Cluster. Without
 // them its records are not the rows those sources store for the same jobs (an array task under its
 // display id, a cluster named "default"), and a switch of source stored, and billed, such jobs twice.

@@ -114,6 +114,19 @@ describe('keepEarlierSteps', () => {
     expect(figures(keepEarlierSteps(job(read), earlier))).toEqual(expected);
   });
 
+  it('a read whose steps carry no CPU time (sacct output without a TotalCPU column) keeps it unknown', () => {
+    // The parser leaves such a job's totalCpuSec null, for pricing to fall back to CPUTimeRAW; refolded
+    // with the earlier steps it became their zeros summed, and the job was billed no CPU.
+    const read = { ...job([step('1', 0, null)]), totalCpuSec: null };
+    expect(figures(keepEarlierSteps(read, [step('batch', 0, null), step('1', 0, null)]))).toEqual({
+      steps: ['batch', '1'],
+      stepCount: 2,
+      totalCpuSec: null,
+      stepMemGbHours: null,
+      maxRssBytes: null,
+    });
+  });
+
   it('returns the very record when nothing is missing (no copy, nothing refolded)', () => {
     const read = job([step('batch', 1, 1)]);
     expect(keepEarlierSteps(read, [step('batch', 9, 9)])).toBe(read);
