@@ -74,7 +74,7 @@ interface GeneratedPassword {
   username: string;
   password: string;
   isNewUser: boolean;
-  /** A sentence said after it (a reset that lifted a sign-in lock says so). */
+  /** Sentences said after it (a reset that lifted a sign-in lock, or of a disabled account, says so). */
   note?: string;
   /** A new user's name as typed, when it was read in lower case (`note` says so): JSON answers carry both. */
   usernameAsTyped?: string;
@@ -115,9 +115,11 @@ function describeOwnSessionsEnd(endedSessions: number): string {
 
 /**
  * After "alice is now an admin.": a promotion signs the user's sessions out (usersService.changeRole),
- * so the admin knows alice must sign in again before the admin pages open for her.
+ * so the admin knows alice must sign in again before the admin pages open for her. A disabled account
+ * (disabled from another tab since this page was opened) has no session left and cannot sign in: said so.
  */
-function promotionSignOutNote(endedSessions: number): string {
+function promotionSignOutNote(endedSessions: number, isDisabled: boolean): string {
+  if (isDisabled) return ` ${usersService.DISABLED_ACCOUNT_PROMOTION_NOTE}`;
   if (endedSessions === 0) return ' The admin pages open at their next sign-in.';
   const verb = endedSessions === 1 ? 'was' : 'were';
   return ` ${counted(endedSessions, 'signed-in session')} ${verb} signed out: the admin pages open at their next sign-in.`;
@@ -415,19 +417,22 @@ export function usersRoutes(deps: {
     const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = reset;
     // Ended by hand, as an unlock's: the pruner will never count them.
     auth.metrics.authLockoutEnd.inc(endedLocks);
-    const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';
+    const notes = [
+      ...(lockedUntil ? ['Their sign-in lock was lifted.'] : []),
+      ...(user.isDisabled ? [usersService.DISABLED_ACCOUNT_PASSWORD_NOTE] : []),
+    ].join(' ');
     if (isOwn) await keepSignedInOnNewId(passport, req, res, { now: auth.now(), passwordChangedAt });
     if (generatedPassword) {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,
         password: generatedPassword,
         isNewUser: false,
-        note: unlockedNote.trim() || undefined,
+        note: notes || undefined,
       });
     }
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
-      flash: { type: 'success', message: `Password of ${user.username} changed.${unlockedNote}` },
+      flash: { type: 'success', message: `Password of ${user.username} changed.${notes ? ` ${notes}` : ''}` },
       location: usersPageOf(user.username),
     });
   });
@@ -453,7 +458,7 @@ export function usersRoutes(deps: {
       flash: isChanged
         ? {
             type: 'success',
-            message: `${user.username} is now ${role === 'admin' ? `an admin.${promotionSignOutNote(endedSessions)}` : 'a user.'}`,
+            message: `${user.username} is now ${role === 'admin' ? `an admin.${promotionSignOutNote(endedSessions, user.isDisabled)}` : 'a user.'}`,
           }
         : {
             type: 'warning',

@@ -247,6 +247,17 @@ export async function resetPassword(
 }
 
 /**
+ * Said after a new password is set for a disabled account: a users page opened before the disable still
+ * offers Reset password as for an active one, and the admin handed over a password that signs no one in.
+ */
+export const DISABLED_ACCOUNT_PASSWORD_NOTE =
+  'Their account is disabled: they cannot sign in with it until an admin enables it.';
+
+/** Said after a disabled account is made an admin, in place of "The admin pages open at their next sign-in.". */
+export const DISABLED_ACCOUNT_PROMOTION_NOTE =
+  'Their account is disabled: the admin pages open once an admin enables it and they sign in.';
+
+/**
  * The 409 for a reset from a page opened before the password was set again: the admin who set it
  * first was shown the new one (or chose it), and overwriting it left that admin handing the user a
  * password that no longer worked, while both pages said "changed".
