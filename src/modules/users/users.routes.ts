@@ -35,6 +35,7 @@ import {
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
   ZCreateUserForm,
+  ZNoFieldsForm,
   ZResetPasswordForm,
   ZUserId,
 } from './users.schema.js';
@@ -227,6 +228,7 @@ export function usersRoutes(deps: {
 
   // Sign out everywhere else (a lab computer left signed in): the others end, this one goes on under a new id.
   router.post('/account/sign-out-others', guards.requireUser, async (req, res) => {
+    parseInput(ZNoFieldsForm, req.body);
     const user = sessionUserOf(req);
     const now = auth.now();
     const { endedSessions } = await usersService.endSessions(db, user.id, auditContextOf(req), {
@@ -472,6 +474,7 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/sign-out-all', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
+    parseInput(ZNoFieldsForm, req.body);
     const now = auth.now();
     const { user, endedSessions, isOwn } = await usersService.endSessions(db, id, auditContextOf(req), {
       userId: sessionUserOf(req).id,
@@ -492,6 +495,7 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
+    parseInput(ZNoFieldsForm, req.body);
     const { user, lockedUntil, endedLocks } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
     // The pruner counts the locks that run out; these were ended by hand and will never reach it.
     auth.metrics.authLockoutEnd.inc(endedLocks);
@@ -512,6 +516,7 @@ export function usersRoutes(deps: {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
       offerWayBack(res, USERS);
       const id = parseInput(ZUserId, req.params.id, 'user id');
+      parseInput(ZNoFieldsForm, req.body);
       let user: usersService.UserRecord;
       let isChanged: boolean;
       let pendingReceipts: usersService.PendingReceipts | null;
