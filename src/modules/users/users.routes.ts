@@ -363,16 +363,23 @@ export function usersRoutes(deps: {
       // reason and what was typed, the password excepted; JSON clients get {error, code}.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
-      return renderUsers(res, {
-        refused: {
-          error: readableMessageOf(error),
-          form: {
-            username: typedIn(req.body, 'username') ?? '',
-            role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+      // A name taken: the list shows whose it is, with their buttons (Enable, for an account disabled when
+      // its researcher left), where its first page of everyone rarely had them.
+      const takenName = error.status === 409 ? error.details?.username : undefined;
+      return renderUsers(
+        res,
+        {
+          refused: {
+            error: readableMessageOf(error),
+            form: {
+              username: typedIn(req.body, 'username') ?? '',
+              role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+            },
+            invalid: invalidFieldsOf(error),
           },
-          invalid: invalidFieldsOf(error),
         },
-      });
+        typeof takenName === 'string' ? { search: takenName, page: 1 } : undefined,
+      );
     }
     const { user, generatedPassword } = created;
     if (generatedPassword) {
