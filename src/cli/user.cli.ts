@@ -8,6 +8,7 @@ import * as usersService from '../modules/users/users.service.js';
 import { AppError } from '../shared/errors.js';
 import { createToolLogger } from '../shared/logger.js';
 import { ZNewPassword } from '../shared/password-policy.js';
+import { toolCommand } from '../shared/tool-commands.js';
 import { cliAuditContext } from './cli-audit-context.js';
 import { missingDatabaseUrl, runTool, USAGE_EXIT_CODE } from './run-tool.js';
 import { describeArgsError } from './stray-words.js';
@@ -186,6 +187,12 @@ async function main() {
         console.log(
           `Password of ${user.username} changed.${unlocked}${generatedPassword ? ` New password: ${generatedPassword}` : ''}`,
         );
+        // Set all the same (an account made ready before it is enabled), but said: the password signs no one in yet.
+        if (user.isDisabled) {
+          console.log(
+            `${user.username} is disabled: they cannot sign in with it until it is enabled (${toolCommand('user:disable', `--username ${user.username} --enable`)}).`,
+          );
+        }
       } else if (command === 'unlock') {
         const { lockedUntil } = await usersService.unlockSignIn(db.prisma, user.id, cliContext, new Date());
         console.log(`Sign-in of ${user.username} ${lockedUntil ? 'unlocked' : 'was not locked'}.`);

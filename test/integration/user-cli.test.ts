@@ -579,3 +579,33 @@ describe('the compiled user CLI (the Docker image has no tsx)', () => {
     }
   }, 120_000);
 });
+
+describe('npm run user:passwd for a disabled account', () => {
+  it('sets the password and says the account cannot sign in with it until it is enabled', async () => {
+    // A user admin's walk: the operator reset a password for someone who then met "Your account has been
+    // disabled"; the tool had said only "Password of … changed.", as for an account that could use it.
+    // A database of its own: the tests above leave theirs with a sealed audit log.
+    const own = await createTestDatabase();
+    try {
+      const user = await buildUser(own.prisma, { username: 'offboarded', isDisabled: true });
+      const before = await own.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+      const changed = await runCli(
+        COMPILED(),
+        ['passwd', '--username', 'offboarded', '--password-stdin'],
+        'offboarded-pw-1\n',
+        { DATABASE_URL: own.url },
+      );
+      expect(changed).toEqual({
+        code: 0,
+        output:
+          'Password of offboarded changed.\n' +
+          'offboarded is disabled: they cannot sign in with it until it is enabled (npm run user:disable:prod -- --username offboarded --enable).\n',
+      });
+      const after = await own.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+      expect(after.passwordHash).not.toBe(before.passwordHash);
+      expect(after.isDisabled).toBe(true);
+    } finally {
+      await own.drop();
+    }
+  }, 60_000);
+});

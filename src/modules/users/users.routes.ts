@@ -35,6 +35,7 @@ import {
   ZChangeOwnPasswordForm,
   ZChangeRoleForm,
   ZCreateUserForm,
+  ZNoFieldsForm,
   ZResetPasswordForm,
   ZUserId,
 } from './users.schema.js';
@@ -74,7 +75,7 @@ interface GeneratedPassword {
   username: string;
   password: string;
   isNewUser: boolean;
-  /** A sentence said after it (a reset that lifted a sign-in lock says so). */
+  /** Sentences said after it (a reset that lifted a sign-in lock, or of a disabled account, says so). */
   note?: string;
   /** A new user's name as typed, when it was read in lower case (`note` says so): JSON answers carry both. */
   usernameAsTyped?: string;
@@ -115,9 +116,11 @@ function describeOwnSessionsEnd(endedSessions: number): string {
 
 /**
  * After "alice is now an admin.": a promotion signs the user's sessions out (usersService.changeRole),
- * so the admin knows alice must sign in again before the admin pages open for her.
+ * so the admin knows alice must sign in again before the admin pages open for her. A disabled account
+ * (disabled from another tab since this page was opened) has no session left and cannot sign in: said so.
  */
-function promotionSignOutNote(endedSessions: number): string {
+function promotionSignOutNote(endedSessions: number, isDisabled: boolean): string {
+  if (isDisabled) return ` ${usersService.DISABLED_ACCOUNT_PROMOTION_NOTE}`;
   if (endedSessions === 0) return ' The admin pages open at their next sign-in.';
   const verb = endedSessions === 1 ? 'was' : 'were';
   return ` ${counted(endedSessions, 'signed-in session')} ${verb} signed out: the admin pages open at their next sign-in.`;
@@ -225,6 +228,7 @@ export function usersRoutes(deps: {
 
   // Sign out everywhere else (a lab computer left signed in): the others end, this one goes on under a new id.
   router.post('/account/sign-out-others', guards.requireUser, async (req, res) => {
+    parseInput(ZNoFieldsForm, req.body);
     const user = sessionUserOf(req);
     const now = auth.now();
     const { endedSessions } = await usersService.endSessions(db, user.id, auditContextOf(req), {
@@ -359,16 +363,23 @@ export function usersRoutes(deps: {
       // reason and what was typed, the password excepted; JSON clients get {error, code}.
       if (!isRefusedForm(req, error, [400, 409])) throw error;
       res.status(error.status);
-      return renderUsers(res, {
-        refused: {
-          error: readableMessageOf(error),
-          form: {
-            username: typedIn(req.body, 'username') ?? '',
-            role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+      // A name taken: the list shows whose it is, with their buttons (Enable, for an account disabled when
+      // its researcher left), where its first page of everyone rarely had them.
+      const takenName = error.status === 409 ? error.details?.username : undefined;
+      return renderUsers(
+        res,
+        {
+          refused: {
+            error: readableMessageOf(error),
+            form: {
+              username: typedIn(req.body, 'username') ?? '',
+              role: typedIn(req.body, 'role') === 'admin' ? 'admin' : 'user',
+            },
+            invalid: invalidFieldsOf(error),
           },
-          invalid: invalidFieldsOf(error),
         },
-      });
+        typeof takenName === 'string' ? { search: takenName, page: 1 } : undefined,
+      );
     }
     const { user, generatedPassword } = created;
     if (generatedPassword) {
@@ -415,19 +426,22 @@ export function usersRoutes(deps: {
     const { user, generatedPassword, passwordChangedAt, lockedUntil, endedLocks } = reset;
     // Ended by hand, as an unlock's: the pruner will never count them.
     auth.metrics.authLockoutEnd.inc(endedLocks);
-    const unlockedNote = lockedUntil ? ' Their sign-in lock was lifted.' : '';
+    const notes = [
+      ...(lockedUntil ? ['Their sign-in lock was lifted.'] : []),
+      ...(user.isDisabled ? [usersService.DISABLED_ACCOUNT_PASSWORD_NOTE] : []),
+    ].join(' ');
     if (isOwn) await keepSignedInOnNewId(passport, req, res, { now: auth.now(), passwordChangedAt });
     if (generatedPassword) {
       return showUsersWithSecret(req, res, 200, {
         username: user.username,
         password: generatedPassword,
         isNewUser: false,
-        note: unlockedNote.trim() || undefined,
+        note: notes || undefined,
       });
     }
     answerChange(req, res, {
       json: { user: userAnswerOf(user) },
-      flash: { type: 'success', message: `Password of ${user.username} changed.${unlockedNote}` },
+      flash: { type: 'success', message: `Password of ${user.username} changed.${notes ? ` ${notes}` : ''}` },
       location: usersPageOf(user.username),
     });
   });
@@ -453,7 +467,7 @@ export function usersRoutes(deps: {
       flash: isChanged
         ? {
             type: 'success',
-            message: `${user.username} is now ${role === 'admin' ? `an admin.${promotionSignOutNote(endedSessions)}` : 'a user.'}`,
+            message: `${user.username} is now ${role === 'admin' ? `an admin.${promotionSignOutNote(endedSessions, user.isDisabled)}` : 'a user.'}`,
           }
         : {
             type: 'warning',
@@ -467,6 +481,7 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/sign-out-all', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
+    parseInput(ZNoFieldsForm, req.body);
     const now = auth.now();
     const { user, endedSessions, isOwn } = await usersService.endSessions(db, id, auditContextOf(req), {
       userId: sessionUserOf(req).id,
@@ -487,6 +502,7 @@ export function usersRoutes(deps: {
   router.post('/admin/users/:id/unlock', guards.requireAdmin, async (req, res) => {
     offerWayBack(res, USERS);
     const id = parseInput(ZUserId, req.params.id, 'user id');
+    parseInput(ZNoFieldsForm, req.body);
     const { user, lockedUntil, endedLocks } = await usersService.unlockSignIn(db, id, auditContextOf(req), auth.now());
     // The pruner counts the locks that run out; these were ended by hand and will never reach it.
     auth.metrics.authLockoutEnd.inc(endedLocks);
@@ -507,6 +523,7 @@ export function usersRoutes(deps: {
     router.post(`/admin/users/:id/${action}`, guards.requireAdmin, async (req, res) => {
       offerWayBack(res, USERS);
       const id = parseInput(ZUserId, req.params.id, 'user id');
+      parseInput(ZNoFieldsForm, req.body);
       let user: usersService.UserRecord;
       let isChanged: boolean;
       let pendingReceipts: usersService.PendingReceipts | null;

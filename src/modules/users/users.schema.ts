@@ -83,6 +83,12 @@ export const ZResetPasswordForm = strictBody(
 );
 export const ZChangeRoleForm = strictBody({ role: ZRole }, { role: 'Role' });
 /**
+ * The body of an action on a user that reads no field (disable, enable, unlock sign-in, sign out all
+ * sessions, and the Account page's sign out of the others): its form sends the CSRF token alone. A
+ * script's `{"reason": "left the centre"}` was answered "bob is disabled." and the reason went nowhere.
+ */
+export const ZNoFieldsForm = strictBody({});
+/**
  * /admin/users?q=&page=: a part of a username (any case; a username's longest) and a page. Empty q
  * lists everyone.
  */

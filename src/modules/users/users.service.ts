@@ -129,6 +129,17 @@ export async function listUsers(db: Db, query: UserListQuery, now: Date) {
 }
 
 /**
+ * Why a new user's name is refused when an account has it. A disabled one is said so: the admin creating
+ * a returning researcher again was told only that the name existed, and the way back is that account,
+ * enabled ("Offboarding a user"): its receipts and history are under the name, and it is never replaced.
+ */
+function takenUsernameReasonOf(username: string, existing?: { isDisabled: boolean }): string {
+  return existing?.isDisabled
+    ? `A user named "${username}" already exists and is disabled: enable it to give the account back, with its receipts and history.`
+    : `A user named "${username}" already exists.`;
+}
+
+/**
  * Creates a user; returns the password too when it was generated. `usernameAsTyped` is the name as
  * the form had it (Zoe, read as zoe): a name taken says so, as the creation's confirmation does.
  */
@@ -142,15 +153,16 @@ export async function createUser(
   // "A user named "zoe" already exists." alone, to Zoe typed, did not say Zoe had been read as zoe.
   const readAs =
     input.usernameAsTyped === undefined ? undefined : usernameReadAsNoteOf(input.usernameAsTyped, input.username);
-  const taken = () =>
+  const taken = (existing?: { isDisabled: boolean }) =>
     new ConflictError(
-      `A user named "${input.username}" already exists.${readAs ? ` Username ${readAs}` : ''}`,
-      { field: 'username' },
+      `${takenUsernameReasonOf(input.username, existing)}${readAs ? ` Username ${readAs}` : ''}`,
+      { field: 'username', username: input.username },
       readAs ? { publicFields: { usernameAsTyped: input.usernameAsTyped?.trim() } } : undefined,
     );
   try {
     const user = await db.$transaction(async (tx) => {
-      if (await usersRepository.findByUsername(tx, input.username)) throw taken();
+      const existing = await usersRepository.findByUsername(tx, input.username);
+      if (existing) throw taken(existing);
       const created = await usersRepository.insert(tx, { username: input.username, passwordHash, role: input.role });
       await appendAudit(tx, {
         ...context,
@@ -245,6 +257,17 @@ export async function resetPassword(
     endedLocks: unlocked.endedLocks,
   };
 }
+
+/**
+ * Said after a new password is set for a disabled account: a users page opened before the disable still
+ * offers Reset password as for an active one, and the admin handed over a password that signs no one in.
+ */
+export const DISABLED_ACCOUNT_PASSWORD_NOTE =
+  'Their account is disabled: they cannot sign in with it until an admin enables it.';
+
+/** Said after a disabled account is made an admin, in place of "The admin pages open at their next sign-in.". */
+export const DISABLED_ACCOUNT_PROMOTION_NOTE =
+  'Their account is disabled: the admin pages open once an admin enables it and they sign in.';
 
 /**
  * The 409 for a reset from a page opened before the password was set again: the admin who set it
@@ -573,9 +596,12 @@ export async function withTakenUsername(
 ): Promise<InvalidFieldsError> {
   // As the form reads it (ZUsername): BOB is taken when bob is, and said to be read so.
   const name = username?.trim().toLowerCase();
-  if (!name || 'username' in error.fields || !(await usersRepository.findByUsername(db, name))) return error;
+  if (!name || 'username' in error.fields) return error;
+  const existing = await usersRepository.findByUsername(db, name);
+  if (!existing) return error;
   const readAs = usernameReadAsNoteOf(username ?? '', name);
-  const reason = `a user named "${name}" already exists${readAs ? ` (${readAs.replace(/\.$/, '')})` : ''}`;
+  const disabled = existing.isDisabled ? ' and is disabled (enable it to give the account back)' : '';
+  const reason = `a user named "${name}" already exists${disabled}${readAs ? ` (${readAs.replace(/\.$/, '')})` : ''}`;
   return new InvalidFieldsError({ username: reason, ...error.fields }, CREATE_USER_FIELD_LABELS);
 }
 
