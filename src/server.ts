@@ -434,6 +434,14 @@ async function start(config: AppConfig, logger: Logger) {
       else hurry();
     });
     const worker = await starting;
+    // Node's cluster ends a worker whose primary is gone at once, process.exit(0) in its own
+    // 'disconnect' listener, unless the disconnect was the worker's own: the handler below never ran,
+    // and a kill -9 of the primary cut every worker's requests in flight with no answer and left a Run
+    // now ingestion `running`. Taken as expected, the worker stays to drain as on SIGTERM. Only once
+    // that handler is in place: a worker kept while it starts would have nothing to end it.
+    process.prependListener('disconnect', () => {
+      if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+    });
     // The primary is gone, and with it the listening socket: nothing new can come to drain for.
     process.on('disconnect', () => {
       worker.hurry();

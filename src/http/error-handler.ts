@@ -4,13 +4,16 @@ import {
   AppError,
   DATABASE_BEHIND,
   DATABASE_HAS_NO_SCHEMA,
+  DATABASE_OUT_OF_RESOURCES,
   DATABASE_READ_ONLY,
   isDatabaseUnavailable,
   isMissingColumn,
   isMissingTable,
+  isOutOfResources,
   isPoolClosedByShutdown,
   isPoolWaitTimedOut,
   isReadOnlyDatabase,
+  isStatementRefused,
   isTransactionTimedOut,
   isUniqueViolation,
   isUnstorableText,
@@ -325,6 +328,25 @@ function describe(
       message: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
       isExpected: false,
       logSummary: 'transaction ran out of time and was rolled back',
+    };
+  }
+  if (isStatementRefused(error)) {
+    // statement_timeout, lock_timeout, a cancel or a deadlock: the database works and rolled the
+    // transaction back whole, as when the transaction runs out of its own time above.
+    return {
+      status: 503,
+      message: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
+      isExpected: false,
+      logSummary: 'statement canceled by the database and rolled back',
+    };
+  }
+  if (isOutOfResources(error)) {
+    // A full disk or no memory: no bug in the page, and someone must act, so it is logged as an error.
+    return {
+      status: 503,
+      message: 'The database is unavailable right now. Try again in a moment.',
+      isExpected: false,
+      logSummary: `database unavailable: ${DATABASE_OUT_OF_RESOURCES}`,
     };
   }
   if (isMissingTable(error)) {

@@ -560,6 +560,42 @@ export function isTransactionTimedOut(error: unknown, depth = 0): boolean {
   );
 }
 
+/**
+ * PostgreSQL ended a statement of a working database, and with it its transaction, rolled back whole:
+ * canceled (57014: statement_timeout, which docs/operations.md advises for the app's role, or an
+ * operator's pg_cancel_backend), a lock not granted within lock_timeout (55P03), or chosen to end a
+ * deadlock or a serialization conflict (40P01, 40001; Prisma's P2034). The request may work when tried
+ * again; it was a 500 logged as an 'unhandled error'.
+ */
+const REFUSED_STATEMENT_STATES = new Set(['57014', '55P03', '40P01', '40001']);
+
+/** A statement PostgreSQL canceled or ended (REFUSED_STATEMENT_STATES): nothing of its transaction is stored. */
+export function isStatementRefused(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if ((error as { code?: unknown }).code === 'P2034') return true;
+  const state = sqlStateOf(error);
+  if (state !== undefined && REFUSED_STATEMENT_STATES.has(state)) return true;
+  return (
+    searchWrappedErrors(error, depth, (inner, innerDepth) => isStatementRefused(inner, innerDepth) || undefined) ??
+    false
+  );
+}
+
+/** What the log says of a request whose database ran out of resources (isOutOfResources). */
+export const DATABASE_OUT_OF_RESOURCES =
+  'it is out of resources (disk space, memory, or a limit such as temp_file_limit)';
+
+/**
+ * PostgreSQL's class 53, insufficient resources, but too many connections (53300, which
+ * isDatabaseUnavailable counts): a full disk (53100), no memory (53200), a configured limit such as
+ * temp_file_limit (53400). The transaction is rolled back whole; someone must free space or raise the
+ * limit. It was a 500 logged as an 'unhandled error'.
+ */
+export function isOutOfResources(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state !== undefined && state.startsWith('53') && state !== '53300';
+}
+
 /** pg-pool's refusal of a checkout no connection came free for within its `connectionTimeoutMillis`. */
 const POOL_WAIT_TIMED_OUT_MESSAGE = 'timeout exceeded when trying to connect';
 

@@ -1115,12 +1115,34 @@ export interface IngestionOverview {
   storedJobs: { count: number; isEstimate: boolean } | null;
 }
 
-/** What /admin/ingestion shows: recent runs and how fresh the stored data is. */
+/**
+ * Marks failed the runs left `running` by a process that died (kill -9, the OOM killer), as the next
+ * run would: a run holds the ingestion lock while it runs, so with the lock free none is running. Taken
+ * for the moment of the update, so that a run starting meanwhile is not marked with them. How many.
+ */
+async function failDeadRuns(db: Database, now: Date): Promise<number> {
+  const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
+  if (!release) return 0;
+  try {
+    return await ingestionRepository.failAbandonedRuns(db.pool, now);
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * What /admin/ingestion shows: recent runs and how fresh the stored data is. A run whose process died
+ * is shown failed: it read "A run is in progress", Run now disabled, until the next run, hours away
+ * under cron (INGEST_ENABLED=0).
+ */
 export async function getIngestionOverview(db: Database, now: Date, limit = 25): Promise<IngestionOverview> {
-  const [runs, dataThrough] = await Promise.all([
+  let [runs, dataThrough] = await Promise.all([
     ingestionRepository.listRecentRuns(db.prisma, limit),
     ingestionRepository.findHighWaterMark(db.prisma),
   ]);
+  if (runs.some((run) => run.outcome === 'running') && (await failDeadRuns(db, now)) > 0) {
+    runs = await ingestionRepository.listRecentRuns(db.prisma, limit);
+  }
   const storedJobs = dataThrough ? null : await ingestionRepository.storedJobCount(db.prisma);
   return {
     runs,
