@@ -72,11 +72,12 @@ export function escapeCsvText(text: string): string {
 
 /**
  * A text that LibreOffice Calc and Excel, opening a CSV, read as a number or a date rather than as
- * text: digits with the separators of a number, an exponent, a date or a time. Read so, a reference
- * loses its leading zeros, every digit after the 15th (`000123456789012345678` becomes
+ * text: digits with the separators of a number, an exponent, a date or a time; an exponent with its
+ * `+` (`1E+05`); an accountant's negative in brackets (`(123)` is -123). Read so, a reference loses
+ * its leading zeros, every digit after the 15th (`000123456789012345678` becomes
  * 1.23456789012346E+17) or its form (`1e5` is 100000, `2026-12-01` a date), also once saved back.
  */
-const READ_AS_NUMBER = /^(?:\d|\.\d)[\d.,:/eE%-]*$/;
+const READ_AS_NUMBER = /^(?:(?:\d|\.\d)[\d.,:/eE%-]*|\d[\d.]*[eE]\+\d+|\(\d[\d.,]*\))$/;
 
 /**
  * An identifier from outside that people match against another record (a payment reference from a
