@@ -71,6 +71,26 @@ export function escapeCsvText(text: string): string {
 }
 
 /**
+ * A text that LibreOffice Calc and Excel, opening a CSV, read as a number or a date rather than as
+ * text: digits with the separators of a number, an exponent, a date or a time; an exponent with its
+ * `+` (`1E+05`); an accountant's negative in brackets (`(123)` is -123). Read so, a reference loses
+ * its leading zeros, every digit after the 15th (`000123456789012345678` becomes
+ * 1.23456789012346E+17) or its form (`1e5` is 100000, `2026-12-01` a date), also once saved back.
+ */
+const READ_AS_NUMBER = /^(?:(?:\d|\.\d)[\d.,:/eE%-]*|\d[\d.]*[eE]\+\d+|\(\d[\d.,]*\))$/;
+
+/**
+ * An identifier from outside that people match against another record (a payment reference from a
+ * bank statement) made safe for a spreadsheet as escapeCsvText makes a name, and kept as text: one a
+ * spreadsheet would read as a number or a date (READ_AS_NUMBER) gets a leading `'` too, as a
+ * formula's first character does. Not for the usage CSVs' names, which PostgreSQL writes the same as
+ * escapeCsvText does.
+ */
+export function escapeCsvIdentifier(text: string): string {
+  return READ_AS_NUMBER.test(text) ? `'${text}` : escapeCsvText(text);
+}
+
+/**
  * A time as the usage CSVs write it (PostgreSQL's `to_char(t AT TIME ZONE 'UTC',
  * 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`): UTC to the second, fractions dropped; empty for none.
  */

@@ -1,6 +1,12 @@
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
-import { escapeCsvFormula, escapeCsvText, formatCsvField, formatCsvLines } from '../../src/http/csv-format.js';
+import {
+  escapeCsvFormula,
+  escapeCsvIdentifier,
+  escapeCsvText,
+  formatCsvField,
+  formatCsvLines,
+} from '../../src/http/csv-format.js';
 import { revealControls } from '../../src/shared/visible-text.js';
 
 describe('CSV fields', () => {
@@ -104,5 +110,29 @@ describe('formula escaping of text cells (OWASP CSV injection)', () => {
     }
     expect(escapeCsvText('x;\u202e=1')).toBe('x;\\u202e=1');
     expect(escapeCsvText('\u202e;=1')).toBe("\\u202e;'=1");
+  });
+
+  // A reference a spreadsheet would read as a number or a date keeps its digits as text (paid.csv's tx_ref).
+  it.each([
+    ['000123456789012345678', "'000123456789012345678"],
+    ['1e5', "'1e5"],
+    ['12.50', "'12.50"],
+    ['2026-12-01', "'2026-12-01"],
+    ['1/2', "'1/2"],
+    ['1,234.5', `"'1,234.5"`],
+    ['.5', "'.5"],
+    ['1E+05', "'1E+05"],
+    ['(123)', "'(123)"],
+    ['12:30', "'12:30"],
+    ['INV-00123', 'INV-00123'],
+    ['12345_7', '12345_7'],
+    ['12345+0', '12345+0'],
+    ['BT 0012', 'BT 0012'],
+    ['=1+1', "'=1+1"],
+    ['-12.50', "'-12.50"],
+    ['x;=1', "x;'=1"],
+    ['', ''],
+  ])('the identifier %j is written as %j', (text, written) => {
+    expect(formatCsvField(escapeCsvIdentifier(text))).toBe(written);
   });
 });

@@ -1,7 +1,7 @@
 import { Prisma } from '@prisma/client';
 import type { AppConfig } from '../../config/config.js';
 import type { Database } from '../../db/database.js';
-import { escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
+import { escapeCsvIdentifier, escapeCsvText, formatCsvLines } from '../../http/csv-format.js';
 import { formatDecimalText } from '../../http/view-format.js';
 import { counted } from '../../shared/counted.js';
 import {
@@ -868,7 +868,7 @@ export function createUsageService(deps: UsageServiceDeps) {
           user: escapeCsvText(receipt.username),
           paid_at: receipt.paidAt.toISOString(),
           method: receipt.paymentMethod ?? '',
-          tx_ref: escapeCsvText(paidCsvTxRefOf(receipt)),
+          tx_ref: escapeCsvIdentifier(paidCsvTxRefOf(receipt)),
           total: receipt.total.toFixed(minorUnitDigits(receipt.currency)),
           currency: receipt.currency,
           tier: escapeCsvText(receipt.tierName),
