@@ -469,10 +469,15 @@ describe('npm run user:disable on an account already in that state', () => {
 });
 
 describe('npm run user:disable and the last active admin', () => {
-  const LAST_ADMIN = { code: 1, output: 'This is the last active admin; make another admin first.\n' };
+  // The refusal names the disabled admin who could be enabled instead: leaver, once disabled.
+  const LAST_ADMIN = {
+    code: 1,
+    output: 'This is the last active admin; make another admin first, or enable the disabled admin leaver.\n',
+  };
 
   it('is refused, also when an admin disables the only other admin at the same moment', async () => {
-    await db.pool.query(`UPDATE users SET is_disabled = true WHERE role = 'admin'`);
+    // The earlier tests' admins are made users, not disabled: each disabled admin would be named too.
+    await db.pool.query(`UPDATE users SET role = 'user' WHERE role = 'admin'`);
     await buildUser(db.prisma, { username: 'keeper', role: 'admin' });
     const other = await buildUser(db.prisma, { username: 'leaver', role: 'admin' });
     // An admin's request disabling `leaver`, caught after its lock and change, before its commit.

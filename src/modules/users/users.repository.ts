@@ -208,6 +208,17 @@ export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
   return db.user.update({ where: { id }, data, select: SELECT_USER });
 }
 
+/** The first `limit` disabled admins by name, and how many there are in all. */
+export async function findDisabledAdmins(db: Client, limit: number): Promise<{ usernames: string[]; total: number }> {
+  const rows = await db.$queryRaw<{ username: string; total: bigint }[]>`
+    SELECT username, count(*) OVER () AS total
+      FROM users
+     WHERE role = 'admin' AND is_disabled
+     ORDER BY username
+     LIMIT ${limit}`;
+  return { usernames: rows.map((row) => row.username), total: Number(rows[0]?.total ?? 0) };
+}
+
 /**
  * Locks the user's row and every active admin's for the rest of the transaction and returns
  * them as they are once locked. Rows are locked in id order, so two of these never deadlock.
