@@ -198,6 +198,23 @@ describe('npm run user:*', () => {
     await signInAs(buildTestApp(db), 'exactly12', 'twelve-chars');
   }, 60_000);
 
+  it('reads --role in any case, as --username is and as the web forms read it; another role stays refused', async () => {
+    // `--role Admin` was refused ("--role must be admin or user.") while `--username Zoe` was read as zoe.
+    const capital = await runUserCli(['create', '--username', 'casedadmin', '--role', 'Admin'], '');
+    expect(capital.code).toBe(0);
+    expect(capital.output).toMatch(/^Created admin casedadmin\. Password: /);
+    const shouted = await runUserCli(['create', '--username', 'shoutedadmin', '--role', 'ADMIN'], '');
+    expect(shouted.output).toMatch(/^Created admin shoutedadmin\. Password: /);
+    const users = await db.prisma.user.findMany({
+      where: { username: { in: ['casedadmin', 'shoutedadmin'] } },
+      select: { role: true },
+    });
+    expect(users.map((user) => user.role)).toEqual(['admin', 'admin']);
+    const other = await runUserCli(['create', '--username', 'notmade', '--role', 'Superuser'], '');
+    expect(other).toEqual({ code: 64, output: '--role must be admin or user.\n' });
+    expect(await db.prisma.user.count({ where: { username: 'notmade' } })).toBe(0);
+  });
+
   it('generates a password when there is no terminal, and refuses bad input clearly', async () => {
     const generated = await runUserCli(['create', '--username', 'scripted'], '');
     expect(generated.output).toMatch(/^Created user scripted\. Password: [A-HJ-NP-Za-km-np-z2-9]{17}\n$/);
