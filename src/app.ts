@@ -368,7 +368,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
-  const guards = createGuards({ db, metrics, now, forbiddenRefusals: new FirstRefusals() });
+  const guards = createGuards({ db, metrics, timeZone: config.timeZone, now, forbiddenRefusals: new FirstRefusals() });
   app.get('/', (req, res) => {
     if (req.user) return res.redirect(302, req.user.role === 'admin' ? '/admin' : '/me');
     // A script that is not signed in (never, or its session ended) got the page at 200, which read as

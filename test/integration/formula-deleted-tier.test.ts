@@ -55,6 +55,17 @@ beforeAll(async () => {
   await send('/admin/rates/tiers/delete', { type: 'room' });
   await send('/admin/rates/tiers', tier('room'), 201);
   await send('/admin/rates/tiers/edit', { type: 'room', name: 'hall', description: 'room' });
+  // den: renamed away to studio, its users moved to gov, then deleted as studio.
+  await send('/admin/rates/tiers', tier('den'), 201);
+  await send('/admin/rates/tiers/edit', { type: 'den', name: 'studio', description: 'den' });
+  await send('/admin/tiers', { username: 'alice', tier: 'studio' });
+  await send('/admin/tiers', { username: 'alice', tier: 'gov' });
+  await send('/admin/rates/tiers/delete', { type: 'studio' });
+  // nook: renamed to cubby, then to alcove, then deleted as alcove.
+  await send('/admin/rates/tiers', tier('nook'), 201);
+  await send('/admin/rates/tiers/edit', { type: 'nook', name: 'cubby', description: 'nook' });
+  await send('/admin/rates/tiers/edit', { type: 'cubby', name: 'alcove', description: 'nook' });
+  await send('/admin/rates/tiers/delete', { type: 'alcove' });
 });
 afterAll(() => db?.drop());
 
@@ -131,6 +142,35 @@ describe('/formula?type= with the name of a deleted tier', () => {
       code: 400,
       deletedAt: at.toISOString(),
     });
+  });
+
+  it('says a tier renamed away from the name and deleted under its new one was deleted, and its name then', async () => {
+    // It answered `Unknown tier "den". Known tiers: …`, as for a name no tier ever had.
+    const studioAt = await deletedAtOf('studio');
+    const den = await request(app).get('/formula?type=den').set('Accept', 'application/json');
+    expect(den.status).toBe(400);
+    expect(den.body).toEqual({
+      error:
+        `Unknown tier "den": it was renamed to studio and then deleted at ${minuteOf(studioAt)} (UTC); the users ` +
+        `placed on it were moved to gov before, so ask for /formula?type=gov instead. ${KNOWN}`,
+      code: 400,
+      renamedTo: 'studio',
+      deletedAt: studioAt.toISOString(),
+      useInstead: 'gov',
+    });
+    expect(den.text).not.toContain('ops');
+    // Renamed twice: the name it was deleted under, for both of its earlier names.
+    const alcoveAt = await deletedAtOf('alcove');
+    for (const name of ['nook', 'cubby']) {
+      const response = await request(app).get(`/formula?type=${name}`).set('Accept', 'application/json');
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({
+        error: `Unknown tier "${name}": it was renamed to alcove and then deleted at ${minuteOf(alcoveAt)} (UTC). ${KNOWN}`,
+        code: 400,
+        renamedTo: 'alcove',
+        deletedAt: alcoveAt.toISOString(),
+      });
+    }
   });
 
   it('a name no tier ever had is an unknown tier as before', async () => {

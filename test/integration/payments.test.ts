@@ -1121,7 +1121,7 @@ describe('resolving a payment held for review', () => {
     const noToken = await admin.post(`/admin/payments/${payment.id}/resolve`).type('form').send(body);
     expect(noToken.status).toBe(403);
     expect(noToken.text).toContain('security token');
-    expect(researcher.body.error).toBe('Only admins can do this.');
+    expect(researcher.body.error).toBe('Only admins can do this, so nothing was changed.');
     expect((await paymentOf(receiptId)).status).toBe('needs_review');
     const after = await snapshotOf(receiptId);
     expect({ ...after, audits: undefined }).toEqual({ ...before, audits: undefined });

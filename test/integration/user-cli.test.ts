@@ -198,6 +198,23 @@ describe('npm run user:*', () => {
     await signInAs(buildTestApp(db), 'exactly12', 'twelve-chars');
   }, 60_000);
 
+  it('reads --role in any case, as --username is and as the web forms read it; another role stays refused', async () => {
+    // `--role Admin` was refused ("--role must be admin or user.") while `--username Zoe` was read as zoe.
+    const capital = await runUserCli(['create', '--username', 'casedadmin', '--role', 'Admin'], '');
+    expect(capital.code).toBe(0);
+    expect(capital.output).toMatch(/^Created admin casedadmin\. Password: /);
+    const shouted = await runUserCli(['create', '--username', 'shoutedadmin', '--role', 'ADMIN'], '');
+    expect(shouted.output).toMatch(/^Created admin shoutedadmin\. Password: /);
+    const users = await db.prisma.user.findMany({
+      where: { username: { in: ['casedadmin', 'shoutedadmin'] } },
+      select: { role: true },
+    });
+    expect(users.map((user) => user.role)).toEqual(['admin', 'admin']);
+    const other = await runUserCli(['create', '--username', 'notmade', '--role', 'Superuser'], '');
+    expect(other).toEqual({ code: 64, output: '--role must be admin or user.\n' });
+    expect(await db.prisma.user.count({ where: { username: 'notmade' } })).toBe(0);
+  });
+
   it('generates a password when there is no terminal, and refuses bad input clearly', async () => {
     const generated = await runUserCli(['create', '--username', 'scripted'], '');
     expect(generated.output).toMatch(/^Created user scripted\. Password: [A-HJ-NP-Za-km-np-z2-9]{17}\n$/);
@@ -469,10 +486,15 @@ describe('npm run user:disable on an account already in that state', () => {
 });
 
 describe('npm run user:disable and the last active admin', () => {
-  const LAST_ADMIN = { code: 1, output: 'This is the last active admin; make another admin first.\n' };
+  // The refusal names the disabled admin who could be enabled instead: leaver, once disabled.
+  const LAST_ADMIN = {
+    code: 1,
+    output: 'This is the last active admin; make another admin first, or enable the disabled admin leaver.\n',
+  };
 
   it('is refused, also when an admin disables the only other admin at the same moment', async () => {
-    await db.pool.query(`UPDATE users SET is_disabled = true WHERE role = 'admin'`);
+    // The earlier tests' admins are made users, not disabled: each disabled admin would be named too.
+    await db.pool.query(`UPDATE users SET role = 'user' WHERE role = 'admin'`);
     await buildUser(db.prisma, { username: 'keeper', role: 'admin' });
     const other = await buildUser(db.prisma, { username: 'leaver', role: 'admin' });
     // An admin's request disabling `leaver`, caught after its lock and change, before its commit.

@@ -14,10 +14,16 @@ afterAll(() => db?.drop());
 
 type Change = 'disable' | 'demote';
 
-// Each test starts from two active admins and nobody else: the pair is the whole margin.
+// Each test starts from two active admins and nobody else: the pair is the whole margin. The earlier
+// tests' admins are made users, not disabled: the refusal names a disabled admin to enable instead.
 beforeEach(async () => {
-  await db.pool.query(`UPDATE users SET is_disabled = true WHERE role = 'admin'`);
+  await db.pool.query(`UPDATE users SET role = 'user' WHERE role = 'admin'`);
 });
+
+const LAST_ADMIN = 'This is the last active admin; make another admin first.';
+/** The refusal while `username`, a disabled admin, could be enabled instead. */
+const lastAdminWithDisabled = (username: string) =>
+  `This is the last active admin; make another admin first, or enable the disabled admin ${username}.`;
 
 let pairCounter = 0;
 async function twoAdmins() {
@@ -80,7 +86,8 @@ describe('two admins changing each other at the same moment', () => {
         await other.query('COMMIT');
         const response = await requested;
         expect(response.status, response.text).toBe(409);
-        expect(response.body.error).toBe('This is the last active admin; make another admin first.');
+        // A disabled B can be enabled again instead; a demoted B is no admin to name.
+        expect(response.body.error).toBe(first === 'disable' ? lastAdminWithDisabled(b.username) : LAST_ADMIN);
       } finally {
         await other.end();
       }
@@ -121,7 +128,7 @@ describe('two admins changing each other at the same moment', () => {
     await post(agentOfA, c.id, 'disable').then((response) => expect(response.status).toBe(200));
     const self = await post(agentOfA, a.id, 'disable');
     expect(self.status).toBe(409);
-    expect(self.body).toEqual({ error: 'This is the last active admin; make another admin first.', code: 409 });
+    expect(self.body).toEqual({ error: lastAdminWithDisabled(c.username), code: 409 });
     expect(await activeAdmins()).toEqual([a.username]);
     // Disabling or demoting someone already so is no change, and no error.
     await post(agentOfA, b.id, 'demote').then((response) => expect(response.status).toBe(200));
@@ -145,7 +152,7 @@ describe('the last admin, refused in the browser', () => {
         .send(change === 'disable' ? {} : { role: 'user' })
         .expect(409);
       expect(refused.text).toContain('<h1>Users</h1>');
-      expect(refused.text).toContain('This is the last active admin; make another admin first.');
+      expect(refused.text).toContain(LAST_ADMIN);
       // The list is searched for the account the admin acted on, as after a change that worked.
       expect(refused.text).toContain(`value="${solo.username}"`);
       expect(refused.text).not.toContain('Back to the start page');

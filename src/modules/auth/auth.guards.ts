@@ -15,7 +15,7 @@ import {
 } from '../../shared/errors.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { recordAdminPageRefusal, toSafeNextPath } from './auth.service.js';
+import { describeAdminRefusal, recordAdminPageRefusal, toSafeNextPath } from './auth.service.js';
 
 export interface Guards {
   /** Signed-in users only; visitors go to /login?next=... (API clients get 401). */
@@ -58,6 +58,9 @@ function sendToLogin(req: Request, res: Response, next: NextFunction) {
   res.redirect(302, nextPath ? `/login?next=${encodeURIComponent(nextPath)}` : '/login');
 }
 
+/** Reads: their refusal does not add "so nothing was changed", which a read never does. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /** "The page /admin/receipts/7" when a page is at the address asked for, else "The page you opened". */
 function pageNameOf(req: Request): string {
   const path = servedPagePathOf(req, req.originalUrl);
@@ -77,6 +80,8 @@ function pageKeyOf(req: Request, userId: number): string {
 export function createGuards(deps: {
   db: Database;
   metrics: Metrics;
+  /** APP_TZ: when a demoted admin lost the role, as the refusal says it. */
+  timeZone: string;
   now?: () => Date;
   /** The refusals audited as admin.forbidden; default: a new record for these guards. */
   forbiddenRefusals?: FirstRefusals;
@@ -95,17 +100,18 @@ export function createGuards(deps: {
         { pageKey: pageKeyOf(req, req.user.id), path: req.path, method: req.method, context: auditContextOf(req) },
         now(),
       );
-      if (!isPageVisit(req)) return next(new ForbiddenError('Only admins can do this.'));
+      const isVisit = isPageVisit(req);
+      // A HEAD gets the redirect alone: it loads no page, and My usage would warn of a page never opened.
+      if (isVisit && req.method === 'HEAD') return res.redirect(302, '/me');
+      const refusal = await describeAdminRefusal(deps.db, req.user, !SAFE_METHODS.has(req.method), deps.timeZone);
+      if (!isVisit) return next(new ForbiddenError(refusal.message));
       // Sent on without a word, a researcher who followed a link to an admin page (from the billing
-      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to. A HEAD
-      // gets the redirect alone: it loads no page, and My usage would say so about a page never opened.
-      if (req.method !== 'HEAD') {
-        req.session.flash = {
-          type: 'warning',
-          // Named only when a page is there: /admin/receipts/<any text> reaches this guard too.
-          message: `${pageNameOf(req)} is for administrators only, and ${req.user.username} is not one: here is My usage instead.`,
-        };
-      }
+      // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.
+      req.session.flash = {
+        type: 'warning',
+        // Named only when a page is there: /admin/receipts/<any text> reaches this guard too.
+        message: `${pageNameOf(req)} is for administrators only, and ${refusal.flashAnswer}: here is My usage instead.`,
+      };
       res.redirect(302, '/me');
     },
   };

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.js';
 import { UnsealedAuditAppendError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { type AuditContext, type AuditEntry, recordAudit } from '../audit/audit.service.js';
+import { type AuditContext, type AuditEntry, formatAuditTime, recordAudit } from '../audit/audit.service.js';
 import { signInActorOf } from '../audit/audit-actors.js';
 import { userTarget } from '../audit/audit-target.js';
 import { FirstRefusals } from '../audit/first-refusals.js';
@@ -429,6 +429,36 @@ export async function recordAdminPageRefusal(
     status: 'denied',
     details: { method: refusal.method },
   });
+}
+
+const ONLY_ADMINS = 'Only admins can do this';
+
+/**
+ * Why an admin route refused signed-in `user`, a non-admin. An admin demoted by another (in another
+ * tab) who sent a form from a page opened before read only "Only admins can do this.": not that the
+ * account had lost the role, nor that nothing was done. `isChange`: the request was a form or an API
+ * change, which the refusal did not make. `flashAnswer` ends the warning of a browser sent to My usage.
+ */
+export async function describeAdminRefusal(
+  db: Database,
+  user: SessionUser,
+  isChange: boolean,
+  timeZone: string,
+): Promise<{ message: string; flashAnswer: string }> {
+  const demotion = await usersRepository.findDemotion(db.prisma, user.id);
+  if (!demotion) {
+    return {
+      message: isChange ? `${ONLY_ADMINS}, so nothing was changed.` : `${ONLY_ADMINS}.`,
+      flashAnswer: `${user.username} is not one`,
+    };
+  }
+  const changed = `changed by ${demotion.actor} at ${formatAuditTime(demotion.at, timeZone)}`;
+  return {
+    message: isChange
+      ? `Your account is no longer an administrator (${changed}), so nothing was changed.`
+      : `Your account is no longer an administrator (${changed}): only admins can do this.`,
+    flashAnswer: `${user.username} is no longer one (${changed})`,
+  };
 }
 
 /**

@@ -260,6 +260,42 @@ export async function listFormerTierNames(db: Client): Promise<Map<string, { nam
   return new Map(rows.map((row) => [row.previous, { name: row.name, entryId: row.entryId }]));
 }
 
+/** A name a tier was renamed away from before it was deleted (listFormerNamesOfDeletedTiers). */
+export interface FormerNameOfDeletedTier {
+  /** The name the tier was deleted under. */
+  name: string;
+  /** The rename away from the former name: orders it against other fates of that name. */
+  entryId: bigint;
+  /** The tier's deletion: when, and its entry (to tell it from a later deletion of another tier so named). */
+  deletedAt: Date;
+  deletedEntryId: bigint;
+}
+
+/**
+ * Every name a tier was renamed away from whose tier was deleted since (listFormerTierNames leaves those
+ * out), with the name it was deleted under: the latest rename away from each name wins. The rename and
+ * the deletion are one tier's by the `tierId` both entries carry (rates.service's `pricing.tier.update`
+ * and `pricing.tier.delete`).
+ */
+export async function listFormerNamesOfDeletedTiers(db: Client): Promise<Map<string, FormerNameOfDeletedTier>> {
+  const rows = await db.$queryRaw<({ previous: string } & FormerNameOfDeletedTier)[]>`
+    SELECT DISTINCT ON (a.details -> 'previous' ->> 'name') a.details -> 'previous' ->> 'name' AS previous,
+           substr(d.target, 6) AS name, a.id AS "entryId", d.ts AS "deletedAt", d.id AS "deletedEntryId"
+      FROM audit_log a
+      JOIN audit_log d ON d.action = 'pricing.tier.delete' AND d.target LIKE 'tier:%'
+                      AND d.details ->> 'tierId' = a.details ->> 'tierId' AND d.id > a.id
+     WHERE a.action = 'pricing.tier.update'
+       AND a.details -> 'previous' ->> 'name' IS NOT NULL
+       AND a.details -> 'next' ->> 'name' IS DISTINCT FROM a.details -> 'previous' ->> 'name'
+     ORDER BY a.details -> 'previous' ->> 'name', a.id DESC`;
+  return new Map(
+    rows.map(({ previous, ...row }) => [
+      previous,
+      { name: row.name, entryId: row.entryId, deletedAt: row.deletedAt, deletedEntryId: row.deletedEntryId },
+    ]),
+  );
+}
+
 /** A deleted tier's name as the audit log recorded its deletion (listDeletedTierNames). */
 export interface DeletedTierName {
   at: Date;

@@ -70,6 +70,8 @@ export interface RatesSnapshot {
   formerNames: ReadonlyMap<string, { name: string; entryId: bigint }>;
   /** Names tiers were deleted under -> when, and where their users went (listDeletedTierNames). */
   deletedNames: ReadonlyMap<string, ratesRepository.DeletedTierName>;
+  /** Names of tiers renamed away from and deleted since -> the name deleted under (listFormerNamesOfDeletedTiers). */
+  formerNamesOfDeleted: ReadonlyMap<string, ratesRepository.FormerNameOfDeletedTier>;
 }
 
 /** One rate row as the public price list shows it: the stored decimals as exact text. */
@@ -210,6 +212,7 @@ function buildSnapshot(
   formerNames: RatesSnapshot['formerNames'],
   nowMs: number,
   deletedNames: RatesSnapshot['deletedNames'] = new Map(),
+  formerNamesOfDeleted: RatesSnapshot['formerNamesOfDeleted'] = new Map(),
 ): RatesSnapshot {
   const views = new Map<string, TierView>();
   const formulas = new Map<string, FormulaDocument>();
@@ -249,7 +252,17 @@ function buildSnapshot(
   const knownTiers = new Set([...views.values()].filter((tier) => tier.current).map((tier) => tier.name));
   const defaultTier =
     [...views.values()].find((tier) => tier.isDefault && tier.current)?.name ?? [...knownTiers][0] ?? '';
-  return { tiers: views, knownTiers, defaultTier, formulas, validUntilMs, overrides, formerNames, deletedNames };
+  return {
+    tiers: views,
+    knownTiers,
+    defaultTier,
+    formulas,
+    validUntilMs,
+    overrides,
+    formerNames,
+    deletedNames,
+    formerNamesOfDeleted,
+  };
 }
 
 /**
@@ -440,13 +453,14 @@ export function createRatesService(deps: RatesServiceDeps) {
     // The former and deleted names too, read with the tiers (a rename, a deletion and a user's move bump
     // pricing_versions): /formula's refusal of such a name says what became of the tier without a query
     // per refused request.
-    const [tiers, overrides, formerNames, deletedNames] = await Promise.all([
+    const [tiers, overrides, formerNames, deletedNames, formerNamesOfDeleted] = await Promise.all([
       ratesRepository.listTiersWithRates(db),
       ratesRepository.listOverrides(db),
       ratesRepository.listFormerTierNames(db),
       ratesRepository.listDeletedTierNames(db),
+      ratesRepository.listFormerNamesOfDeletedTiers(db),
     ]);
-    const snapshot = buildSnapshot(tiers, overrides, formerNames, nowMs, deletedNames);
+    const snapshot = buildSnapshot(tiers, overrides, formerNames, nowMs, deletedNames, formerNamesOfDeleted);
     if (startedGeneration === generation) cached = { snapshot, version, checkedAtMs: nowMs };
     return snapshot;
   }
@@ -495,8 +509,25 @@ export function createRatesService(deps: RatesServiceDeps) {
       const known = `Known tiers: ${[...snapshot.knownTiers].join(', ')}.`;
       const renamed = snapshot.formerNames.get(tier);
       const deleted = snapshot.deletedNames.get(tier);
+      const renamedGone = snapshot.formerNamesOfDeleted.get(tier);
       // Whichever came last is what became of the name: a tier renamed away, then another of that name deleted.
-      if (deleted && (!renamed || deleted.entryId > renamed.entryId)) throw deletedTierError(snapshot, tier, deleted);
+      const last = [renamed?.entryId, deleted?.entryId, renamedGone?.entryId].reduce<bigint>(
+        (latest, id) => (id !== undefined && id > latest ? id : latest),
+        -1n,
+      );
+      if (deleted?.entryId === last) throw deletedTierError(snapshot, tier, deleted);
+      // Renamed away and deleted under its new name: it answered as a name no tier ever had.
+      if (renamedGone?.entryId === last) {
+        // Where its users went is known from the deletion of that name only if it was this tier's.
+        const deletion = snapshot.deletedNames.get(renamedGone.name);
+        const movedTo = deletion?.entryId === renamedGone.deletedEntryId ? deletion.movedTo : [];
+        throw deletedTierError(
+          snapshot,
+          tier,
+          { at: renamedGone.deletedAt, entryId: renamedGone.deletedEntryId, movedTo },
+          renamedGone.name,
+        );
+      }
       // A client still asking by a renamed tier's old name is told its name now, as the admins' forms
       // say it; not who renamed it or when, which they add: /formula is public.
       const renamedTo = renamed?.name;
@@ -520,7 +551,13 @@ export function createRatesService(deps: RatesServiceDeps) {
    * one tier that prices now. It said "Unknown tier" alone, as of a name no tier ever had, and a poller
    * could not tell a tier gone from a typo.
    */
-  function deletedTierError(snapshot: RatesSnapshot, tier: string, deleted: ratesRepository.DeletedTierName) {
+  function deletedTierError(
+    snapshot: RatesSnapshot,
+    tier: string,
+    deleted: ratesRepository.DeletedTierName,
+    /** The name it was deleted under, when it was renamed away from `tier` first. */
+    renamedTo?: string,
+  ) {
     const known = `Known tiers: ${[...snapshot.knownTiers].join(', ')}.`;
     // Named as they were then: a tier renamed since is asked for by its name now.
     const nowNamed = new Set(
@@ -536,10 +573,12 @@ export function createRatesService(deps: RatesServiceDeps) {
         : `; the users placed on it were moved to ${useInstead} before, so ask for /formula?type=${useInstead} instead`;
     return new AppError(
       400,
-      `Unknown tier "${tier}": it was deleted at ${formatLocalDateTime(deleted.at, config.timeZone)} (${config.timeZone})${instead}. ${known}`,
+      `Unknown tier "${tier}": it was ${renamedTo === undefined ? '' : `renamed to ${renamedTo} and then `}deleted at ` +
+        `${formatLocalDateTime(deleted.at, config.timeZone)} (${config.timeZone})${instead}. ${known}`,
       undefined,
       {
         publicFields: {
+          ...(renamedTo === undefined ? {} : { renamedTo }),
           deletedAt: deleted.at.toISOString(),
           ...(useInstead === undefined ? {} : { useInstead }),
         },

@@ -182,6 +182,23 @@ export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
 }
 
 /**
+ * Who took the admin role from user `id` and when: the newest role change audited for its account
+ * (users.service's `user.role_change`), when that made it a user. Entries older than the account are
+ * another account's of the same name, deleted since; entries written before `userTarget` carry the bare name.
+ */
+export async function findDemotion(db: Client, id: number): Promise<{ actor: string; at: Date } | undefined> {
+  const rows = await db.$queryRaw<{ actor: string; at: Date; to: string | null }[]>`
+    SELECT a.actor, a.ts AS at, a.details->>'to' AS "to"
+      FROM users u
+      JOIN audit_log a ON a.target IN ('user:' || u.username, u.username)
+     WHERE u.id = ${id} AND a.action = 'user.role_change' AND a.status = 'ok' AND a.ts >= u.created_at
+     ORDER BY a.id DESC
+     LIMIT 1`;
+  const last = rows[0];
+  return last && last.to === 'user' ? { actor: last.actor, at: last.at } : undefined;
+}
+
+/**
  * Disables or enables a user. A disable raises the session epoch too: a session whose sign-in read
  * the account before this commits carries the old one and is never served again (session.store.ts),
  * whenever its row was written and whether or not the account is enabled later.
@@ -189,6 +206,17 @@ export function updateRole(db: Client, id: number, role: 'admin' | 'user') {
 export function updateDisabled(db: Client, id: number, isDisabled: boolean) {
   const data = isDisabled ? { isDisabled, sessionEpoch: { increment: 1 } } : { isDisabled };
   return db.user.update({ where: { id }, data, select: SELECT_USER });
+}
+
+/** The first `limit` disabled admins by name, and how many there are in all. */
+export async function findDisabledAdmins(db: Client, limit: number): Promise<{ usernames: string[]; total: number }> {
+  const rows = await db.$queryRaw<{ username: string; total: bigint }[]>`
+    SELECT username, count(*) OVER () AS total
+      FROM users
+     WHERE role = 'admin' AND is_disabled
+     ORDER BY username
+     LIMIT ${limit}`;
+  return { usernames: rows.map((row) => row.username), total: Number(rows[0]?.total ?? 0) };
 }
 
 /**

@@ -51,7 +51,15 @@ export function usernameReadAsNoteOf(typed: string, username: string): string | 
   return `${trimmed} read as ${username}: usernames are lower case, as sign-in reads them.`;
 }
 
-export const ZRole = z.enum(['admin', 'user']);
+/**
+ * A role, in any case (`Admin`, `ADMIN`): a username is read in lower case, and `--role Admin` was
+ * refused by `npm run user:create` and a script's `"role": "Admin"` by /admin/users beside a `Zoe`
+ * read as zoe. Any other role is refused naming the two.
+ */
+export const ZRole = z
+  .string()
+  .transform((role) => role.toLowerCase())
+  .pipe(z.enum(['admin', 'user']));
 
 /** The labels the Create a user form shows its fields under, which a refusal on the page names them by. */
 export const CREATE_USER_FIELD_LABELS = { username: 'Username', role: 'Role', password: 'Password' } as const;

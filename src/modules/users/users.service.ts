@@ -471,7 +471,24 @@ async function lockForAdminChange(tx: Prisma.TransactionClient, id: number) {
   return { user, isLastActiveAdmin: user.role === 'admin' && !user.isDisabled && activeAdmins <= 1 };
 }
 
-const lastAdminError = () => new ConflictError('This is the last active admin; make another admin first.');
+/** How many disabled admins the last-admin refusal names; the others are counted. */
+const NAMED_DISABLED_ADMINS = 3;
+
+/**
+ * The last active admin's refusal, naming a disabled admin who could be enabled instead: "make
+ * another admin first" alone had an admin make a new account while a colleague's waited for Enable.
+ */
+async function lastAdminError(tx: Prisma.TransactionClient) {
+  const { usernames, total } = await usersRepository.findDisabledAdmins(tx, NAMED_DISABLED_ADMINS);
+  const others = total - usernames.length;
+  const enable =
+    total === 0
+      ? ''
+      : total === 1
+        ? `, or enable the disabled admin ${usernames[0]}`
+        : `, or enable one of the disabled admins: ${usernames.join(', ')}${others > 0 ? ` and ${others} more` : ''}`;
+  return new ConflictError(`This is the last active admin; make another admin first${enable}.`);
+}
 const selfDisableError = () =>
   new ConflictError(
     'You cannot disable your own account: you would be signed out of this page at once. Another admin can.',
@@ -491,7 +508,7 @@ export async function changeRole(db: Db, id: number, role: 'admin' | 'user', con
   return db.$transaction(async (tx) => {
     const { user, isLastActiveAdmin } = await lockForAdminChange(tx, id);
     if (user.role === role) return { user, isChanged: false, endedSessions: 0 };
-    if (role === 'user' && isLastActiveAdmin) throw lastAdminError();
+    if (role === 'user' && isLastActiveAdmin) throw await lastAdminError(tx);
     const updated = await usersRepository.updateRole(tx, id, role);
     const endedSessions = role === 'admin' ? await usersRepository.signOutOtherSessionsOf(tx, id, 'role_promotion') : 0;
     await appendAudit(tx, {
@@ -524,7 +541,7 @@ export async function setDisabled(
     // An enable ends none: said as 0, so that each of the two entries says what became of the sessions.
     let endedSessions = 0;
     if (isDisabled) {
-      if (isLastActiveAdmin) throw lastAdminError();
+      if (isLastActiveAdmin) throw await lastAdminError(tx);
       // It signed its own session out mid-click: the page came back as "Your account has been
       // disabled", pointing at the users page the admin could no longer open. Another admin (or
       // `npm run user:disable`) can still do it.
