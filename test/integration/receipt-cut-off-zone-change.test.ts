@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
 import { buildUser } from '../support/factories.js';
+import { monthEndRunPathOf, waitForMonthEndRun } from '../support/month-end.js';
 import { billJobs } from '../support/receipt-steps.js';
-import { signInAs } from '../support/sign-in.js';
+import { csrfTokenOf, signInAs, signInNewAdmin } from '../support/sign-in.js';
 import { buildTestApp } from '../support/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -14,6 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
  */
 let db: TestDatabase;
 let receiptId: number;
+let runPath: string;
 let password: string;
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -24,6 +26,15 @@ beforeAll(async () => {
   await buildJobs(db, [{ user: 'nora', end: new Date('2026-03-09T03:30:00Z') }]);
   const newYork = buildTestApp(db, { env: { APP_TZ: 'America/New_York' } });
   receiptId = await billJobs(await signInAs(newYork, 'nora', password), '2026-03-08');
+  await buildUser(db.prisma, { username: 'mara' });
+  await buildJobs(db, [{ user: 'mara', end: new Date('2026-03-09T03:45:00Z') }]);
+  const admin = await signInNewAdmin(newYork, db, 'olga');
+  const started = await admin
+    .post('/admin/month-end')
+    .type('form')
+    .send({ before: '2026-03-08', csrf_token: await csrfTokenOf(admin) });
+  runPath = monthEndRunPathOf(started);
+  await waitForMonthEndRun(admin, runPath);
 });
 afterAll(() => db?.drop());
 
@@ -54,6 +65,16 @@ describe('a receipt made before APP_TZ changed', () => {
     const page = await agent.get('/admin/receipts').set('Accept', 'text/html').expect(200);
     const cell = /<td data-label="Jobs up to">(.*?)<\/td>/s.exec(page.text)?.[1] ?? '';
     expect(cellText(cell)).toBe('2026-03-09 05:00');
+  });
+
+  it("a month-end run's page gives its cut-off as that instant too", async () => {
+    const admin = await buildUser(db.prisma, { username: 'pia', role: 'admin' });
+    const agent = await signInAs(buildTestApp(db, { env: { APP_TZ: 'Europe/Berlin' } }), 'pia', admin.password);
+    const page = await agent.get(runPath).set('Accept', 'text/html').expect(200);
+    const upTo = /<dt>Jobs ended up to<\/dt><dd>(.*?)<\/dd>/s.exec(page.text)?.[1] ?? '';
+    expect(cellText(upTo)).toBe(
+      '2026-03-09 05:00 (Europe/Berlin; the end of 2026-03-08 in the time zone the app was set to when this run was made)',
+    );
   });
 
   it('its JSON gives the cut-off instant beside the day', async () => {
