@@ -189,16 +189,24 @@ export function createViewFormatters(options: { timeZone: string; currency: stri
      * over (its end was the day it was made), the moment it was made. A receipt bills only the
      * jobs that had ended by then; one that ends later that day goes on the next receipt, so
      * "2025-09-20 (end of day)" said more than it billed. `madeAt` is that moment's local time, or
-     * null when the whole day was over.
+     * null when the whole day was over. `endedAt` is the cut-off's local time when it is not the end
+     * of `day` in APP_TZ (the receipt was made under another APP_TZ, whose day it ended): "end of day"
+     * named the wrong instant, hours off the jobs it billed.
      */
     receiptWindowEnd: (receipt: {
       billedThrough: Date;
       windowEnd?: Date | null;
       createdAt: Date;
-    }): { day: string; madeAt: string | null } => {
+    }): { day: string; madeAt: string | null; endedAt: string | null } => {
       const day = receipt.billedThrough.toISOString().slice(0, 10);
-      const dayEnd = receipt.windowEnd ?? endOfLocalDay(day, options.timeZone);
-      return { day, madeAt: receipt.createdAt < dayEnd ? formatters.dateTime(receipt.createdAt) : null };
+      const zoneDayEnd = endOfLocalDay(day, options.timeZone);
+      const dayEnd = receipt.windowEnd ?? zoneDayEnd;
+      if (receipt.createdAt < dayEnd) return { day, madeAt: formatters.dateTime(receipt.createdAt), endedAt: null };
+      return {
+        day,
+        madeAt: null,
+        endedAt: dayEnd.getTime() === zoneDayEnd.getTime() ? null : formatters.dateTime(dayEnd),
+      };
     },
     /** 1-02:03:04 like sacct. */
     duration: (seconds: number) => {

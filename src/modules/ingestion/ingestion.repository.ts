@@ -189,8 +189,16 @@ const FROZEN_WHEN_BILLED = new Set([
   'steps',
 ]);
 const FROZEN = COMPARED.filter((column) => FROZEN_WHEN_BILLED.has(column.replaceAll('"', '')));
+// Kept too, though billing does not read it and a record that differs in it alone is not held: the
+// submit time is how a later read tells the job from another that reused its id (reused-job-id.ts).
+// Taken from a read in another zone (APP_TZ changed) while the frozen start and end were not, the
+// billed row's submit was hours off its start and end, and the next read in its own zone stored the
+// job again, as `<id>@<submit>`, and billed it a second time.
+const KEPT_WHEN_BILLED = [...FROZEN, 'submit_at'];
 const recordColumn = (column: string) =>
-  FROZEN.includes(column) ? `CASE WHEN b.receipt_id IS NULL THEN t.${column} ELSE j.${column} END` : `t.${column}`;
+  KEPT_WHEN_BILLED.includes(column)
+    ? `CASE WHEN b.receipt_id IS NULL THEN t.${column} ELSE j.${column} END`
+    : `t.${column}`;
 
 // Counted once a job per run (UpsertCounts): `is_repeat` marks a job the run wrote in an earlier batch,
 // and `is_written_in_run` one whose row that earlier write inserted or changed (updated_at since $3).

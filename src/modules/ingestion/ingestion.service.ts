@@ -27,7 +27,7 @@ import {
   SourceConfigError,
   throwIfStopped,
 } from './job-source.js';
-import { assignStoredIds, isSameRun } from './reused-job-id.js';
+import { assignStoredIds, isSameRun, zoneShiftOf } from './reused-job-id.js';
 import { fileModifiedAtOf } from './sacct-file.source.js';
 import {
   findStorageProblem,
@@ -202,6 +202,19 @@ interface SourceCounts {
   held: number;
   heldKeys: Set<string>;
   firstHeld?: { jobKey: string; receiptId: number };
+  /**
+   * Jobs read with all their times moved by a zone difference from the row stored (zoneShiftOf), and
+   * the first, with how far; those held as billed keep their times and are not counted.
+   */
+  moved: number;
+  firstMoved?: MovedJob;
+}
+
+interface MovedJob {
+  jobKey: string;
+  shiftMs: number;
+  storedEndAt: Date | null;
+  endAt: Date | null;
 }
 
 /**
@@ -212,6 +225,14 @@ function jobKeyOf(job: Pick<NormalizedJob, 'cluster' | 'jobId'>): string {
   return job.jobId.length + job.cluster.length <= 2 * MAX_LOGGED_JOB_ID
     ? ingestionRepository.jobRowKey(job)
     : `${SKIPPED_KEY}${truncate(job.jobId, MAX_LOGGED_JOB_ID)}`;
+}
+
+/** "7 h later", "5 h 45 min earlier": how far a zone difference moved a job's times. */
+function formatShift(shiftMs: number): string {
+  const minutes = Math.round(Math.abs(shiftMs) / 60_000);
+  const hours = Math.floor(minutes / 60);
+  const parts = [hours > 0 ? `${hours} h` : '', minutes % 60 > 0 ? `${minutes % 60} min` : ''].filter(Boolean);
+  return `${parts.join(' ')} ${shiftMs > 0 ? 'later' : 'earlier'}`;
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
@@ -369,6 +390,8 @@ export function createIngestionService(deps: IngestionDeps) {
       // A read holds only the steps that overlap its window: those earlier reads of the same run stored
       // are kept, and the job's step figures folded from them all (keepStepsOfEarlierReads).
       const assigned = keepStepsOfEarlierReads(assignStoredIds(records, stored), stored, isSameRun);
+      const storedRows = new Map(stored.map((row) => [`${row.cluster}\u0000${row.jobId}\u0000${row.jobKey}`, row]));
+      const moved = new Map<string, MovedJob>();
       assigned.forEach((job, index) => {
         const record = records[index] as NormalizedJob;
         const problem = job === record ? null : findStorageProblem(job);
@@ -398,6 +421,11 @@ export function createIngestionService(deps: IngestionDeps) {
         runJobs.seen += 1;
         countStored(key);
         noteOddities(job, lines[index] as number);
+        const row = storedRows.get(`${job.cluster}\u0000${job.jobId}\u0000${job.jobKey}`);
+        const shiftMs = row ? zoneShiftOf(row, job) : null;
+        if (row && shiftMs !== null && shiftMs !== 0) {
+          moved.set(key, { jobKey: job.jobKey, shiftMs, storedEndAt: row.endAt ?? null, endAt: job.endAt });
+        }
       }
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
         since: runJobs.since,
@@ -407,6 +435,9 @@ export function createIngestionService(deps: IngestionDeps) {
       counts.inserted += result.inserted;
       counts.updated += result.updated;
       counts.unchanged += result.unchanged;
+      for (const held of result.held) moved.delete(held.rowKey);
+      counts.moved += moved.size;
+      counts.firstMoved ??= moved.values().next().value;
       for (const held of result.held) {
         if (counts.heldKeys.has(held.rowKey)) continue;
         counts.heldKeys.add(held.rowKey);
@@ -643,6 +674,7 @@ export function createIngestionService(deps: IngestionDeps) {
         unchanged: 0,
         held: 0,
         heldKeys: new Set(),
+        moved: 0,
       };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
@@ -753,6 +785,22 @@ export function createIngestionService(deps: IngestionDeps) {
         { runId, held: answered.counts.held, first },
         'billed jobs read with other figures were kept as billed',
       );
+    }
+    if (answered && answered.counts.moved > 0) {
+      const { moved, firstMoved: first } = answered.counts;
+      if (first) {
+        notes.moved =
+          `${moved} job(s) read with all their times ${formatShift(first.shiftMs)} than stored, first: job ${first.jobKey}` +
+          (first.storedEndAt && first.endAt
+            ? `, ended ${formatZonedTimeSeconds(first.storedEndAt, timeZone)}, now ${formatZonedTimeSeconds(first.endAt, timeZone)}`
+            : '') +
+          ': stored as read now, so they may fall on other days. Was APP_TZ, or the zone the sacct output is ' +
+          'written in, changed? (docs/ingestion.md, Reused job ids)';
+        logger.warn(
+          { runId, moved, first: { jobKey: first.jobKey, shiftMs: first.shiftMs } },
+          'jobs read with all their times moved by a zone difference; stored as read',
+        );
+      }
     }
     // A file read up to when it was last written: the run's window is recorded so (readThrough).
     const recorded = answered ? readThrough(window, answered.modifiedAt) : window;

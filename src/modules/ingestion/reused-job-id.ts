@@ -62,6 +62,20 @@ function isZoneShifted(
   return isShiftedAlike(stored.endAt, record.endAt) && isShiftedAlike(stored.startAt, record.startAt);
 }
 
+/**
+ * How far (ms) a record moves the times of the stored row it is the job of, when it moves its submit,
+ * start and end alike by a zone difference (isZoneShifted), else null: the same job read in another
+ * zone than before (APP_TZ, or the zone its sacct output is written in, changed), whose row the upsert
+ * rewrites with the new times.
+ */
+export function zoneShiftOf(
+  stored: Pick<StoredJobIdentity, 'submitAt' | 'startAt' | 'endAt'>,
+  record: Pick<NormalizedJob, 'submitAt' | 'startAt' | 'endAt'>,
+): number | null {
+  if (!stored.submitAt || !record.submitAt || !isZoneShifted(stored, record)) return null;
+  return record.submitAt.getTime() - stored.submitAt.getTime();
+}
+
 /** The stored id or key without its `@<submit>`. */
 export function baseOf(idOrKey: string): string {
   const at = idOrKey.indexOf(SEPARATOR);

@@ -403,7 +403,8 @@ export function findStorageProblem(job: NormalizedJob): string | null {
  * Why a job's times contradict each other (End before Start), or null. Such a job is stored
  * and billed all the same, with a warning: billing uses the elapsed and CPU time Slurm
  * measured, not End - Start, and real jobs look like this in sacct's local times when they
- * span the repeated hour at the end of summer time (both readings are taken as the later one).
+ * span the repeated hour at the end of summer time (both times in it get the same reading, the one
+ * sacct's mktime gives: New York's earlier, Berlin's later).
  * Its times are named in `timeZone` (APP_TZ), to the second.
  */
 export function findTimeProblem(job: Pick<NormalizedJob, 'startAt' | 'endAt'>, timeZone: string): string | null {

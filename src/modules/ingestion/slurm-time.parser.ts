@@ -213,6 +213,8 @@ export function summarizeTres(tres: TresMap): TresTotals {
   };
 }
 
+const SKIPPED_TIME_LOOKBACK_MS = 6 * 3_600_000;
+
 const LOCAL_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
 
 /**
@@ -237,10 +239,16 @@ export function createLocalTimeConverter(timeZone: string): (text: string) => Da
       throw new SlurmParseError(`not a calendar date: "${trimmed}"`);
     }
     if (isUtc) return check;
-    // Two passes settle the offset across DST changes; in the skipped hour the later offset wins.
+    // Two passes settle the offset across DST changes. A time the clocks show twice keeps the reading
+    // they give (New York's earlier, Berlin's later, as sacct's own mktime reads them).
     const firstGuess = naive - offsetAt(naive);
     const utc = naive - offsetAt(firstGuess);
-    return new Date(utc);
+    if (utc + offsetAt(utc) === naive) return new Date(utc);
+    // A time the clocks skipped (sacct on a host whose zone data has a change the app's has not) is read
+    // with the offset before the jump, as late as the jump, as glibc's mktime reads it. West of UTC the
+    // passes gave the offset after it, an hour early: where summer time starts at midnight (Santiago,
+    // Havana) a job that ended at 00:30 was put on the day before. No zone changes twice in 6 hours.
+    return new Date(naive - offsetAt(utc - SKIPPED_TIME_LOOKBACK_MS));
   };
 }
 

@@ -935,14 +935,16 @@ export function createMonthEndService(
   async function getMonthEndRun(id: number, pages: MonthEndTablePages = { disabledBilled: 1, skipped: 1 }) {
     const row = await monthEndRunsRepository.findRun(db, id);
     if (!row) throw notFoundById('Month-end run', id);
-    const [settled, linkedReceiptCount] = await Promise.all([
+    const [settled, linked] = await Promise.all([
       settleMonthEndRun(row),
-      receiptsRepository.countReceiptsOfMonthEndRun(db, id),
+      receiptsRepository.findReceiptsOfMonthEndRunSummary(db, id),
     ]);
     const view = monthEndRunViewOf(settled);
     return {
       ...view,
-      linkedReceiptCount,
+      linkedReceiptCount: linked.count,
+      /** Its receipts' cut-off, the end of `before` in the APP_TZ it ran under (null without receipts). */
+      windowEnd: linked.windowEnd,
       /** The page of its table of disabled users billed; empty while it runs. */
       disabledBilledPage: monthEndTablePageOf(
         settled,

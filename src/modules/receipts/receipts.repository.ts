@@ -1182,6 +1182,19 @@ export function countReceiptsOfMonthEndRun(db: Client, runId: number): Promise<n
 }
 
 /**
+ * How many receipts name month-end run `runId`, and their cut-off (each bills up to the end of the
+ * run's day in the APP_TZ it ran under; null when it made none): the run keeps only the day.
+ */
+export async function findReceiptsOfMonthEndRunSummary(db: Client, runId: number) {
+  const found = await db.receipt.aggregate({
+    where: { monthEndRunId: runId },
+    _count: { _all: true },
+    _min: { windowEnd: true },
+  });
+  return { count: found._count._all, windowEnd: found._min.windowEnd };
+}
+
+/**
  * The id and creation time of `username`'s newest receipt, not void, that bills jobs up to `before` (a local day) or later
  * and bills at least one job that ended before `cutoff` (the end of that day); null if none. A receipt
  * that bills only later jobs does not hold the ones asked for.

@@ -216,6 +216,9 @@ export function receiptWithItemsJson(shown: ReceiptWithItems) {
       refunds: refundedPayments.map(refundJson),
       // The period's start: when its first job ended (null for a receipt made before it was kept).
       firstJobEndedAt: receipt.windowStart?.toISOString() ?? null,
+      // Its end: the jobs it bills ended before this instant, the end of `before` in the APP_TZ it was
+      // made under, which `timeZone` no longer names once APP_TZ has changed (null before it was kept).
+      jobsEndedBefore: receipt.windowEnd?.toISOString() ?? null,
       // The hours of every item: what the total bills of each resource.
       hours: { cpu: hoursJson(hours.cpuHours), gpu: hoursJson(hours.gpuHours), mem: hoursJson(hours.memGbHours) },
     },

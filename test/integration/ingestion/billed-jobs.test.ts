@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { createRatesService } from '../../../src/modules/pricing/rates.service.js';
 import { createReceiptsService } from '../../../src/modules/receipts/receipts.service.js';
@@ -141,5 +142,37 @@ describe('a job on a live receipt', () => {
     expect(run).toMatchObject({ updated: 3 });
     expect(run.sourceNotes.billed).toBeUndefined();
     expect(await row('4')).toMatchObject({ total_cpu_sec: '20.268' });
+  });
+});
+
+describe('a billed job read in another zone, then in its own again', () => {
+  it('stays one job: it is not stored, and billed, a second time', async () => {
+    // A day wide enough for the file's jobs read in UTC (about 15:40) and as Bangkok's (7 hours earlier).
+    const day = { start: new Date('2026-11-23T00:00:00Z'), end: new Date('2026-11-24T00:00:00Z') };
+    const read = (timeZone: string, name: string) => {
+      const file = path.join(dir, name);
+      writeFileSync(file, ORIGINAL);
+      const source = createSacctFileSource({ path: file, timeZone, defaultCluster: 'lab' });
+      return ingestWindowFinished(db, source, day, { now: () => NOW, force: true });
+    };
+    expect(await read('UTC', 'utc.psv')).toMatchObject({ inserted: 12 });
+    await receipts().createForUser({ username: 'alice' }, BILL_DAY, {
+      actor: 'alice',
+      ip: '127.0.0.1',
+      userAgent: 't',
+    });
+    // APP_TZ set to Asia/Bangkok for a while (the file still written in UTC): alice's billed jobs keep
+    // their times. Their rows took the record's submit time all the same, so the next read in the
+    // file's own zone found a row whose submit was 7 hours off and start and end were not, took it for
+    // another job that reused the id, and stored each a second time (`4@20261123T…Z`), to be billed again.
+    await read('Asia/Bangkok', 'bangkok.psv');
+    const back = await read('UTC', 'utc-again.psv');
+    expect(back).toMatchObject({ inserted: 0 });
+    expect(await db.prisma.slurmJob.count()).toBe(12);
+    const unbilled = await db.pool.query(
+      `SELECT j.job_key FROM slurm_jobs j WHERE j."user" = 'alice'
+          AND NOT EXISTS (SELECT 1 FROM receipt_items ri WHERE ri.cluster = j.cluster AND ri.job_key = j.job_key)`,
+    );
+    expect(unbilled.rows).toEqual([]);
   });
 });

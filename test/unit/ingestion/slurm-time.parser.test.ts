@@ -13,6 +13,7 @@ import {
   SlurmParseError,
   summarizeTres,
 } from '../../../src/modules/ingestion/slurm-time.parser.js';
+import { toLocalDate } from '../../../src/shared/local-date.js';
 
 describe('parseDurationSec', () => {
   it.each([
@@ -166,6 +167,22 @@ describe('local timestamps', () => {
     ['Australia/Lord_Howe', '2026-10-04T02:45:00', '2026-10-03T15:45:00.000Z'],
   ])('converts %s wall clock %s, just after a change at a half hour UTC, to %s', (zone, text, iso) => {
     expect(createLocalTimeConverter(zone)(text)?.toISOString()).toBe(iso);
+  });
+
+  // A wall-clock time the clocks skipped (sacct on a host whose zone data still has a change the app's
+  // has not, or a file written by hand) is read as the time it would be had they not jumped: as late
+  // as the jump, as east of UTC. West of UTC it was read an hour early, and where summer time starts at
+  // midnight (Santiago, Havana) a job sacct printed as ending at 00:30 was put on the day before.
+  it.each([
+    ['America/Santiago', '2026-09-06T00:30:00', '2026-09-06T04:30:00.000Z', '2026-09-06'],
+    ['America/Havana', '2026-03-08T00:30:00', '2026-03-08T05:30:00.000Z', '2026-03-08'],
+    ['America/New_York', '2026-03-08T02:30:00', '2026-03-08T07:30:00.000Z', '2026-03-08'],
+    ['Europe/Berlin', '2026-03-29T02:30:00', '2026-03-29T01:30:00.000Z', '2026-03-29'],
+    ['Pacific/Chatham', '2026-09-27T02:50:00', '2026-09-26T14:05:00.000Z', '2026-09-27'],
+  ])('reads %s wall clock %s, which the clocks skipped, forward by the jump: %s, on %s', (zone, text, iso, day) => {
+    const instant = createLocalTimeConverter(zone)(text) as Date;
+    expect(instant.toISOString()).toBe(iso);
+    expect(toLocalDate(instant, zone)).toBe(day);
   });
 
   it.each([
