@@ -68,10 +68,11 @@ describe.skipIf(!hasChromium)("the Rates page's rate history on a phone", { time
         element.clientWidth,
       ])) as number[];
       expect(scrollWidth, `${width} px`).toBeLessThanOrEqual(clientWidth ?? 0);
-      const row = history.locator('tbody tr', { hasText: '123456.123456' });
+      // Grouped by thousands as the pages write money (168059b9).
+      const row = history.locator('tbody tr', { hasText: '123,456.123456' });
       for (const [label, text] of [
-        ['CPU', '123456.123456'],
-        ['GPU', '999999.999999'],
+        ['CPU', '123,456.123456'],
+        ['GPU', '999,999.999999'],
         ['Memory', '0.000001'],
         ['Set by', 'finance-administrator-of-the-centre'],
       ] as const) {
