@@ -279,12 +279,14 @@ export class StaleRatesError extends ConflictError {
   /**
    * `deleted`: the tier the page showed was deleted (who, when) and the one of that name now is
    * another, added since; `basedOn` is then the deleted tier's rates, as its audit entry kept them.
+   * A page is told of its form; a script (`message`) of the based_on to send next, and gets the rates
+   * in force as `current`, written as GET /admin/rates writes a tier's `current`.
    */
   constructor(
     tier: string,
     current: InForce | undefined,
     basedOn: Pick<InForce, 'cpu' | 'gpu' | 'mem'> | undefined,
-    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
+    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem' | 'based_on'>,
     timeZone: string,
     deleted?: { actor: string; at: Date },
   ) {
@@ -294,17 +296,47 @@ export class StaleRatesError extends ConflictError {
       `CPU core-hour ${text(rate, 'cpu')}, GPU-hour ${text(rate, 'gpu')}, Memory GB-hour ${text(rate, 'mem')}`;
     const keeps =
       'The form keeps the rates you changed and shows the others as they are now; check it and submit again.';
+    const refused = `Rates of ${tier} not changed. `;
+    const deletedBy = deleted && `${deleted.actor} at ${formatAuditTime(deleted.at, timeZone)}`;
+    const changedBy =
+      current &&
+      `${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)}`;
+    const sentAs = `the rates sent as based_on (${typed.based_on})`;
+    const sendAgain = current && `Check your change against them, then send it again with based_on ${current.id}.`;
     // Whose rates, in the message itself: a JSON client gets it without the page's heading.
-    super(
-      `Rates of ${tier} not changed. ` +
-        (current && deleted
-          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatAuditTime(deleted.at, timeZone)} ` +
-            `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
-          : current
-            ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
-              `after this page was opened: now ${ratesNow(current)}. ${keeps}`
-            : 'They were changed after this page was opened. Reload it and try again.'),
-    );
+    const page =
+      refused +
+      (current && deleted
+        ? `The tier ${tier} this page showed was deleted by ${deletedBy} ` +
+          `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
+        : current
+          ? `They were changed${changedBy} after this page was opened: now ${ratesNow(current)}. ${keeps}`
+          : 'They were changed after this page was opened. Reload it and try again.');
+    const script =
+      refused +
+      (current && deleted
+        ? `The tier ${tier} of ${sentAs} was deleted by ${deletedBy}, and the ${tier} there is now is another ` +
+          `tier, added since: its rates are ${ratesNow(current)} (rateId ${current.id}). ${sendAgain}`
+        : current
+          ? `They were changed${changedBy} after ${sentAs}: now ${ratesNow(current)} (rateId ${current.id}). ${sendAgain}`
+          : `They were changed after ${sentAs}, and ${tier} has no rates in force now (only rates scheduled for later): ` +
+            'send the change again without based_on if you still mean it.');
+    super(script, undefined, {
+      pageMessage: page,
+      publicFields: {
+        tier,
+        current: current
+          ? {
+              rateId: current.id,
+              cpu: rateJson(current.cpu, current.currency),
+              gpu: rateJson(current.gpu, current.currency),
+              mem: rateJson(current.mem, current.currency),
+              currency: current.currency,
+              effectiveFrom: current.effectiveFrom.toISOString(),
+            }
+          : null,
+      },
+    });
     const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
     this.formRates = Object.fromEntries(
       fields.map((field) => [field, isTouched(field) || !current ? typed[field].toFixed() : text(current, field)]),
