@@ -68,4 +68,73 @@ describe('a script setting rates from rates someone changed since', () => {
     expect(again.status).toBe(200);
     expect(again.body.updated).toMatchObject({ cpu: '0.85', gpu: '20.00', isChanged: true });
   });
+
+  it('moving a user from an override someone changed since is told the based_on_override to send', async () => {
+    await buildUser(db.prisma, { username: 'zed' });
+    const move = async (agent: Agent, body: Record<string, unknown>) =>
+      agent
+        .post('/admin/tiers')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send(body);
+    expect((await move(carol, { username: 'zed', tier: 'gov', based_on_override: '' })).status).toBe(200);
+
+    // ops read zed with no override, and moves them to private.
+    const stale = await move(ops, { username: 'zed', tier: 'private', based_on_override: '' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatch(
+      /^zed not moved to private\. Their tier was changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after the based_on_override sent \(""\): now gov \(override\)\. Check the move against it, then send it again with based_on_override "gov"\.$/,
+    );
+    expect(stale.body.error).not.toContain('list');
+    expect(stale.body).toMatchObject({ code: 409, username: 'zed', override: 'gov' });
+    const kept = await db.prisma.tierOverride.findUniqueOrThrow({
+      where: { username: 'zed' },
+      include: { tier: true },
+    });
+    expect(kept.tier.name).toBe('gov');
+
+    const again = await move(ops, { username: 'zed', tier: 'private', based_on_override: stale.body.override });
+    expect(again.status).toBe(200);
+    expect(again.body.user).toMatchObject({ username: 'zed', override: 'private', isChanged: true });
+  });
+
+  it('renaming or describing a tier whose description someone changed since is told the based_on_description to send', async () => {
+    const edit = async (agent: Agent, body: Record<string, unknown>) =>
+      agent
+        .post('/admin/rates/tiers/edit')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send(body);
+    expect(
+      (
+        await edit(carol, {
+          type: 'private',
+          name: 'private',
+          description: 'Companies and others',
+          based_on_description: '',
+        })
+      ).status,
+    ).toBe(200);
+
+    const stale = await edit(ops, {
+      type: 'private',
+      name: 'private',
+      description: 'Paying outsiders',
+      based_on_description: '',
+    });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatch(
+      /^Tier private not changed\. Its description was changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after the based_on_description sent \(empty\): now “Companies and others”\. Check your text against it, then send it again with based_on_description set to the description now \(description in this answer\)\.$/,
+    );
+    expect(stale.body.error).not.toContain('form');
+    expect(stale.body).toMatchObject({ code: 409, tier: 'private', description: 'Companies and others' });
+
+    const again = await edit(ops, {
+      type: 'private',
+      name: 'private',
+      description: 'Paying outsiders',
+      based_on_description: stale.body.description,
+    });
+    expect(again.status).toBe(200);
+  });
 });

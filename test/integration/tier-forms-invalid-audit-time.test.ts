@@ -217,7 +217,10 @@ describe('a tier description changed by an audit entry whose time no date holds'
     expect(visibleTextOf(html.text)).toContain(text);
     const json = await asJson(carol, '/admin/rates/tiers/edit', edit);
     expect(json.status).toBe(409);
-    expect(json.body.error).toContain(text);
+    // A script is told of the based_on_description it sent, not of a page.
+    expect(json.body.error).toContain(
+      'Tier mu not changed. Its description was changed by ops at not a valid time after the based_on_description sent',
+    );
     expect(await state()).toEqual(before);
   });
 });

@@ -406,6 +406,7 @@ export class PricingDuringMonthEndError extends ConflictError {
 export class StaleTierDescriptionError extends ConflictError {
   readonly formDescription: string;
 
+  /** A page is told of its form; a script (`message`) what to send, with the description now as `description`. */
   constructor(
     tier: string,
     current: string,
@@ -415,13 +416,21 @@ export class StaleTierDescriptionError extends ConflictError {
   ) {
     const isTouched = input.description !== input.basedOn;
     const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
+    const quoted = (text: string) => (text ? `“${text}”` : 'empty');
+    const now = `now ${quoted(current)}.`;
     super(
-      `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ` +
-        `now ${current ? `“${current}”` : 'empty'}. ` +
-        (isTouched
-          ? 'The form keeps the text you typed; check it and submit again.'
-          : 'The form shows it as it is now; check it and submit again.'),
+      `Tier ${tier} not changed. Its description was changed${by} after the based_on_description sent ` +
+        `(${quoted(input.basedOn)}): ${now} Check your text against it, then send it again with ` +
+        'based_on_description set to the description now (description in this answer).',
       { field: 'description' },
+      {
+        pageMessage:
+          `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ${now} ` +
+          (isTouched
+            ? 'The form keeps the text you typed; check it and submit again.'
+            : 'The form shows it as it is now; check it and submit again.'),
+        publicFields: { tier, description: current },
+      },
     );
     this.formDescription = isTouched ? input.description : current;
   }
@@ -434,8 +443,9 @@ export class StaleTierDescriptionError extends ConflictError {
  * moved them, when the audit log knows.
  */
 export class StaleOverrideError extends ConflictError {
+  /** A page is told of its list; a script (`message`) of the based_on_override to send, with `override` now. */
   constructor(
-    input: Pick<TSetOverride, 'username' | 'tier'>,
+    input: Pick<TSetOverride, 'username' | 'tier' | 'based_on_override'>,
     now: { override: string | undefined; naturalTier: string },
     change: { actor: string; at: Date } | undefined,
     timeZone: string,
@@ -443,10 +453,15 @@ export class StaleOverrideError extends ConflictError {
     // `at` is the audit entry's time: one changed by SQL to no date ('infinity') made this refusal a 500.
     const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
     const where = now.override ? `${now.override} (override)` : `${now.naturalTier} (natural, no override)`;
+    const refused = `${input.username} not moved to ${input.tier}. Their tier was changed${by}`;
     super(
-      `${input.username} not moved to ${input.tier}. Their tier was changed${by} after this page was opened: ` +
-        `now ${where}. The list shows it as it is now; check it and save again.`,
+      `${refused} after the based_on_override sent ("${input.based_on_override ?? ''}"): now ${where}. Check the move ` +
+        `against it, then send it again with based_on_override "${now.override ?? ''}".`,
       { field: 'tier' },
+      {
+        pageMessage: `${refused} after this page was opened: now ${where}. The list shows it as it is now; check it and save again.`,
+        publicFields: { username: input.username, override: now.override ?? null, naturalTier: now.naturalTier },
+      },
     );
   }
 }
