@@ -137,4 +137,26 @@ describe('a script setting rates from rates someone changed since', () => {
     });
     expect(again.status).toBe(200);
   });
+
+  it('making a tier the default over a default someone changed since is told the based_on_default to send', async () => {
+    const makeDefault = async (agent: Agent, body: Record<string, unknown>) =>
+      agent
+        .post('/admin/rates/default')
+        .set('Accept', 'application/json')
+        .set('X-CSRFToken', await csrfTokenOf(agent))
+        .send(body);
+    expect((await makeDefault(carol, { type: 'gov', based_on_default: 'mu' })).status).toBe(200);
+
+    const stale = await makeDefault(ops, { type: 'private', based_on_default: 'mu' });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatch(
+      /^The default tier was changed by carol at \d{4}-\d\d-\d\d \d\d:\d\d after the based_on_default sent \(mu\): it is now gov\. Check the change against it, then send it again with based_on_default "gov"\.$/,
+    );
+    expect(stale.body).toMatchObject({ code: 409, defaultTier: 'gov' });
+    expect((await db.prisma.pricingTier.findFirstOrThrow({ where: { isDefault: true } })).name).toBe('gov');
+
+    const again = await makeDefault(ops, { type: 'private', based_on_default: stale.body.defaultTier });
+    expect(again.status).toBe(200);
+    expect(again.body.tier).toMatchObject({ name: 'private', previous: 'gov', isChanged: true });
+  });
 });

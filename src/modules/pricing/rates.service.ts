@@ -1423,10 +1423,18 @@ export function createRatesService(deps: RatesServiceDeps) {
         if (shown !== undefined && shown !== defaultNow && !(await isRenamedTo(tx, shown, defaultNow || undefined))) {
           const change = await ratesRepository.findDefaultChange(tx, defaultNow);
           const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, config.timeZone)}` : '';
+          // A script, which has no page, is told the based_on_default to send, and gets the default now.
           throw new ConflictError(
-            `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
-              `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
-              'if you still mean to.',
+            `The default tier was changed${by} after the based_on_default sent (${shown || '""'}): it is now ` +
+              `${defaultNow || 'none'}. Check the change against it, then send it again with based_on_default "${defaultNow}".`,
+            undefined,
+            {
+              pageMessage:
+                `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
+                `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
+                'if you still mean to.',
+              publicFields: { defaultTier: defaultNow || null },
+            },
           );
         }
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
