@@ -28,6 +28,18 @@ export function refusedField(reason: string) {
 }
 
 /**
+ * `page`, refused by name on a list paged by a place in it (`reason` says which link to follow) rather
+ * than ignored as an unknown field: a script looping `page=1..N`, as the numbered lists take it, read
+ * the newest page as every page. Empty, as a script's unset variable sends it, is left out.
+ */
+export function refusedPageNumber(reason: string) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    refusedField(`is not read here: ${reason}`),
+  );
+}
+
+/**
  * The audit log's names for a window, `from` and `to`, refused by name where `reader` (what reads
  * its window from start and end: "this export reads its window") does not read them. Ignored as
  * unknown fields, they showed or exported another window (the last 7 days, or every receipt) as the

@@ -12,6 +12,12 @@ export class AppError extends Error {
    */
   readonly publicFields: Readonly<Record<string, unknown>>;
 
+  /**
+   * What a page shows instead of `message`, where the two differ: a refusal a page words for its form
+   * ("the form keeps the rates you changed"), which a script, having no form, is told in its own terms.
+   */
+  readonly pageMessage: string | undefined;
+
   constructor(
     readonly status: number,
     message: string,
@@ -21,12 +27,15 @@ export class AppError extends Error {
     super(message);
     this.name = new.target.name;
     this.publicFields = options.publicFields ?? {};
+    this.pageMessage = options.pageMessage;
   }
 }
 
 export interface AppErrorOptions {
   /** See AppError.publicFields; `error` and `code` among them are ignored. */
   publicFields?: Record<string, unknown>;
+  /** See AppError.pageMessage. */
+  pageMessage?: string;
 }
 
 export class BadRequestError extends AppError {
@@ -72,7 +81,7 @@ function joinFieldReasons(fields: Readonly<Record<string, string>>, labels: Read
 export function readableMessageOf(error: AppError): string {
   return error instanceof InvalidFieldsError || error instanceof ReversedWindowError
     ? error.readableMessage
-    : error.message;
+    : (error.pageMessage ?? error.message);
 }
 
 /**

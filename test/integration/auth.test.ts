@@ -294,6 +294,40 @@ describe('signing in', () => {
     expect(page.text).not.toContain('You are already signed in');
   });
 
+  it('refuses a JSON client signing in as someone else while signed in (409), rather than redirect it as if it had', async () => {
+    // The redirect is a sign-in's success to a script: posting alice's name (or a wrong password) with a
+    // cookie jar still holding scriptadmin's session answered 303 /admin, and the script went on as
+    // alice while every change it made was scriptadmin's.
+    const admin = await buildUser(db.prisma, { username: 'scriptadmin', role: 'admin' });
+    const other = await buildUser(db.prisma, { username: 'scriptother' });
+    const agent = await signInAs(app(), 'scriptadmin', admin.password);
+    for (const password of [other.password, 'wrong-password']) {
+      const refused = await agent
+        .post('/login')
+        .set('Accept', 'application/json')
+        .send({ username: ' ScriptOther ', password });
+      expect(refused.status).toBe(409);
+      expect(refused.headers.location).toBeUndefined();
+      expect(refused.body).toEqual({
+        error:
+          'You are already signed in as scriptadmin, so scriptother was not signed in and no password was checked. ' +
+          'Sign out first (POST /logout, with the X-CSRFToken header), then sign in as scriptother.',
+        code: 409,
+        username: 'scriptadmin',
+      });
+    }
+    const account = await agent.get('/account').set('Accept', 'application/json').expect(200);
+    expect(account.body.username).toBe('scriptadmin');
+    expect(await db.prisma.auditLog.count({ where: { action: 'login.success', actor: 'scriptother' } })).toBe(0);
+    // A browser's second tab is still sent on, as before.
+    const tab = await agent
+      .post('/login')
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({ username: 'scriptother', password: other.password });
+    expect(tab.status).toBe(303);
+  });
+
   it("gives a sign-in form whose token ended with another tab's visit back fresh, with the username kept", async () => {
     const user = await buildUser(db.prisma, { username: 'stale' });
     const server = app();

@@ -190,9 +190,13 @@ describe('a rates form opened before another admin renamed its tier', () => {
       based_on: Number(carolForm.basedOn),
     });
     expect(api.status).toBe(409);
+    // A script is told of the based_on it sent and the one to send next, not of a page's form.
     expect(api.body.error).toMatch(
-      /^Rates of spare not changed\. The tier spare this page showed was deleted by ops at /,
+      new RegExp(
+        `^Rates of spare not changed\\. The tier spare of the rates sent as based_on \\(${carolForm.basedOn}\\) was deleted by ops at .*, and the spare there is now is another tier, added since: its rates are CPU core-hour 5, GPU-hour 50, Memory GB-hour 0\\.5 \\(rateId ${api.body.current.rateId}\\)\\. Check your change against them, then send it again with based_on ${api.body.current.rateId}\\.$`,
+      ),
     );
+    expect(api.body.current).toMatchObject({ cpu: '5.00', gpu: '50.00', mem: '0.50' });
     expect(await ratesOf('spare')).toEqual({ cpu: '5', gpu: '50', mem: '0.5' });
   });
 

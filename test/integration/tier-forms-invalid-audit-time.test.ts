@@ -187,7 +187,9 @@ describe('a tier deleted by an audit entry whose time no date holds', () => {
     expect(visibleTextOf(ratesHtml.text)).toContain(ratesText);
     const ratesJson = await asJson(carol, '/admin/rates', rates);
     expect(ratesJson.status).toBe(409);
-    expect(ratesJson.body.error).toContain(ratesText);
+    expect(ratesJson.body.error).toContain(
+      `The tier desk of the rates sent as based_on (${basedOn}) was deleted by ops at not a valid time, and`,
+    );
     const deleteText = 'the desk this page showed was deleted by ops at not a valid time after it was opened';
     const deleteHtml = await asForm(carol, '/admin/rates/tiers/delete', { type: 'desk', based_on: basedOn });
     expect(deleteHtml.status).toBe(409);
@@ -215,7 +217,10 @@ describe('a tier description changed by an audit entry whose time no date holds'
     expect(visibleTextOf(html.text)).toContain(text);
     const json = await asJson(carol, '/admin/rates/tiers/edit', edit);
     expect(json.status).toBe(409);
-    expect(json.body.error).toContain(text);
+    // A script is told of the based_on_description it sent, not of a page.
+    expect(json.body.error).toContain(
+      'Tier mu not changed. Its description was changed by ops at not a valid time after the based_on_description sent',
+    );
     expect(await state()).toEqual(before);
   });
 });

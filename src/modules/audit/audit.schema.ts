@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fieldLabelsOf, labelFields, refusedField } from '../../http/field-labels.js';
+import { fieldLabelsOf, labelFields, refusedField, refusedPageNumber } from '../../http/field-labels.js';
 import { ZOptionalLocalDate } from '../../shared/local-date.js';
 
 const optionalText = (max: number) =>
@@ -53,6 +53,9 @@ export const ZAuditQuery = labelFields(
     start: ZOtherWindowKey,
     end: ZOtherWindowKey,
     before: ZEntryCursor,
+    page: refusedPageNumber(
+      'the audit log is paged by its older entries link (before=<id>, nextPageUrl in its JSON); start at the newest entries and follow it',
+    ),
   }),
   // The audit log's filter labels; `before` is the "older entries" link's cursor.
   {
@@ -72,5 +75,5 @@ export type TAuditQuery = z.infer<typeof ZAuditQuery>;
  * export does not read: ignored as any unknown query field is, whatever it says. `before=5` was
  * ignored while `before=abc` refused the whole export.
  */
-export const ZAuditCsvQuery = labelFields(ZAuditQuery.omit({ before: true }), fieldLabelsOf(ZAuditQuery));
+export const ZAuditCsvQuery = labelFields(ZAuditQuery.omit({ before: true, page: true }), fieldLabelsOf(ZAuditQuery));
 export type TAuditCsvQuery = z.infer<typeof ZAuditCsvQuery>;

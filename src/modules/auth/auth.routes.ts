@@ -8,7 +8,7 @@ import { servedPagePathOf } from '../../http/method-not-allowed.js';
 import { isPlainHttpRefused, plainHttpSignInMessageFor } from '../../http/plain-http.js';
 import { isRefusedForm, typedIn } from '../../http/route-helpers.js';
 import { parseInput } from '../../http/validate.js';
-import { ACCOUNT_DISABLED_MESSAGE, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
+import { ACCOUNT_DISABLED_MESSAGE, ConflictError, NotAcceptableError, readableMessageOf } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { ZSignInForm } from './auth.schema.js';
 import {
@@ -111,6 +111,22 @@ function signInNoticeOf(req: Request, isHttpsRequired: boolean): string | undefi
  */
 export const redirectSignedInFromSignIn: RequestHandler = (req, res, next) => {
   if (!req.user) return next();
+  // A script asking for someone else: the redirect is a sign-in's success to it, so it went on as the
+  // one it named while acting as the one signed in. Refused, changing nothing; a browser's second tab
+  // is sent on as below.
+  const typed = typedIn(req.body, 'username');
+  const asked = typed === undefined ? '' : normalizedUsernameOf(typed);
+  if (prefersJson(req) && asked !== '' && asked !== req.user.username) {
+    const signedIn = req.user.username;
+    return next(
+      new ConflictError(
+        `You are already signed in as ${signedIn}, so ${asked} was not signed in and no password was checked. ` +
+          `Sign out first (POST /logout, with the X-CSRFToken header), then sign in as ${asked}.`,
+        undefined,
+        { publicFields: { username: signedIn } },
+      ),
+    );
+  }
   // A script signing in again gets the redirect a sign-in gets, without the note: it never loads the
   // next page, so the note would wait in its session and show on a page opened later.
   if (!prefersJson(req)) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelFields } from '../../http/field-labels.js';
+import { labelFields, refusedPageNumber } from '../../http/field-labels.js';
 import { strictBody } from '../../http/strict-body.js';
 import { countVisibleCharacters } from '../../shared/visible-text.js';
 import { MAX_INT4, zWholeNumber } from '../../shared/whole-number.js';
@@ -30,10 +30,16 @@ const zOptionalPaymentId = z.preprocess(
 
 /** /admin/payments?older=<id> or ?newer=<id>: the page of payments just older or newer than that one. */
 // Named on a page as the audit log names its own cursor ("Older than entry"); a script sees the key.
-export const ZPaymentsPageQuery = labelFields(z.object({ older: zOptionalPaymentId, newer: zOptionalPaymentId }), {
-  older: 'Older than payment',
-  newer: 'Newer than payment',
-});
+export const ZPaymentsPageQuery = labelFields(
+  z.object({
+    older: zOptionalPaymentId,
+    newer: zOptionalPaymentId,
+    page: refusedPageNumber(
+      'the payments list is paged by its older and newer links (older=<id> and newer=<id>, paging.olderUrl and paging.newerUrl in its JSON); start at the newest payments and follow them',
+    ),
+  }),
+  { older: 'Older than payment', newer: 'Newer than payment' },
+);
 export type TPaymentsPageQuery = z.infer<typeof ZPaymentsPageQuery>;
 
 /** What finance did with a held payment's money (PaymentReviewOutcome). */

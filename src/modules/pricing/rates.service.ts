@@ -292,12 +292,14 @@ export class StaleRatesError extends ConflictError {
   /**
    * `deleted`: the tier the page showed was deleted (who, when) and the one of that name now is
    * another, added since; `basedOn` is then the deleted tier's rates, as its audit entry kept them.
+   * A page is told of its form; a script (`message`) of the based_on to send next, and gets the rates
+   * in force as `current`, written as GET /admin/rates writes a tier's `current`.
    */
   constructor(
     tier: string,
     current: InForce | undefined,
     basedOn: Pick<InForce, 'cpu' | 'gpu' | 'mem'> | undefined,
-    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem'>,
+    typed: Pick<TSetRates, 'cpu' | 'gpu' | 'mem' | 'based_on'>,
     timeZone: string,
     deleted?: { actor: string; at: Date },
   ) {
@@ -307,17 +309,47 @@ export class StaleRatesError extends ConflictError {
       `CPU core-hour ${text(rate, 'cpu')}, GPU-hour ${text(rate, 'gpu')}, Memory GB-hour ${text(rate, 'mem')}`;
     const keeps =
       'The form keeps the rates you changed and shows the others as they are now; check it and submit again.';
+    const refused = `Rates of ${tier} not changed. `;
+    const deletedBy = deleted && `${deleted.actor} at ${formatAuditTime(deleted.at, timeZone)}`;
+    const changedBy =
+      current &&
+      `${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)}`;
+    const sentAs = `the rates sent as based_on (${typed.based_on})`;
+    const sendAgain = current && `Check your change against them, then send it again with based_on ${current.id}.`;
     // Whose rates, in the message itself: a JSON client gets it without the page's heading.
-    super(
-      `Rates of ${tier} not changed. ` +
-        (current && deleted
-          ? `The tier ${tier} this page showed was deleted by ${deleted.actor} at ${formatAuditTime(deleted.at, timeZone)} ` +
-            `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
-          : current
-            ? `They were changed${current.createdBy ? ` by ${current.createdBy}` : ''} at ${formatLocalDateTime(current.effectiveFrom, timeZone)} ` +
-              `after this page was opened: now ${ratesNow(current)}. ${keeps}`
-            : 'They were changed after this page was opened. Reload it and try again.'),
-    );
+    const page =
+      refused +
+      (current && deleted
+        ? `The tier ${tier} this page showed was deleted by ${deletedBy} ` +
+          `after it was opened, and the ${tier} there is now is another tier, added since: its rates are ${ratesNow(current)}. ${keeps}`
+        : current
+          ? `They were changed${changedBy} after this page was opened: now ${ratesNow(current)}. ${keeps}`
+          : 'They were changed after this page was opened. Reload it and try again.');
+    const script =
+      refused +
+      (current && deleted
+        ? `The tier ${tier} of ${sentAs} was deleted by ${deletedBy}, and the ${tier} there is now is another ` +
+          `tier, added since: its rates are ${ratesNow(current)} (rateId ${current.id}). ${sendAgain}`
+        : current
+          ? `They were changed${changedBy} after ${sentAs}: now ${ratesNow(current)} (rateId ${current.id}). ${sendAgain}`
+          : `They were changed after ${sentAs}, and ${tier} has no rates in force now (only rates scheduled for later): ` +
+            'send the change again without based_on if you still mean it.');
+    super(script, undefined, {
+      pageMessage: page,
+      publicFields: {
+        tier,
+        current: current
+          ? {
+              rateId: current.id,
+              cpu: rateJson(current.cpu, current.currency),
+              gpu: rateJson(current.gpu, current.currency),
+              mem: rateJson(current.mem, current.currency),
+              currency: current.currency,
+              effectiveFrom: current.effectiveFrom.toISOString(),
+            }
+          : null,
+      },
+    });
     const isTouched = (field: (typeof fields)[number]) => !basedOn?.[field].equals(typed[field]);
     this.formRates = Object.fromEntries(
       fields.map((field) => [field, isTouched(field) || !current ? typed[field].toFixed() : text(current, field)]),
@@ -387,6 +419,7 @@ export class PricingDuringMonthEndError extends ConflictError {
 export class StaleTierDescriptionError extends ConflictError {
   readonly formDescription: string;
 
+  /** A page is told of its form; a script (`message`) what to send, with the description now as `description`. */
   constructor(
     tier: string,
     current: string,
@@ -396,13 +429,21 @@ export class StaleTierDescriptionError extends ConflictError {
   ) {
     const isTouched = input.description !== input.basedOn;
     const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
+    const quoted = (text: string) => (text ? `“${text}”` : 'empty');
+    const now = `now ${quoted(current)}.`;
     super(
-      `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ` +
-        `now ${current ? `“${current}”` : 'empty'}. ` +
-        (isTouched
-          ? 'The form keeps the text you typed; check it and submit again.'
-          : 'The form shows it as it is now; check it and submit again.'),
+      `Tier ${tier} not changed. Its description was changed${by} after the based_on_description sent ` +
+        `(${quoted(input.basedOn)}): ${now} Check your text against it, then send it again with ` +
+        'based_on_description set to the description now (description in this answer).',
       { field: 'description' },
+      {
+        pageMessage:
+          `Tier ${tier} not changed. Its description was changed${by} after this page was opened: ${now} ` +
+          (isTouched
+            ? 'The form keeps the text you typed; check it and submit again.'
+            : 'The form shows it as it is now; check it and submit again.'),
+        publicFields: { tier, description: current },
+      },
     );
     this.formDescription = isTouched ? input.description : current;
   }
@@ -415,8 +456,9 @@ export class StaleTierDescriptionError extends ConflictError {
  * moved them, when the audit log knows.
  */
 export class StaleOverrideError extends ConflictError {
+  /** A page is told of its list; a script (`message`) of the based_on_override to send, with `override` now. */
   constructor(
-    input: Pick<TSetOverride, 'username' | 'tier'>,
+    input: Pick<TSetOverride, 'username' | 'tier' | 'based_on_override'>,
     now: { override: string | undefined; naturalTier: string },
     change: { actor: string; at: Date } | undefined,
     timeZone: string,
@@ -424,10 +466,15 @@ export class StaleOverrideError extends ConflictError {
     // `at` is the audit entry's time: one changed by SQL to no date ('infinity') made this refusal a 500.
     const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, timeZone)}` : '';
     const where = now.override ? `${now.override} (override)` : `${now.naturalTier} (natural, no override)`;
+    const refused = `${input.username} not moved to ${input.tier}. Their tier was changed${by}`;
     super(
-      `${input.username} not moved to ${input.tier}. Their tier was changed${by} after this page was opened: ` +
-        `now ${where}. The list shows it as it is now; check it and save again.`,
+      `${refused} after the based_on_override sent ("${input.based_on_override ?? ''}"): now ${where}. Check the move ` +
+        `against it, then send it again with based_on_override "${now.override ?? ''}".`,
       { field: 'tier' },
+      {
+        pageMessage: `${refused} after this page was opened: now ${where}. The list shows it as it is now; check it and save again.`,
+        publicFields: { username: input.username, override: now.override ?? null, naturalTier: now.naturalTier },
+      },
     );
   }
 }
@@ -1415,10 +1462,18 @@ export function createRatesService(deps: RatesServiceDeps) {
         if (shown !== undefined && shown !== defaultNow && !(await isRenamedTo(tx, shown, defaultNow || undefined))) {
           const change = await ratesRepository.findDefaultChange(tx, defaultNow);
           const by = change ? ` by ${change.actor} at ${formatAuditTime(change.at, config.timeZone)}` : '';
+          // A script, which has no page, is told the based_on_default to send, and gets the default now.
           throw new ConflictError(
-            `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
-              `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
-              'if you still mean to.',
+            `The default tier was changed${by} after the based_on_default sent (${shown || '""'}): it is now ` +
+              `${defaultNow || 'none'}. Check the change against it, then send it again with based_on_default "${defaultNow}".`,
+            undefined,
+            {
+              pageMessage:
+                `The default tier was changed${by} after this page was opened: it is now ${defaultNow || 'none'}` +
+                `${shown ? `, not ${shown}` : ''}. The page shows it as it is now; make ${tier.name} the default again ` +
+                'if you still mean to.',
+              publicFields: { defaultTier: defaultNow || null },
+            },
           );
         }
         if (!(await ratesRepository.findRateInForce(tx, tier.id, at))) {
