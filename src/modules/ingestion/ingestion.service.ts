@@ -236,6 +236,14 @@ function formatShift(shiftMs: number): string {
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
+/**
+ * A job as the run's notes name it: with its cluster where the source said it, since each cluster
+ * numbers its jobs on its own and one file may hold several (job 7 of `hpc` and job 7 of `gpu`).
+ */
+function jobLabel(jobId: string, cluster: string | undefined): string {
+  return cluster === undefined ? `job ${jobId}` : `job ${jobId} of cluster ${cluster}`;
+}
+
 function lineLabel(source: JobSource, line: number, output?: string): string {
   const label = source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
   return output === undefined ? label : `${label} of ${output}`;
@@ -359,10 +367,10 @@ export function createIngestionService(deps: IngestionDeps) {
       const doubt = findTimeProblem(job, timeZone);
       if (doubt) {
         counts.warned += 1;
-        counts.firstWarning ??= `job ${job.jobKey} (${lineLabel(source, line)}): ${doubt}`;
+        counts.firstWarning ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)}): ${doubt}`;
         if (counts.warned <= MAX_LOGGED_SKIPS) {
           logger.warn(
-            { source: source.name, line, jobId: job.jobId, reason: doubt },
+            { source: source.name, line, cluster: job.cluster, jobId: job.jobId, reason: doubt },
             'stored a record whose times contradict each other',
           );
         }
@@ -373,7 +381,7 @@ export function createIngestionService(deps: IngestionDeps) {
         const named = counts.unknownStates.get(job.state);
         if (named !== undefined) counts.unknownStates.set(job.state, named + 1);
         else if (counts.unknownStates.size < MAX_NAMED_STATES) counts.unknownStates.set(job.state, 1);
-        counts.firstUnknownState ??= `job ${job.jobKey} (${lineLabel(source, line)})`;
+        counts.firstUnknownState ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)})`;
       }
     };
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
@@ -477,7 +485,7 @@ export function createIngestionService(deps: IngestionDeps) {
           const isLogged = countSkip(
             skipKeyOf(item),
             () =>
-              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
+              `${item.jobId === null ? 'a record' : jobLabel(truncate(item.jobId, MAX_LOGGED_JOB_ID), item.job?.cluster)} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
           );
           if (isLogged) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
@@ -487,6 +495,7 @@ export function createIngestionService(deps: IngestionDeps) {
                 line: item.line,
                 ...(item.output === undefined ? {} : { output: item.output }),
                 jobId: item.jobId === null ? null : truncate(item.jobId, MAX_LOGGED_JOB_ID),
+                ...(item.job ? { cluster: item.job.cluster } : {}),
                 reason: truncate(item.reason, 300),
               },
               'skipped a malformed record',
@@ -504,7 +513,8 @@ export function createIngestionService(deps: IngestionDeps) {
           const { job, line } = item;
           const isLogged = countSkip(
             jobKeyOf(job),
-            () => `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)} (${lineLabel(source, line)}): ${problem}`,
+            () =>
+              `${jobLabel(truncate(job.jobId, MAX_LOGGED_JOB_ID), job.cluster)} (${lineLabel(source, line)}): ${problem}`,
           );
           if (isLogged) {
             logger.warn(
@@ -513,6 +523,7 @@ export function createIngestionService(deps: IngestionDeps) {
                 source: source.name,
                 line: item.line,
                 jobId: truncate(item.job.jobId, MAX_LOGGED_JOB_ID),
+                cluster: item.job.cluster,
                 reason: problem,
               },
               'skipped a record that cannot be stored',
