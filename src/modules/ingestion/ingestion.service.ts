@@ -201,7 +201,7 @@ interface SourceCounts {
    */
   held: number;
   heldKeys: Set<string>;
-  firstHeld?: { jobKey: string; receiptId: number };
+  firstHeld?: { cluster: string; jobKey: string; receiptId: number };
   /**
    * Jobs read with all their times moved by a zone difference from the row stored (zoneShiftOf), and
    * the first, with how far; those held as billed keep their times and are not counted.
@@ -211,6 +211,7 @@ interface SourceCounts {
 }
 
 interface MovedJob {
+  cluster: string;
   jobKey: string;
   shiftMs: number;
   storedEndAt: Date | null;
@@ -432,7 +433,13 @@ export function createIngestionService(deps: IngestionDeps) {
         const row = storedRows.get(`${job.cluster}\u0000${job.jobId}\u0000${job.jobKey}`);
         const shiftMs = row ? zoneShiftOf(row, job) : null;
         if (row && shiftMs !== null && shiftMs !== 0) {
-          moved.set(key, { jobKey: job.jobKey, shiftMs, storedEndAt: row.endAt ?? null, endAt: job.endAt });
+          moved.set(key, {
+            cluster: job.cluster,
+            jobKey: job.jobKey,
+            shiftMs,
+            storedEndAt: row.endAt ?? null,
+            endAt: job.endAt,
+          });
         }
       }
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
@@ -450,7 +457,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if (counts.heldKeys.has(held.rowKey)) continue;
         counts.heldKeys.add(held.rowKey);
         counts.held += 1;
-        counts.firstHeld ??= { jobKey: held.jobKey, receiptId: held.receiptId };
+        counts.firstHeld ??= { cluster: held.cluster, jobKey: held.jobKey, receiptId: held.receiptId };
       }
     };
     const settle = async (entry: (typeof inFlight)[number]) => {
@@ -790,7 +797,7 @@ export function createIngestionService(deps: IngestionDeps) {
       const first = answered.counts.firstHeld;
       notes.billed =
         `${answered.counts.held} job(s) on a live receipt now read with other figures than billed; kept as billed` +
-        (first ? ` (first: job ${first.jobKey} on receipt #${first.receiptId})` : '') +
+        (first ? ` (first: ${jobLabel(first.jobKey, first.cluster)} on receipt #${first.receiptId})` : '') +
         ': void the receipt to bill the new figures, the next read of their window stores them';
       logger.warn(
         { runId, held: answered.counts.held, first },
@@ -801,14 +808,14 @@ export function createIngestionService(deps: IngestionDeps) {
       const { moved, firstMoved: first } = answered.counts;
       if (first) {
         notes.moved =
-          `${moved} job(s) read with all their times ${formatShift(first.shiftMs)} than stored, first: job ${first.jobKey}` +
+          `${moved} job(s) read with all their times ${formatShift(first.shiftMs)} than stored, first: ${jobLabel(first.jobKey, first.cluster)}` +
           (first.storedEndAt && first.endAt
             ? `, ended ${formatZonedTimeSeconds(first.storedEndAt, timeZone)}, now ${formatZonedTimeSeconds(first.endAt, timeZone)}`
             : '') +
           ': stored as read now, so they may fall on other days. Was APP_TZ, or the zone the sacct output is ' +
           'written in, changed? (docs/ingestion.md, Reused job ids)';
         logger.warn(
-          { runId, moved, first: { jobKey: first.jobKey, shiftMs: first.shiftMs } },
+          { runId, moved, first: { cluster: first.cluster, jobKey: first.jobKey, shiftMs: first.shiftMs } },
           'jobs read with all their times moved by a zone difference; stored as read',
         );
       }

@@ -943,7 +943,7 @@ describe('jobs sacct stored in the server zone, not APP_TZ (before sacct ran wit
     // Said, as the times moved: read after APP_TZ changed (or the zone the file is written in), every
     // unbilled job's times moved by the difference, and the run said only "12 updated".
     const moved =
-      /^12 job\(s\) read with all their times 7 h later than stored, first: job \S+, ended (.+?) \(UTC\), now (.+?) \(UTC\): stored as read now, so they may fall on other days\. Was APP_TZ, or the zone the sacct output is written in, changed\? \(docs\/ingestion\.md, Reused job ids\)$/.exec(
+      /^12 job\(s\) read with all their times 7 h later than stored, first: job \S+ of cluster lab, ended (.+?) \(UTC\), now (.+?) \(UTC\): stored as read now, so they may fall on other days\. Was APP_TZ, or the zone the sacct output is written in, changed\? \(docs\/ingestion\.md, Reused job ids\)$/.exec(
         String(again.sourceNotes.moved),
       );
     expect(moved, String(again.sourceNotes.moved)).not.toBeNull();
