@@ -92,6 +92,7 @@ describe('GET /me for a JSON client', () => {
         receiptId: expect.any(Number),
         receiptStatus: 'pending',
         receiptCreatedAt: expect.any(String),
+        cluster: 'test',
         jobId: '101',
         name: 'first',
         endAt: '2025-09-18T03:00:00.000Z',

@@ -35,6 +35,7 @@ export interface UpsertCounts {
 /** A job whose record was refused because a live receipt bills it. */
 export interface HeldJob {
   rowKey: string;
+  cluster: string;
   jobKey: string;
   receiptId: number;
 }
@@ -343,6 +344,7 @@ function countsOf(row: UpsertRow | undefined): UpsertCounts {
     unchanged: firsts - inserted - updated - changed_later,
     held: held.map(([cluster, jobId, jobKey, receiptId]) => ({
       rowKey: jobRowKey({ cluster, jobId }),
+      cluster,
       jobKey,
       receiptId,
     })),

@@ -201,7 +201,7 @@ interface SourceCounts {
    */
   held: number;
   heldKeys: Set<string>;
-  firstHeld?: { jobKey: string; receiptId: number };
+  firstHeld?: { cluster: string; jobKey: string; receiptId: number };
   /**
    * Jobs read with all their times moved by a zone difference from the row stored (zoneShiftOf), and
    * the first, with how far; those held as billed keep their times and are not counted.
@@ -211,6 +211,7 @@ interface SourceCounts {
 }
 
 interface MovedJob {
+  cluster: string;
   jobKey: string;
   shiftMs: number;
   storedEndAt: Date | null;
@@ -236,6 +237,14 @@ function formatShift(shiftMs: number): string {
 }
 
 /** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
+/**
+ * A job as the run's notes name it: with its cluster where the source said it, since each cluster
+ * numbers its jobs on its own and one file may hold several (job 7 of `hpc` and job 7 of `gpu`).
+ */
+function jobLabel(jobId: string, cluster: string | undefined): string {
+  return cluster === undefined ? `job ${jobId}` : `job ${jobId} of cluster ${cluster}`;
+}
+
 function lineLabel(source: JobSource, line: number, output?: string): string {
   const label = source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
   return output === undefined ? label : `${label} of ${output}`;
@@ -359,10 +368,10 @@ export function createIngestionService(deps: IngestionDeps) {
       const doubt = findTimeProblem(job, timeZone);
       if (doubt) {
         counts.warned += 1;
-        counts.firstWarning ??= `job ${job.jobKey} (${lineLabel(source, line)}): ${doubt}`;
+        counts.firstWarning ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)}): ${doubt}`;
         if (counts.warned <= MAX_LOGGED_SKIPS) {
           logger.warn(
-            { source: source.name, line, jobId: job.jobId, reason: doubt },
+            { source: source.name, line, cluster: job.cluster, jobId: job.jobId, reason: doubt },
             'stored a record whose times contradict each other',
           );
         }
@@ -373,7 +382,7 @@ export function createIngestionService(deps: IngestionDeps) {
         const named = counts.unknownStates.get(job.state);
         if (named !== undefined) counts.unknownStates.set(job.state, named + 1);
         else if (counts.unknownStates.size < MAX_NAMED_STATES) counts.unknownStates.set(job.state, 1);
-        counts.firstUnknownState ??= `job ${job.jobKey} (${lineLabel(source, line)})`;
+        counts.firstUnknownState ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)})`;
       }
     };
     // Up to WRITERS batches are written at once (Postgres then uses more than one core) while
@@ -424,7 +433,13 @@ export function createIngestionService(deps: IngestionDeps) {
         const row = storedRows.get(`${job.cluster}\u0000${job.jobId}\u0000${job.jobKey}`);
         const shiftMs = row ? zoneShiftOf(row, job) : null;
         if (row && shiftMs !== null && shiftMs !== 0) {
-          moved.set(key, { jobKey: job.jobKey, shiftMs, storedEndAt: row.endAt ?? null, endAt: job.endAt });
+          moved.set(key, {
+            cluster: job.cluster,
+            jobKey: job.jobKey,
+            shiftMs,
+            storedEndAt: row.endAt ?? null,
+            endAt: job.endAt,
+          });
         }
       }
       const result = await ingestionRepository.upsertJobs(db.pool, jobs, source.name, {
@@ -442,7 +457,7 @@ export function createIngestionService(deps: IngestionDeps) {
         if (counts.heldKeys.has(held.rowKey)) continue;
         counts.heldKeys.add(held.rowKey);
         counts.held += 1;
-        counts.firstHeld ??= { jobKey: held.jobKey, receiptId: held.receiptId };
+        counts.firstHeld ??= { cluster: held.cluster, jobKey: held.jobKey, receiptId: held.receiptId };
       }
     };
     const settle = async (entry: (typeof inFlight)[number]) => {
@@ -477,7 +492,7 @@ export function createIngestionService(deps: IngestionDeps) {
           const isLogged = countSkip(
             skipKeyOf(item),
             () =>
-              `${item.jobId === null ? 'a record' : `job ${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
+              `${item.jobId === null ? 'a record' : jobLabel(truncate(item.jobId, MAX_LOGGED_JOB_ID), item.job?.cluster)} (${lineLabel(source, item.line, item.output)}): ${truncate(item.reason, 300)}`,
           );
           if (isLogged) {
             // The parsers cut these short already; a log line stays bounded whatever the source.
@@ -487,6 +502,7 @@ export function createIngestionService(deps: IngestionDeps) {
                 line: item.line,
                 ...(item.output === undefined ? {} : { output: item.output }),
                 jobId: item.jobId === null ? null : truncate(item.jobId, MAX_LOGGED_JOB_ID),
+                ...(item.job ? { cluster: item.job.cluster } : {}),
                 reason: truncate(item.reason, 300),
               },
               'skipped a malformed record',
@@ -504,7 +520,8 @@ export function createIngestionService(deps: IngestionDeps) {
           const { job, line } = item;
           const isLogged = countSkip(
             jobKeyOf(job),
-            () => `job ${truncate(job.jobId, MAX_LOGGED_JOB_ID)} (${lineLabel(source, line)}): ${problem}`,
+            () =>
+              `${jobLabel(truncate(job.jobId, MAX_LOGGED_JOB_ID), job.cluster)} (${lineLabel(source, line)}): ${problem}`,
           );
           if (isLogged) {
             logger.warn(
@@ -513,6 +530,7 @@ export function createIngestionService(deps: IngestionDeps) {
                 source: source.name,
                 line: item.line,
                 jobId: truncate(item.job.jobId, MAX_LOGGED_JOB_ID),
+                cluster: item.job.cluster,
                 reason: problem,
               },
               'skipped a record that cannot be stored',
@@ -779,7 +797,7 @@ export function createIngestionService(deps: IngestionDeps) {
       const first = answered.counts.firstHeld;
       notes.billed =
         `${answered.counts.held} job(s) on a live receipt now read with other figures than billed; kept as billed` +
-        (first ? ` (first: job ${first.jobKey} on receipt #${first.receiptId})` : '') +
+        (first ? ` (first: ${jobLabel(first.jobKey, first.cluster)} on receipt #${first.receiptId})` : '') +
         ': void the receipt to bill the new figures, the next read of their window stores them';
       logger.warn(
         { runId, held: answered.counts.held, first },
@@ -790,14 +808,14 @@ export function createIngestionService(deps: IngestionDeps) {
       const { moved, firstMoved: first } = answered.counts;
       if (first) {
         notes.moved =
-          `${moved} job(s) read with all their times ${formatShift(first.shiftMs)} than stored, first: job ${first.jobKey}` +
+          `${moved} job(s) read with all their times ${formatShift(first.shiftMs)} than stored, first: ${jobLabel(first.jobKey, first.cluster)}` +
           (first.storedEndAt && first.endAt
             ? `, ended ${formatZonedTimeSeconds(first.storedEndAt, timeZone)}, now ${formatZonedTimeSeconds(first.endAt, timeZone)}`
             : '') +
           ': stored as read now, so they may fall on other days. Was APP_TZ, or the zone the sacct output is ' +
           'written in, changed? (docs/ingestion.md, Reused job ids)';
         logger.warn(
-          { runId, moved, first: { jobKey: first.jobKey, shiftMs: first.shiftMs } },
+          { runId, moved, first: { cluster: first.cluster, jobKey: first.jobKey, shiftMs: first.shiftMs } },
           'jobs read with all their times moved by a zone difference; stored as read',
         );
       }

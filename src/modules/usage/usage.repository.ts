@@ -408,6 +408,7 @@ export interface BilledRow {
   receiptId: number;
   receiptStatus: string;
   receiptCreatedAt: Date;
+  cluster: string;
   jobId: string;
   name: string;
   endAt: Date;
@@ -433,7 +434,7 @@ export async function findBilledPage(
   const [rows, counted] = await Promise.all([
     db.$queryRaw<BilledRow[]>(Prisma.sql`
       SELECT b.receipt_id AS "receiptId", b.status::text AS "receiptStatus", b.created_at AS "receiptCreatedAt",
-             j.job_key AS "jobId", j.name, j.end_at AS "endAt", b.cost
+             j.cluster, j.job_key AS "jobId", j.name, j.end_at AS "endAt", b.cost
       ${from}
       ORDER BY b.receipt_id DESC, j.end_at DESC, j.id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
     // The window's total, of every page, adds up the costs as the rows show them (to CURRENCY's

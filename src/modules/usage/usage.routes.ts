@@ -236,6 +236,7 @@ export function myUsageJson(page: UserUsagePage, timeZone: string) {
         receiptId: row.receiptId,
         receiptStatus: row.receiptStatus,
         receiptCreatedAt: row.receiptCreatedAt.toISOString(),
+        cluster: row.cluster,
         jobId: row.jobId,
         name: row.name,
         endAt: row.endAt.toISOString(),

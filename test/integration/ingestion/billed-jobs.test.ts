@@ -97,7 +97,9 @@ describe('a job on a live receipt', () => {
     expect((await db.pool.query(`SELECT name FROM slurm_jobs WHERE job_id = '1'`)).rows[0].name).toBe('renamed');
     expect(await row('5')).toMatchObject({ total_cpu_sec: '10.003' });
     expect(await row('4')).toMatchObject({ total_cpu_sec: '10.268' });
-    expect(run.sourceNotes.billed).toMatch(/^1 job\(s\) on a live receipt .*first: job 4 on receipt #\d+/);
+    expect(run.sourceNotes.billed).toMatch(
+      /^1 job\(s\) on a live receipt .*first: job 4 of cluster lab on receipt #\d+/,
+    );
     const stored = await db.pool.query(`SELECT source_notes->>'billed' AS billed FROM ingestion_runs WHERE id = $1`, [
       run.runId,
     ]);
@@ -122,7 +124,9 @@ describe('a job on a live receipt', () => {
     const [, ...corrected] = CORRECTED.trimEnd().split('\n');
     const twice = `${ORIGINAL}${corrected.join('\n')}\n`;
     const run = await ingestText(twice, 'twice.psv', 5);
-    expect(run.sourceNotes.billed).toMatch(/^1 job\(s\) on a live receipt .*first: job 4 on receipt #\d+/);
+    expect(run.sourceNotes.billed).toMatch(
+      /^1 job\(s\) on a live receipt .*first: job 4 of cluster lab on receipt #\d+/,
+    );
     expect(await row('4')).toMatchObject({ total_cpu_sec: '10.268' });
     // Refused in both slices, it is still one job.
     const both = `${CORRECTED}${corrected.join('\n')}\n`;

@@ -147,7 +147,7 @@ describe('ingestion runs through the file source', () => {
     expect(stored).toMatchObject({ outcome: 'partial', skipped: 1, seen: 11, inserted: 11, source: 'file' });
     // The admin page names the job skipped and why (it used to say only "1 skipped"): the run completed
     // its window, so that job is read again only by a backfill of its day with --force once fixed.
-    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 (line 4): not a count: "x16"');
+    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 of cluster lab (line 4): not a count: "x16"');
     expect((stored.sourceNotes as Record<string, string>).skipped).toBe(run.sourceNotes.skipped);
   });
 
@@ -262,7 +262,7 @@ describe('ingestion runs through the file source', () => {
     );
     expect(run).toMatchObject({ outcome: 'success', seen: 2, inserted: 2, skipped: 0, warned: 1 });
     expect(run.sourceNotes.warnings).toBe(
-      '1 job(s) stored with End before Start (billed by elapsed time), first: job 2 (line 3): ' +
+      '1 job(s) stored with End before Start (billed by elapsed time), first: job 2 of cluster lab (line 3): ' +
         'End 2026-11-23 22:20:00 (Asia/Bangkok) is before Start 2026-11-23 22:50:00 (Asia/Bangkok)',
     );
     expect(await jobRow('2')).toMatchObject({ elapsed_sec: 3600, is_terminal: true });
@@ -296,7 +296,7 @@ describe('ingestion runs through the file source', () => {
     expect(run).toMatchObject({ outcome: 'success', seen: 5, inserted: 5, skipped: 0, unknownStateJobs: 3 });
     expect(run.sourceNotes.unknownStates).toBe(
       '3 job(s) stored in a state this app does not know (COMPLETD: 2, ARCHIVED: 1): ' +
-        'stored as not finished, so they stay unbilled until Slurm reports them in a known state, first: job 2 (line 3)',
+        'stored as not finished, so they stay unbilled until Slurm reports them in a known state, first: job 2 of cluster lab (line 3)',
     );
     expect(await jobRow('2')).toMatchObject({ state: 'COMPLETD', is_terminal: false });
     expect(await jobRow('5')).toMatchObject({ state: 'SUSPENDED', is_terminal: false });
@@ -431,7 +431,7 @@ describe('ingestion runs through the file source', () => {
       service([slices(damaged, damaged, damaged)]).runOnce({ trigger: 'manual', window: WINDOW }),
     );
     expect(run).toMatchObject({ outcome: 'partial', seen: 11, inserted: 11, unchanged: 0, skipped: 1 });
-    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 (line 4): not a count: "x16"');
+    expect(run.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 2 of cluster lab (line 4): not a count: "x16"');
     const stored = await db.prisma.ingestionRun.findUniqueOrThrow({ where: { id: run.runId } });
     expect(stored).toMatchObject({ seen: 11, inserted: 11, skipped: 1 });
   });
@@ -466,13 +466,17 @@ describe('ingestion runs through the file source', () => {
     const bad = labFileSource(file);
     const run = await finishedRun(service([slices(bad, bad)]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(run).toMatchObject({ outcome: 'partial', seen: 0, skipped: 2 });
+    // Both are job 7: the notes say of which cluster, or the admin cannot tell which one to look for.
+    expect(run.sourceNotes.skipped).toBe('2 job(s) skipped, first: job 7 of cluster lab (line 2): not a count: "x"');
     // Job 7 of lab read whole in a later slice is stored: the other cluster's is the one the notes name.
     const good = path.join(dir, 'lab-whole.psv');
     writeFileSync(good, [header, row('lab', '60'), ''].join('\n'));
     const whole = labFileSource(good);
     const later = await finishedRun(service([slices(bad, whole)]).runOnce({ trigger: 'manual', window: WINDOW }));
     expect(later).toMatchObject({ outcome: 'partial', seen: 1, inserted: 1, skipped: 1 });
-    expect(later.sourceNotes.skipped).toBe('1 job(s) skipped, first: job 7 (line 3): not a count: "y"');
+    expect(later.sourceNotes.skipped).toBe(
+      '1 job(s) skipped, first: job 7 of cluster other (line 3): not a count: "y"',
+    );
   });
 
   it('counts a job in an unknown state, or with End before Start, once however many slices it comes in', async () => {
@@ -939,7 +943,7 @@ describe('jobs sacct stored in the server zone, not APP_TZ (before sacct ran wit
     // Said, as the times moved: read after APP_TZ changed (or the zone the file is written in), every
     // unbilled job's times moved by the difference, and the run said only "12 updated".
     const moved =
-      /^12 job\(s\) read with all their times 7 h later than stored, first: job \S+, ended (.+?) \(UTC\), now (.+?) \(UTC\): stored as read now, so they may fall on other days\. Was APP_TZ, or the zone the sacct output is written in, changed\? \(docs\/ingestion\.md, Reused job ids\)$/.exec(
+      /^12 job\(s\) read with all their times 7 h later than stored, first: job \S+ of cluster lab, ended (.+?) \(UTC\), now (.+?) \(UTC\): stored as read now, so they may fall on other days\. Was APP_TZ, or the zone the sacct output is written in, changed\? \(docs\/ingestion\.md, Reused job ids\)$/.exec(
         String(again.sourceNotes.moved),
       );
     expect(moved, String(again.sourceNotes.moved)).not.toBeNull();
