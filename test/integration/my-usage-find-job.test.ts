@@ -28,8 +28,9 @@ beforeAll(async () => {
     { user: 'dana', jobId: '900', end: '2025-09-19T05:00:00Z', totalCpuSec: '3600' },
     { user: 'ezra', jobId: '5151', end: '2025-06-03T05:00:00Z', totalCpuSec: '3600' },
   ]);
-  await db.pool.query(`UPDATE slurm_jobs SET array_job_id = '777', array_task_id = split_part(job_id, '_', 2)
-    WHERE job_id LIKE '777\\_%'`);
+  // As ingestion stores an array's tasks: the page's Job is the key (777_0), job_id Slurm's JobIDRaw.
+  await db.pool.query(`UPDATE slurm_jobs SET job_key = job_id, job_id = '78' || split_part(job_id, '_', 2),
+    array_job_id = '777', array_task_id = split_part(job_id, '_', 2) WHERE job_id LIKE '777\\_%'`);
   const app = buildTestApp(db, { now: () => new Date('2025-09-20T05:00:00Z') });
   dana = await signInAs(app, 'dana', 'dana-password');
 });
@@ -61,6 +62,13 @@ describe('finding a job by its id on My usage', () => {
     expect(text).toContain('2025-07-01 to 2025-07-02');
     expect(text).toContain('2 jobs with id 777 ended in this window.');
     expect(text).toContain('777_0');
+    expect(text).toContain('777_1');
+  });
+
+  it("finds an array's task by the id shown and by Slurm's raw id (JobIDRaw)", async () => {
+    expect((await page('job=777_1')).text).toContain('1 job with id 777_1 ended in this window.');
+    const { text } = await page('job=781');
+    expect(text).toContain('1 job with id 781 ended in this window.');
     expect(text).toContain('777_1');
   });
 

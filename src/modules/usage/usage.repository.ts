@@ -81,12 +81,13 @@ const IS_NOT_UNBILLED_REQUEUED_RUN = Prisma.sql`(j.state <> 'REQUEUED' OR EXISTS
               WHERE lri.cluster = j.cluster AND lri.job_key = j.job_key AND NOT lri.is_voided))`;
 
 /**
- * The job of a Slurm job id, or every task of the array job of that id: a task's id is the array's,
- * `_` and its index (`777_3`). Read from job_id alone, which the listing index covers (array_job_id
- * is not in it, and the page's query reads its rows from JOB_LISTING_COLUMNS).
+ * The job of a Slurm job id, or every task of the array job of that id. The id the pages show is the
+ * job key: an array task's is the array's id, `_` and its index (`777_3`), and its job_id is Slurm's
+ * JobIDRaw (`781`), which sacct and e-mails also give, so either finds it. Read from those two
+ * columns alone, which the listing index covers (array_job_id is not in JOB_LISTING_COLUMNS).
  */
 function jobIdConditionOf(job: string): Prisma.Sql {
-  return Prisma.sql`(j.job_id = ${job} OR starts_with(j.job_id, ${`${job}_`}))`;
+  return Prisma.sql`(j.job_key = ${job} OR j.job_id = ${job} OR starts_with(j.job_key, ${`${job}_`}))`;
 }
 
 function whereOf(filter: JobFilter): Prisma.Sql {
