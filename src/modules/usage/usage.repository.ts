@@ -488,6 +488,18 @@ export async function findUnfinishedJobIds(db: Db, ids: bigint[]): Promise<Set<b
   return new Set(rows.map((row) => BigInt(row.id)));
 }
 
+/**
+ * How many of the user's jobs have no end yet (running, or pending in the queue): no window lists
+ * them. Read from the unfinished jobs' partial index (its predicate repeated so the planner uses it).
+ */
+export async function countJobsNotEnded(db: Db, user: string): Promise<number> {
+  const rows = await db.$queryRaw<{ count: bigint }[]>(
+    Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j
+      WHERE j."user" = ${user} AND j.end_at IS NULL AND NOT j.is_terminal AND j.state <> 'REQUEUED'`,
+  );
+  return Number(rows[0]?.count ?? 0);
+}
+
 /** How many jobs of the window are on a live receipt (findBilledPage's count), without a row of them. */
 export async function countBilledJobs(db: Db, filter: JobFilter): Promise<number> {
   const rows = await db.$queryRaw<{ count: bigint }[]>(

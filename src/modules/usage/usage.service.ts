@@ -609,6 +609,8 @@ export function createUsageService(deps: UsageServiceDeps) {
     // Only a row whose state is not a final one can be such a job (ingestion stores is_terminal from
     // the state, isTerminalState): asked about those alone, the usual page, all of it finished, sends
     // no query more than before.
+    // Jobs with no end are in no window: the page says how many, or a researcher looks for them in vain.
+    const notEnded = await usageRepository.countJobsNotEnded(db, username);
     const unfinished = await usageRepository.findUnfinishedJobIds(
       db,
       rows.filter((row) => row.receiptId === null && !isTerminalState(row.state)).map((row) => row.id),
@@ -630,6 +632,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       sort: query.sort,
       dir: query.dir,
       job: query.job,
+      notEnded,
     };
   }
 
