@@ -29,6 +29,8 @@ export interface JobFilter {
   users?: string[] | undefined;
   account?: string | undefined;
   partition?: string | undefined;
+  /** My usage's Job id: the job of that Slurm id, or every task of the array job of that id (jobIdConditionOf). */
+  job?: string | undefined;
   /**
    * The tier each job is priced at, as the usage pages show it: its live receipt's when billed,
    * else its owner's tier now (the rates `r`). Only the queries that join both take it
@@ -78,6 +80,16 @@ const IS_NOT_UNBILLED_REQUEUED_RUN = Prisma.sql`(j.state <> 'REQUEUED' OR EXISTS
              SELECT 1 FROM receipt_items lri
               WHERE lri.cluster = j.cluster AND lri.job_key = j.job_key AND NOT lri.is_voided))`;
 
+/**
+ * The job of a Slurm job id, or every task of the array job of that id. The id the pages show is the
+ * job key: an array task's is the array's id, `_` and its index (`777_3`), and its job_id is Slurm's
+ * JobIDRaw (`781`), which sacct and e-mails also give, so either finds it. Read from those two
+ * columns alone, which the listing index covers (array_job_id is not in JOB_LISTING_COLUMNS).
+ */
+function jobIdConditionOf(job: string): Prisma.Sql {
+  return Prisma.sql`(j.job_key = ${job} OR j.job_id = ${job} OR starts_with(j.job_key, ${`${job}_`}))`;
+}
+
 function whereOf(filter: JobFilter): Prisma.Sql {
   const parts = [
     Prisma.sql`j.end_at >= ${filter.from}`,
@@ -88,6 +100,7 @@ function whereOf(filter: JobFilter): Prisma.Sql {
   if (filter.users) parts.push(Prisma.sql`j."user" = ANY (${filter.users}::text[])`);
   if (filter.account) parts.push(Prisma.sql`j.account = ${filter.account}`);
   if (filter.partition) parts.push(Prisma.sql`j.partition = ${filter.partition}`);
+  if (filter.job) parts.push(jobIdConditionOf(filter.job));
   return Prisma.join(parts, ' AND ');
 }
 
@@ -476,6 +489,18 @@ export async function findUnfinishedJobIds(db: Db, ids: bigint[]): Promise<Set<b
   return new Set(rows.map((row) => BigInt(row.id)));
 }
 
+/**
+ * How many of the user's jobs have no end yet (running, or pending in the queue): no window lists
+ * them. Read from the unfinished jobs' partial index (its predicate repeated so the planner uses it).
+ */
+export async function countJobsNotEnded(db: Db, user: string): Promise<number> {
+  const rows = await db.$queryRaw<{ count: bigint }[]>(
+    Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j
+      WHERE j."user" = ${user} AND j.end_at IS NULL AND NOT j.is_terminal AND j.state <> 'REQUEUED'`,
+  );
+  return Number(rows[0]?.count ?? 0);
+}
+
 /** How many jobs of the window are on a live receipt (findBilledPage's count), without a row of them. */
 export async function countBilledJobs(db: Db, filter: JobFilter): Promise<number> {
   const rows = await db.$queryRaw<{ count: bigint }[]>(
@@ -490,6 +515,20 @@ export async function findLastJobEnd(db: Db, filter: JobFilter): Promise<Date | 
     Prisma.sql`SELECT max(j.end_at) AS last FROM slurm_jobs j WHERE ${whereOf(filter)}`,
   );
   return rows[0]?.last ?? null;
+}
+
+/**
+ * When the user's jobs of a Slurm job id (or an array job's tasks) ended, first and last, whatever
+ * the window; null when none of them has: My usage's Job id opens the window on them.
+ */
+export async function findJobEndRange(db: Db, user: string, job: string): Promise<{ first: Date; last: Date } | null> {
+  const rows = await db.$queryRaw<{ first: Date | null; last: Date | null }[]>(
+    Prisma.sql`SELECT min(j.end_at) AS first, max(j.end_at) AS last FROM slurm_jobs j
+      WHERE j."user" = ${user} AND ${jobIdConditionOf(job)} AND j.end_at IS NOT NULL
+        AND ${IS_NOT_UNBILLED_REQUEUED_RUN}`,
+  );
+  const row = rows[0];
+  return row?.first && row.last ? { first: row.first, last: row.last } : null;
 }
 
 /** Columns of a usage CSV row, in the order streamCsvLines writes them. */

@@ -72,7 +72,13 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
     const { heldPayments } = shown;
     if (shown.kind === 'page') {
       const { page } = shown;
-      const current = { start: page.window.start, end: page.window.end, view: page.view };
+      // A Job id stays on the Jobs view's pages and sorts; the other views do not filter by it.
+      const current = {
+        start: page.window.start,
+        end: page.window.end,
+        view: page.view,
+        job: page.view === 'detail' ? page.job : undefined,
+      };
       res.render('usage/me', {
         title: 'My usage',
         page,
@@ -115,19 +121,20 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
       });
       return;
     }
-    const { shownWindow, exportWindow } = shown;
+    const { shownWindow, exportWindow, error } = shown;
     const keptView = takenOption(raw.view, ZUsageQuery.shape.view.unwrap().options);
     const keptSort = keptSortOf(raw);
-    res.status(400).render('usage/me', {
+    // 400, or 404 for a Job id none of the user's jobs has.
+    res.status(error.status).render('usage/me', {
       title: 'My usage',
       page: undefined,
       ...shown.receiptForm,
-      error: readableMessageOf(shown.error),
+      error: readableMessageOf(error),
       invalidFields: invalidFieldsOf(shown.error),
       refusedReceipt,
       heldPayments,
       // The window form sends the view back: a refused one (view=Per day) was refused again at every Show.
-      form: { start: raw.start ?? '', end: raw.end ?? '', view: keptView ?? 'detail' },
+      form: { start: raw.start ?? '', end: raw.end ?? '', view: keptView ?? 'detail', job: raw.job ?? '' },
       // And the sort, when the page takes it: after a refused window, Show listed the jobs by Ended again.
       keptSort,
       // The tabs keep the window of the form when a page can show it (a refused view, sort or page

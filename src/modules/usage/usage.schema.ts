@@ -56,6 +56,7 @@ const USAGE_FIELD_LABELS = {
   sort: 'Sort',
   dir: 'Sort direction',
   page: 'Page',
+  job: 'Job id',
   user: 'User',
   account: 'Account',
   partition: 'Partition',
@@ -88,6 +89,8 @@ export const ZUsageQuery = labelFields(
     sort: z.enum(USAGE_SORTS, { error: `must be one of ${USAGE_SORTS.join(', ')}` }).default('end'),
     dir: z.enum(['asc', 'desc']).default('desc'),
     page: ZPageNumber,
+    // A Slurm job id (`4242`, an array task `777_3`) or an array job's id for all its tasks: Jobs lists only those.
+    job: optionalText(32).optional(),
   }),
   USAGE_FIELD_LABELS,
 );

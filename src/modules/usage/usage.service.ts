@@ -114,6 +114,15 @@ interface PerDayListedTo {
  * `listing.lastListed` (today, or a later day with a job) when the days after it are not.
  */
 
+/** My usage's Job id, given without dates, that none of the user's finished jobs has. */
+export class UsageJobNotFoundError extends NotFoundError {
+  constructor(readonly job: string) {
+    super(
+      `You have no finished job with id ${job}. Type the id Slurm gave it (4242, or 4242_7 for one task of an array job; 4242 lists all its tasks); a job still running is listed once it ends.`,
+    );
+  }
+}
+
 export class UsagePageNotFoundError extends NotFoundError {
   constructor(
     readonly window: UsageWindow,
@@ -483,9 +492,25 @@ export function createUsageService(deps: UsageServiceDeps) {
     return days;
   }
 
+  /**
+   * The window /me shows: the one asked for, or, for a Job id given without dates, the days that
+   * job (an array job's tasks) ended: a researcher with a job id from a log does not know the day.
+   */
+  async function myUsageWindowOf(username: string, query: TUsageQuery): Promise<UsageWindow> {
+    if (query.job === undefined || query.start !== undefined || query.end !== undefined) {
+      return resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    }
+    const ended = await usageRepository.findJobEndRange(db, username, query.job);
+    if (!ended) throw new UsageJobNotFoundError(query.job);
+    return resolveWindow(
+      { start: toLocalDate(ended.first, config.timeZone), end: toLocalDate(ended.last, config.timeZone) },
+      { maxDays: MAX_PAGE_WINDOW_DAYS },
+    );
+  }
+
   /** The /me page in one of its three views. */
   async function getUserUsage(username: string, query: TUsageQuery) {
-    const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    const window = await myUsageWindowOf(username, query);
     const filter = { from: window.from, before: window.before, user: username };
     const tier = await rates.getUserTier(username);
     const pricing: usageRepository.PricingContext = {
@@ -572,7 +597,7 @@ export function createUsageService(deps: UsageServiceDeps) {
       return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals, first };
     }
 
-    const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, filter, pricing, {
+    const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, { ...filter, job: query.job }, pricing, {
       sort: query.sort,
       direction: query.dir,
       offset: (query.page - 1) * PAGE_SIZE,
@@ -584,6 +609,8 @@ export function createUsageService(deps: UsageServiceDeps) {
     // Only a row whose state is not a final one can be such a job (ingestion stores is_terminal from
     // the state, isTerminalState): asked about those alone, the usual page, all of it finished, sends
     // no query more than before.
+    // Jobs with no end are in no window: the page says how many, or a researcher looks for them in vain.
+    const notEnded = await usageRepository.countJobsNotEnded(db, username);
     const unfinished = await usageRepository.findUnfinishedJobIds(
       db,
       rows.filter((row) => row.receiptId === null && !isTerminalState(row.state)).map((row) => row.id),
@@ -604,6 +631,8 @@ export function createUsageService(deps: UsageServiceDeps) {
       count,
       sort: query.sort,
       dir: query.dir,
+      job: query.job,
+      notEnded,
     };
   }
 
@@ -623,8 +652,11 @@ export function createUsageService(deps: UsageServiceDeps) {
         if (error instanceof UsagePageNotFoundError) {
           return { kind: 'pageNotFound', error, receiptForm: receiptFormDatesFor(error.window.end), heldPayments };
         }
-        // Bad dates come back as the page with the message and the form, not as an error page.
-        if (!(error instanceof AppError) || error.status !== 400) throw error;
+        // Bad dates, and a Job id none of the user's jobs has, come back as the page with the message
+        // and the form, not as an error page.
+        const isShownOnPage =
+          error instanceof AppError && (error.status === 400 || error instanceof UsageJobNotFoundError);
+        if (!isShownOnPage) throw error;
         refusal = error;
         typedWindow = { start: asked.query.start, end: asked.query.end };
         typedEnd = asked.query.end;
@@ -679,7 +711,7 @@ export function createUsageService(deps: UsageServiceDeps) {
    * is always there (an empty window says so), and is checked without a query.
    */
   async function checkUserUsagePage(username: string, query: TUsageQuery): Promise<void> {
-    const window = resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+    const window = await myUsageWindowOf(username, query);
     if (query.page === 1) return;
     const filter = { from: window.from, before: window.before, user: username };
     if (query.view === 'billed') {
@@ -687,7 +719,8 @@ export function createUsageService(deps: UsageServiceDeps) {
       return;
     }
     if (query.view === 'detail') {
-      assertPageExists(window, 'detail', query.page, await usageRepository.countJobs(deps.db.pool, filter));
+      const jobs = await usageRepository.countJobs(deps.db.pool, { ...filter, job: query.job });
+      assertPageExists(window, 'detail', query.page, jobs);
       return;
     }
     // Per day's days listed, by the rule getUserUsage lists them by; a window up to today needs no job for it.
