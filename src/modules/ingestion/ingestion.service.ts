@@ -236,7 +236,6 @@ function formatShift(shiftMs: number): string {
   return `${parts.join(' ')} ${shiftMs > 0 ? 'later' : 'earlier'}`;
 }
 
-/** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
 /**
  * A job as the run's notes name it: with its cluster where the source said it, since each cluster
  * numbers its jobs on its own and one file may hold several (job 7 of `hpc` and job 7 of `gpu`).
@@ -245,6 +244,7 @@ function jobLabel(jobId: string, cluster: string | undefined): string {
   return cluster === undefined ? `job ${jobId}` : `job ${jobId} of cluster ${cluster}`;
 }
 
+/** Where a record came from, as the notes name it: a line of sacct output, a record of a JSON answer. */
 function lineLabel(source: JobSource, line: number, output?: string): string {
   const label = source.name === 'slurmrestd' ? `record ${line}` : `line ${line}`;
   return output === undefined ? label : `${label} of ${output}`;
