@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJobs, buildTiers } from '../support/billing-factories.js';
+import { statementsDuring } from '../support/count-queries.js';
 import { buildUser } from '../support/factories.js';
 import { visibleTextOf } from '../support/html.js';
 import { type Agent, signInAs } from '../support/sign-in.js';
@@ -44,5 +45,25 @@ describe('jobs that have not ended, on My usage', () => {
 
   it('says nothing of them to a researcher who has none', async () => {
     expect(await jobsPage(hal)).not.toContain('have not ended yet');
+  });
+
+  it("are counted by the page's own statement, so /me sends no statement more for them", async () => {
+    // /me is the page signed-in people load most (issue 8's `browse`): the count rides along with the page
+    // of jobs, as the window's count does, rather than costing both processes a round trip of its own.
+    const sent = await statementsDuring(db.pool, () => gus.get('/me').set('Accept', 'text/html').expect(200));
+    const countsAlone = sent.filter(
+      (statement) =>
+        statement.text.trimStart().startsWith('SELECT count(*) AS count FROM slurm_jobs j') &&
+        statement.text.includes('end_at IS NULL'),
+    );
+    expect(countsAlone).toEqual([]);
+    expect(sent.some((statement) => statement.text.includes('"notEndedCount"'))).toBe(true);
+  });
+
+  it('says how many also on a window with no job in it, where no row carries the count', async () => {
+    const text = visibleTextOf(
+      (await gus.get('/me?start=2025-09-01&end=2025-09-10').set('Accept', 'text/html').expect(200)).text,
+    );
+    expect(text).toContain('2 of your jobs have not ended yet');
   });
 });

@@ -250,12 +250,16 @@ export async function findJobsPage(
   filter: JobFilter,
   pricing: PricingContext,
   page: { sort: SortColumn; direction: 'asc' | 'desc'; offset: number; limit: number },
-): Promise<{ rows: UsageRow[]; count: number }> {
+  notEndedOf?: string,
+): Promise<{ rows: UsageRow[]; count: number; notEnded?: number }> {
   const direction = Prisma.raw(page.direction === 'asc' ? 'ASC' : 'DESC');
   const column = Prisma.raw(SORT_COLUMNS[page.sort]);
   const nulls = Prisma.raw(NULLABLE_SORTS.has(page.sort) ? ' NULLS LAST' : '');
   const order = Prisma.sql`ORDER BY ${column} ${direction}${nulls}, j.id ${direction}`;
-  const extraColumns = Prisma.sql`(${countJobsSql(filter)}) AS "windowCount",`;
+  // The count of `notEndedOf`'s jobs with no end rides along too (My usage says how many no window lists).
+  const notEndedColumn =
+    notEndedOf === undefined ? Prisma.empty : Prisma.sql`(${countJobsNotEndedSql(notEndedOf)}) AS "notEndedCount",`;
+  const extraColumns = Prisma.sql`(${countJobsSql(filter)}) AS "windowCount", ${notEndedColumn}`;
   let query: Prisma.Sql;
   if (!PRICED_SORTS.has(page.sort)) {
     // Sorted by a column of the job itself: pick the page first, then price only its rows.
@@ -272,12 +276,20 @@ export async function findJobsPage(
       Prisma.sql`${order} LIMIT ${page.limit} OFFSET ${page.offset}`,
     );
   }
-  const rows = await queryPrepared<PgUsageRow & { windowCount: string }>(pool, query);
+  const rows = await queryPrepared<PgUsageRow & { windowCount: string; notEndedCount?: string }>(pool, query);
   const first = rows[0];
   if (first)
-    return { rows: rows.map(({ windowCount: _count, ...row }) => toUsageRow(row)), count: Number(first.windowCount) };
-  // No row to carry the count: an empty window, or a page past the last one.
-  return { rows: [], count: page.offset === 0 ? 0 : await countJobs(pool, filter) };
+    return {
+      rows: rows.map(({ windowCount: _count, notEndedCount: _notEnded, ...row }) => toUsageRow(row)),
+      count: Number(first.windowCount),
+      ...(notEndedOf === undefined ? {} : { notEnded: Number(first.notEndedCount ?? 0) }),
+    };
+  // No row to carry the counts: an empty window, or a page past the last one.
+  const [count, notEnded] = await Promise.all([
+    page.offset === 0 ? 0 : countJobs(pool, filter),
+    notEndedOf === undefined ? undefined : countJobsNotEnded(pool, notEndedOf),
+  ]);
+  return { rows: [], count, ...(notEnded === undefined ? {} : { notEnded }) };
 }
 
 function countJobsSql(filter: JobFilter): Prisma.Sql {
@@ -493,11 +505,14 @@ export async function findUnfinishedJobIds(db: Db, ids: bigint[]): Promise<Set<b
  * How many of the user's jobs have no end yet (running, or pending in the queue): no window lists
  * them. Read from the unfinished jobs' partial index (its predicate repeated so the planner uses it).
  */
-export async function countJobsNotEnded(db: Db, user: string): Promise<number> {
-  const rows = await db.$queryRaw<{ count: bigint }[]>(
-    Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j
-      WHERE j."user" = ${user} AND j.end_at IS NULL AND NOT j.is_terminal AND j.state <> 'REQUEUED'`,
-  );
+function countJobsNotEndedSql(user: string): Prisma.Sql {
+  return Prisma.sql`SELECT count(*) AS count FROM slurm_jobs j
+    WHERE j."user" = ${user} AND j.end_at IS NULL AND NOT j.is_terminal AND j.state <> 'REQUEUED'`;
+}
+
+/** countJobsNotEndedSql alone (a prepared statement), for a page with no row to carry it (findJobsPage). */
+export async function countJobsNotEnded(pool: pg.Pool, user: string): Promise<number> {
+  const rows = await queryPrepared<{ count: string }>(pool, countJobsNotEndedSql(user));
   return Number(rows[0]?.count ?? 0);
 }
 

@@ -597,20 +597,25 @@ export function createUsageService(deps: UsageServiceDeps) {
       return { ...base, view: 'billed' as const, rows, page: query.page, pageCount, count, totals, first };
     }
 
-    const { rows, count } = await usageRepository.findJobsPage(deps.db.pool, { ...filter, job: query.job }, pricing, {
-      sort: query.sort,
-      direction: query.dir,
-      offset: (query.page - 1) * PAGE_SIZE,
-      limit: PAGE_SIZE,
-    });
+    // Jobs with no end are in no window: the page says how many, or a researcher looks for them in vain.
+    // Counted by the page's own statement, so /me sends no query more for it.
+    const {
+      rows,
+      count,
+      notEnded = 0,
+    } = await usageRepository.findJobsPage(
+      deps.db.pool,
+      { ...filter, job: query.job },
+      pricing,
+      { sort: query.sort, direction: query.dir, offset: (query.page - 1) * PAGE_SIZE, limit: PAGE_SIZE },
+      username,
+    );
     const pageCount = assertPageExists(window, 'detail', query.page, count);
     // A job with an end time that has not finished is shown at an estimate, but no receipt bills it
     // until it finishes: its row says so, where "not yet" promised a bill the receipt never made.
     // Only a row whose state is not a final one can be such a job (ingestion stores is_terminal from
     // the state, isTerminalState): asked about those alone, the usual page, all of it finished, sends
     // no query more than before.
-    // Jobs with no end are in no window: the page says how many, or a researcher looks for them in vain.
-    const notEnded = await usageRepository.countJobsNotEnded(db, username);
     const unfinished = await usageRepository.findUnfinishedJobIds(
       db,
       rows.filter((row) => row.receiptId === null && !isTerminalState(row.state)).map((row) => row.id),
