@@ -380,6 +380,11 @@ describe('a scheduled run whose database stops answering mid-write (its port clo
       expect(next.status === 'finished' && next.run.window.start).toEqual(during.runs[1].window_start);
       const after = await stored(db);
       expect(after.runs.map((run) => run.outcome)).toEqual(['success', 'failed', 'success']);
+      // Its process lived on and knew why the run failed: the record says so, not that the process stopped.
+      expect(after.runs[1]).toMatchObject({
+        error: expect.stringMatching(/^the database is unavailable: Connection terminated/),
+        source_notes: { counts: expect.stringMatching(/^cut short when its database connection was lost: /) },
+      });
       expect(after.jobs).toBe(CAPTURED_JOBS);
     } finally {
       await opened.splice(0).reduce((closing, database) => closing.then(() => database.close()), Promise.resolve());
