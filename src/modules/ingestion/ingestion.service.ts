@@ -254,9 +254,17 @@ const unrecordedEnds = new WeakMap<Database, Map<number, ingestionRepository.Unr
 async function recordLostConnectionEnds(db: Database, logger?: Logger): Promise<number> {
   const kept = unrecordedEnds.get(db);
   if (!kept || kept.size === 0) return 0;
-  const settled = await ingestionRepository.failRunsLeftByLostConnection(db.pool, [...kept.values()]);
+  // Never in the way of the run or the page: a write refused again (a database behind the code) leaves
+  // them to failAbandonedRuns, and their entries are settled next time, those rows no longer running.
+  const settled = await ingestionRepository
+    .failRunsLeftByLostConnection(db.pool, [...kept.values()])
+    .catch((error: unknown) => {
+      logger?.warn({ err: error }, 'runs whose database connection was lost could not be recorded so');
+      return [];
+    });
   for (const id of settled) kept.delete(id);
-  logger?.warn({ runIds: settled }, 'recorded runs whose database connection was lost as failed');
+  if (settled.length > 0)
+    logger?.warn({ runIds: settled }, 'recorded runs whose database connection was lost as failed');
   return settled.length;
 }
 
