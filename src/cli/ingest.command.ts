@@ -311,33 +311,31 @@ async function runIncremental(
   for (const note of runNotes(run)) console.log(`  ${note}`);
 }
 
+/** Notes this command says otherwise or not at all: the file's fingerprint (the page hides it too), the states' (their own line). */
+const NOTES_NOT_LISTED = new Set(['fileFingerprint', 'unknownStates']);
+
 /**
- * What a run that did not fail says that needs the admin besides its states: why the sources before
- * the one that answered did not (sourceProblems), and an account that may read only some users' jobs,
- * with which the run succeeds all the same; this command is how docs/operations.md has the admin try
- * that account, so neither is left to a JSON line on stderr.
+ * What a run that did not fail says that needs the admin besides its states, each `key: note` as
+ * /admin/ingestion shows it: why the sources before the one that answered did not, and which fallback
+ * after it could not run (`npm run ingest` is how an admin tries the Slurm settings: with slurmrestd's
+ * token refused and sacct answering it printed "success via sacct" alone), an account that may read only
+ * some users' jobs, and the rest (jobs skipped, kept as billed, read with
+ * their times moved by a zone difference, a window read short). Only the sources' and `access` were
+ * said, so a run whose every job moved an hour (APP_TZ changed) printed "1 updated" alone. A source
+ * that answered, or a fallback found ready, says nothing the result line does not.
  */
 function runNotes(run: RunSummary): string[] {
-  return [...sourceProblems(run), ...(run.sourceNotes.access ? [`access: ${run.sourceNotes.access}`] : [])];
+  return Object.entries(run.sourceNotes).flatMap(([key, note]) => {
+    if (NOTES_NOT_LISTED.has(key)) return [];
+    if (SOURCE_NAMES.includes(key)) return SOURCE_PROBLEM.test(note) ? [`${key}: ${note}`] : [];
+    return [`${key}: ${note}`];
+  });
 }
 
 /** The sources, in the order a run tries them (ingestion.factory.ts). */
 const SOURCE_NAMES = ['slurmrestd', 'sacct', 'file'];
 /** A source's note that says it failed, or that it would fail when it is needed (a fallback not tried). */
 const SOURCE_PROBLEM = /^(?:failed: |configuration error: |not tried \(.*\), but would fail: )/;
-
-/**
- * Why the sources before the one that answered did not, and which fallback after it could not run,
- * as the run's notes on /admin/ingestion say it. `npm run ingest` is how an admin tries the Slurm
- * settings: with slurmrestd's token refused and sacct answering it printed "success via sacct" alone,
- * the refusal a JSON line on stderr, and the settings looked right.
- */
-function sourceProblems(run: RunSummary): string[] {
-  return SOURCE_NAMES.flatMap((name) => {
-    const note = run.sourceNotes[name];
-    return note !== undefined && SOURCE_PROBLEM.test(note) ? [`${name}: ${note}`] : [];
-  });
-}
 
 /** The source that answered; a run no source answered (a FALLBACK_CSV that cannot be read) said 'via -'. */
 function viaSourceText(run: RunSummary): string {

@@ -52,19 +52,31 @@ export class BadRequestError extends AppError {
 export class InvalidFieldsError extends BadRequestError {
   readonly readableMessage: string;
 
+  /**
+   * `pageReasons`: a field's reason as a page words it, where it speaks of the page ("its notice above
+   * names it"), in place of the one of `fields`, which a script gets (AppError.pageMessage, for a field).
+   */
   constructor(
     readonly fields: Readonly<Record<string, string>>,
     private readonly labels: Readonly<Record<string, string>> = {},
     details: Record<string, unknown> = {},
+    private readonly pageReasons: Readonly<Record<string, string>> = {},
   ) {
     super(joinFieldReasons(fields), { ...details, fields });
-    this.readableMessage = joinFieldReasons(fields, labels);
+    this.readableMessage = joinFieldReasons(this.pageFields(), labels);
   }
 
   /** The readable message without the reasons of `fields`, for a page that words their refusal itself. */
   readableMessageWithout(...fields: string[]): string {
-    const others = Object.fromEntries(Object.entries(this.fields).filter(([field]) => !fields.includes(field)));
+    const others = Object.fromEntries(Object.entries(this.pageFields()).filter(([field]) => !fields.includes(field)));
     return joinFieldReasons(others, this.labels);
+  }
+
+  /** The reasons of `fields` as a page gives them: the same fields, in their order. */
+  pageFields(): Record<string, string> {
+    return Object.fromEntries(
+      Object.entries(this.fields).map(([field, reason]) => [field, this.pageReasons[field] ?? reason]),
+    );
   }
 }
 

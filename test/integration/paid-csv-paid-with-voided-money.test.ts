@@ -261,10 +261,24 @@ describe('paid.csv when a voided receipt’s money pays the receipt that bills i
     const auditsBefore = await db.prisma.auditLog.count();
     const refused = await markPaid(admin, other, { paid_with_receipt: first });
     expect(refused.status, refused.text).toBe(400);
+    // A script has no notice above: it is told where the receipt's JSON names them.
     expect(refused.body.error).toBe(
       `paid_with_receipt: receipt #${first} billed none of this receipt's jobs; only the money of a voided receipt ` +
-        'that billed some of them (its notice above names it) can pay it',
+        `that billed some of them can pay it (sameJobsVoidedPaidByHand of GET /admin/receipts/${other} names them)`,
     );
+    // The page keeps its words: its notice above the form names them.
+    const page = await admin
+      .post(`/admin/receipts/${other}/paid`)
+      .set('Accept', 'text/html')
+      .type('form')
+      .send({
+        method: 'internal_transfer',
+        amount_received: await amountDueOf(db, other),
+        paid_with_receipt: String(first),
+        csrf_token: await csrfTokenOf(admin),
+      });
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('that billed some of them (its notice above names it) can pay it');
     expect(await db.prisma.receipt.findUniqueOrThrow({ where: { id: other } })).toMatchObject({
       status: 'pending',
       paidAt: null,

@@ -329,8 +329,10 @@ describe('adding tiers on the rates page', () => {
       .set('X-CSRFToken', await csrfTokenOf(ops))
       .send({ name: 'gov', cpu: '9', gpu: '9', mem: '9' });
     expect(json.status).toBe(409);
+    // A script has no form of the tier's: it is told the request that changes its rates.
     expect(json.body).toEqual({
-      error: 'A tier named "gov" already exists, so nothing was added. To change its rates, use its own form.',
+      error:
+        'A tier named "gov" already exists, so nothing was added. To change its rates, send POST /admin/rates with type "gov" and its cpu, gpu and mem (GET /admin/rates gives those in force).',
       code: 409,
     });
   });

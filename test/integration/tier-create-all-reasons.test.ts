@@ -40,7 +40,7 @@ describe('a new tier refused for a rate, under a name that is taken', () => {
       .send({ name: 'gov', cpu: '-1', gpu: '2', mem: '0.1' });
     expect(json.status).toBe(400);
     expect(json.body.error).toMatch(
-      /^name: a tier named "gov" already exists \(to change its rates, use its own form\); cpu: must be/,
+      /^name: a tier named "gov" already exists \(to change its rates, send POST \/admin\/rates with type "gov"\); cpu: must be/,
     );
     expect(await db.prisma.pricingTier.count()).toBe(tiers);
   });

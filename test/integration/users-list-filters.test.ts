@@ -74,6 +74,20 @@ describe('/admin/users filters', () => {
     await agent.head('/admin/users?role=admin&page=2').set('Accept', 'text/html').expect(404);
   });
 
+  // The create and role-change forms read a role in any case (`"role": "Admin"`); the filter refused it.
+  it('reads the role in any case, as the forms do', async () => {
+    for (const role of ['Admin', 'ADMIN']) {
+      const answer = await json(`/admin/users?role=${role}&status=active`);
+      expect(answer).toMatchObject({ role: 'admin', count: 2 });
+      expect(answer.users.map((user: { username: string }) => user.username)).toEqual(['chief', 'ops']);
+    }
+    const admins = await page('/admin/users?role=Admin').expect(200);
+    expect(rowsOf(admins.text)).toEqual(['chief', 'ex-ops', 'ops']);
+    expect(admins.text).toMatch(/<option value="admin" selected>admin<\/option>/);
+    const refused = await agent.get('/admin/users?role=Owner').set('Accept', 'application/json').expect(400);
+    expect(refused.body.error).toBe('role: must be one of admin, user');
+  });
+
   it('refuses a role or a status that is none, naming the ones there are, and lists no one', async () => {
     const refused = await agent.get('/admin/users?role=owner').set('Accept', 'application/json').expect(400);
     expect(refused.body.error).toBe('role: must be one of admin, user');

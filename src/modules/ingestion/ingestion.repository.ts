@@ -588,6 +588,47 @@ export async function failRunningRunForShutdown(
   });
 }
 
+/** How a run that failed on its database ended, kept by its process while that end could not be written. */
+export interface UnrecordedRunEnd {
+  id: number;
+  error: string;
+  sourceNotes: Record<string, string>;
+  finishedAt: Date;
+  durationMs: number;
+}
+
+/**
+ * Writes the ends of runs whose process knows how they failed (their database connection lost, the
+ * record of it refused too) where they are still `running`; only called while holding the ingest lock,
+ * before failAbandonedRuns, which would say their process stopped. Their counts are those their committed
+ * batches left, which their notes say. The ids no longer running afterwards (written now, or earlier by
+ * another process).
+ */
+export async function failRunsLeftByLostConnection(
+  pool: pg.Pool,
+  ends: readonly UnrecordedRunEnd[],
+): Promise<number[]> {
+  const settled: number[] = [];
+  for (const end of ends) {
+    await pool.query(
+      `UPDATE ingestion_runs
+          SET outcome = 'failed', error = $2, finished_at = $3, duration_ms = $4,
+              source_notes = coalesce(source_notes, '{}'::jsonb) || $5::jsonb || jsonb_build_object('counts', $6::text)
+        WHERE id = $1 AND outcome = 'running'`,
+      [
+        end.id,
+        end.error,
+        end.finishedAt,
+        end.durationMs,
+        JSON.stringify(end.sourceNotes),
+        cutRunCountsNote('cut short when its database connection was lost'),
+      ],
+    );
+    settled.push(end.id);
+  }
+  return settled;
+}
+
 /**
  * Runs left `running` by a process that died; only called while holding the ingest lock. Their counts
  * are those their committed batches left (RunWrite.runId), which their notes say.

@@ -250,6 +250,33 @@ function lineLabel(source: JobSource, line: number, output?: string): string {
   return output === undefined ? label : `${label} of ${output}`;
 }
 
+/**
+ * Per database, the ends of runs that failed on it whose record the database refused too (its connection
+ * lost, it still away), by run id. The run's lock went with its connection, so the next run, or the next
+ * look at /admin/ingestion, finds the row `running` with the lock free and took it for a run whose process
+ * died ("the process stopped"), though the process lived on and knew why the run failed. Written by
+ * whichever comes first in this process (recordLostConnectionEnds); another process still says the former.
+ */
+const unrecordedEnds = new WeakMap<Database, Map<number, ingestionRepository.UnrecordedRunEnd>>();
+
+/** Writes the ends kept in unrecordedEnds for `db` of runs still `running`; called holding the ingest lock. */
+async function recordLostConnectionEnds(db: Database, logger?: Logger): Promise<number> {
+  const kept = unrecordedEnds.get(db);
+  if (!kept || kept.size === 0) return 0;
+  // Never in the way of the run or the page: a write refused again (a database behind the code) leaves
+  // them to failAbandonedRuns, and their entries are settled next time, those rows no longer running.
+  const settled = await ingestionRepository
+    .failRunsLeftByLostConnection(db.pool, [...kept.values()])
+    .catch((error: unknown) => {
+      logger?.warn({ err: error }, 'runs whose database connection was lost could not be recorded so');
+      return [];
+    });
+  for (const id of settled) kept.delete(id);
+  if (settled.length > 0)
+    logger?.warn({ runIds: settled }, 'recorded runs whose database connection was lost as failed');
+  return settled.length;
+}
+
 /** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
 export function createIngestionService(deps: IngestionDeps) {
   const now = deps.now ?? (() => new Date());
@@ -300,18 +327,29 @@ export function createIngestionService(deps: IngestionDeps) {
     // pool has not yet seen die: the write failed on them under load and the run read "running" until the
     // next run called it abandoned. Tried again while it meets such a connection; a database still down
     // stays so.
+    const end = {
+      id: runId,
+      error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
+      sourceNotes: notes,
+      finishedAt: new Date(),
+      durationMs,
+    };
     await retryOnStaleConnection(db.pool, () =>
       ingestionRepository.finishRun(db.prisma, runId, {
         source: null,
-        sourceNotes: notes,
+        sourceNotes: end.sourceNotes,
         skipped: 0,
         outcome: 'failed',
-        error: `${describeStoreFailure(error)}: ${lastLineOf(error)}`,
+        error: end.error,
         stoppedByShutdown: false,
-        finishedAt: new Date(),
+        finishedAt: end.finishedAt,
         durationMs,
       }),
-    ).catch(() => undefined);
+    ).catch(() => {
+      const kept = unrecordedEnds.get(db) ?? new Map<number, ingestionRepository.UnrecordedRunEnd>();
+      unrecordedEnds.set(db, kept);
+      kept.set(runId, end);
+    });
   }
 
   /** Reads one source for the window and writes what it yields; throws when the source fails. */
@@ -966,6 +1004,7 @@ export function createIngestionService(deps: IngestionDeps) {
             return { status: 'skipped', reason: 'recent' };
           }
         }
+        await recordLostConnectionEnds(db, logger);
         const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now());
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
@@ -1184,13 +1223,15 @@ export interface IngestionOverview {
 /**
  * Marks failed the runs left `running` by a process that died (kill -9, the OOM killer), as the next
  * run would: a run holds the ingestion lock while it runs, so with the lock free none is running. Taken
- * for the moment of the update, so that a run starting meanwhile is not marked with them. How many.
+ * for the moment of the update, so that a run starting meanwhile is not marked with them. A run this
+ * process knows failed on a lost database connection is recorded so instead. How many.
  */
 async function failDeadRuns(db: Database, now: Date): Promise<number> {
   const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
   if (!release) return 0;
   try {
-    return await ingestionRepository.failAbandonedRuns(db.pool, now);
+    const lost = await recordLostConnectionEnds(db);
+    return lost + (await ingestionRepository.failAbandonedRuns(db.pool, now));
   } finally {
     await release();
   }

@@ -1197,9 +1197,12 @@ export function createRatesService(deps: RatesServiceDeps) {
     } catch (error) {
       const index = uniqueViolationOf(error);
       if (index !== undefined && !index.includes('one_default')) {
+        const taken = `A tier named "${input.name}" already exists, so nothing was added. To change its rates, `;
+        // A script has no form of the tier's: it is told the request that changes them.
         throw new ConflictError(
-          `A tier named "${input.name}" already exists, so nothing was added. To change its rates, use its own form.`,
+          `${taken}send POST /admin/rates with type "${input.name}" and its cpu, gpu and mem (GET /admin/rates gives those in force).`,
           { field: 'name' },
+          { pageMessage: `${taken}use its own form.` },
         );
       }
       if (index !== undefined) {
@@ -1219,9 +1222,12 @@ export function createRatesService(deps: RatesServiceDeps) {
   async function withTakenTierName(error: InvalidFieldsError, name: string | undefined): Promise<InvalidFieldsError> {
     const typed = name?.trim();
     if (!typed || 'name' in error.fields || !(await ratesRepository.findTierByName(db, typed))) return error;
+    const taken = `a tier named "${typed}" already exists (to change its rates, `;
     return new InvalidFieldsError(
-      { name: `a tier named "${typed}" already exists (to change its rates, use its own form)`, ...error.fields },
+      { name: `${taken}send POST /admin/rates with type "${typed}")`, ...error.fields },
       TIER_FIELD_LABELS,
+      {},
+      { name: `${taken}use its own form)` },
     );
   }
 

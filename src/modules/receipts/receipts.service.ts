@@ -115,8 +115,15 @@ async function moneyOfVoidedReceiptIn(
   // The money of the jobs billed again here, as the page's notices name it: a voided receipt of other
   // jobs was paid for those, and its money spent here would leave them unpaid.
   if (!(await receiptsRepository.billsJobsOf(tx, receipt.id, sourceId))) {
-    throw refuse(
-      `receipt #${sourceId} billed none of this receipt's jobs; only the money of a voided receipt that billed some of them (its notice above names it) can pay it`,
+    const why = `receipt #${sourceId} billed none of this receipt's jobs; only the money of a voided receipt that billed some of them`;
+    // A script has no notice above: it is told where the receipt's JSON names them.
+    throw new InvalidFieldsError(
+      {
+        paid_with_receipt: `${why} can pay it (sameJobsVoidedPaidByHand of GET /admin/receipts/${receipt.id} names them)`,
+      },
+      RECEIPT_FIELD_LABELS,
+      {},
+      { paid_with_receipt: `${why} (its notice above names it) can pay it` },
     );
   }
   if (source.alreadyPaidReceiptId !== null) {

@@ -118,10 +118,20 @@ export type TUserListQuery = z.infer<typeof ZUserListQuery>;
 export const USER_ROLES = ['admin', 'user'] as const;
 export const USER_STATUSES = ['active', 'disabled'] as const;
 
-/** One of `values`, or left out (absent, or empty: a select's "any"). */
-function optionalChoice<T extends readonly [string, ...string[]]>(values: T) {
+/**
+ * One of `values`, or left out (absent, or empty: a select's "any"). `anyCase` reads it in any case, as
+ * ZRole reads a role on the create and role-change forms: `?role=Admin` was refused there.
+ */
+function optionalChoice<T extends readonly [string, ...string[]]>(values: T, options: { anyCase?: boolean } = {}) {
   return z.preprocess(
-    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    (value) =>
+      typeof value !== 'string'
+        ? value
+        : value.trim() === ''
+          ? undefined
+          : options.anyCase
+            ? value.toLowerCase()
+            : value,
     z.enum(values, { error: `must be one of ${values.join(', ')}` }).optional(),
   );
 }
@@ -132,7 +142,7 @@ function optionalChoice<T extends readonly [string, ...string[]]>(values: T) {
  * by reading every page. /admin/tiers searches by name alone (ZUserListQuery).
  */
 export const ZAdminUserListQuery = labelFields(
-  ZUserListQuery.extend({ role: optionalChoice(USER_ROLES), status: optionalChoice(USER_STATUSES) }),
+  ZUserListQuery.extend({ role: optionalChoice(USER_ROLES, { anyCase: true }), status: optionalChoice(USER_STATUSES) }),
   { q: 'Search', page: 'Page', role: 'Role', status: 'Status' },
 );
 export type TAdminUserListQuery = z.infer<typeof ZAdminUserListQuery>;

@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ADVISORY_LOCK_CLASSES } from '../../../src/db/advisory-locks.js';
 import { type Database, openDatabase } from '../../../src/db/database.js';
 import { startIngestionScheduler } from '../../../src/modules/ingestion/ingestion.scheduler.js';
-import { createIngestionService } from '../../../src/modules/ingestion/ingestion.service.js';
+import { createIngestionService, getIngestionOverview } from '../../../src/modules/ingestion/ingestion.service.js';
 import { createSacctFileSource } from '../../../src/modules/ingestion/sacct-file.source.js';
 import { createMetrics } from '../../../src/modules/metrics/metrics.js';
 import { builtFile } from '../../support/built-app.js';
@@ -329,63 +329,85 @@ async function startRelay(to: { host: string; port: number }, port = 0) {
 }
 
 describe('a scheduled run whose database stops answering mid-write (its port closed)', () => {
-  it('fails as the database unavailable, no source failure; the run is not recorded, and the next one reads the window again', async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const target = new URL(db.url);
-    let relay = await startRelay({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaRelay = new URL(db.url);
-    viaRelay.host = `127.0.0.1:${relay.port}`;
-    const under = serviceOver(viaRelay.toString());
-    await completeRunBefore(db, under.service);
-    const alice = await holdAlicesJobs(db);
-    const stop = startIngestionScheduler({
-      service: under.service,
-      intervalSec: 3600,
-      logger: under.logger,
-      initialDelayMs: 0,
-    });
-    await expect.poll(() => isBatchWaiting(db), { timeout: 30_000 }).toBe(true);
-    await relay.close();
-    const runLines = await runLinesOnce(under.lines);
-    await stop();
-    await alice.release();
-
-    expect(runLines).toEqual([
-      expect.objectContaining({
-        level: 50,
-        msg: UNAVAILABLE_LINE,
-        err: expect.objectContaining({
-          message: expect.stringMatching(/Connection terminated/),
-          stack: expect.any(String),
-        }),
-      }),
-    ]);
-    expect(under.lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
-    expect(await metricValue(under.metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
-    expect(await metricValue(under.metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
-    expect(await metricValue(under.metrics, 'slurm_ingest_runs_total', { source: 'file', outcome: 'success' })).toBe(1);
-
-    // Nothing could be written meanwhile: the run is left running (the next marks it abandoned), and
-    // the batch's transaction, cut, stored nothing.
-    await expect.poll(async () => (await stored(db)).runs.at(-1)?.outcome).toBe('running');
-    await expect.poll(async () => isBatchWaiting(db)).toBe(false);
-    const during = await stored(db);
-    expect(during.jobs).toBe(0);
-
-    relay = await startRelay({ host: target.hostname, port: Number(target.port || 5432) }, relay.port);
-    try {
-      const next = await under.service.runOnce({ trigger: 'schedule' });
-      expect(next).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: CAPTURED_JOBS } });
-      expect(next.status === 'finished' && next.run.window.start).toEqual(during.runs[1].window_start);
-      const after = await stored(db);
-      expect(after.runs.map((run) => run.outcome)).toEqual(['success', 'failed', 'success']);
-      expect(after.jobs).toBe(CAPTURED_JOBS);
-    } finally {
-      await opened.splice(0).reduce((closing, database) => closing.then(() => database.close()), Promise.resolve());
+  // Its process lives on and knows why the run failed: whichever of its next run and its next look at
+  // /admin/ingestion comes first records the run so, where either said its process had stopped.
+  it.each([
+    ['the next run', false],
+    ['a look at /admin/ingestion before it', true],
+  ])(
+    'fails as the database unavailable, no source failure; the run is not recorded, and %s records why',
+    async (_by, looksFirst) => {
+      const db = await createTestDatabase();
+      databases.push(db);
+      const target = new URL(db.url);
+      let relay = await startRelay({ host: target.hostname, port: Number(target.port || 5432) });
+      const viaRelay = new URL(db.url);
+      viaRelay.host = `127.0.0.1:${relay.port}`;
+      const under = serviceOver(viaRelay.toString());
+      await completeRunBefore(db, under.service);
+      const alice = await holdAlicesJobs(db);
+      const stop = startIngestionScheduler({
+        service: under.service,
+        intervalSec: 3600,
+        logger: under.logger,
+        initialDelayMs: 0,
+      });
+      await expect.poll(() => isBatchWaiting(db), { timeout: 30_000 }).toBe(true);
       await relay.close();
-    }
-  });
+      const runLines = await runLinesOnce(under.lines);
+      await stop();
+      await alice.release();
+
+      expect(runLines).toEqual([
+        expect.objectContaining({
+          level: 50,
+          msg: UNAVAILABLE_LINE,
+          err: expect.objectContaining({
+            message: expect.stringMatching(/Connection terminated/),
+            stack: expect.any(String),
+          }),
+        }),
+      ]);
+      expect(under.lines.some((line) => line.msg.startsWith('ingestion source'))).toBe(false);
+      expect(await metricValue(under.metrics, 'slurm_ingest_source_failures_total', { source: 'file' })).toBe(0);
+      expect(await metricValue(under.metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(
+        1,
+      );
+      expect(await metricValue(under.metrics, 'slurm_ingest_runs_total', { source: 'file', outcome: 'success' })).toBe(
+        1,
+      );
+
+      // Nothing could be written meanwhile: the run is left running (the next marks it abandoned), and
+      // the batch's transaction, cut, stored nothing.
+      await expect.poll(async () => (await stored(db)).runs.at(-1)?.outcome).toBe('running');
+      await expect.poll(async () => isBatchWaiting(db)).toBe(false);
+      const during = await stored(db);
+      expect(during.jobs).toBe(0);
+
+      relay = await startRelay({ host: target.hostname, port: Number(target.port || 5432) }, relay.port);
+      try {
+        if (looksFirst) {
+          const overview = await getIngestionOverview(under.database, new Date());
+          expect(overview.isRunning).toBe(false);
+          expect(overview.runs.map((run) => run.outcome)).toEqual(['failed', 'success']);
+        }
+        const next = await under.service.runOnce({ trigger: 'schedule' });
+        expect(next).toMatchObject({ status: 'finished', run: { outcome: 'success', inserted: CAPTURED_JOBS } });
+        expect(next.status === 'finished' && next.run.window.start).toEqual(during.runs[1].window_start);
+        const after = await stored(db);
+        expect(after.runs.map((run) => run.outcome)).toEqual(['success', 'failed', 'success']);
+        // Its process lived on and knew why the run failed: the record says so, not that the process stopped.
+        expect(after.runs[1]).toMatchObject({
+          error: expect.stringMatching(/^the database is unavailable: Connection terminated/),
+          source_notes: { counts: expect.stringMatching(/^cut short when its database connection was lost: /) },
+        });
+        expect(after.jobs).toBe(CAPTURED_JOBS);
+      } finally {
+        await opened.splice(0).reduce((closing, database) => closing.then(() => database.close()), Promise.resolve());
+        await relay.close();
+      }
+    },
+  );
 });
 
 describe('a scheduled run whose query the database refuses (a constraint the batch breaks)', () => {

@@ -230,6 +230,39 @@ describe('npm run ingest over a file exported with sacct -X (no step rows)', () 
   });
 });
 
+describe('npm run ingest reading jobs with all their times moved by a zone difference', () => {
+  it("prints the run's moved note, as /admin/ingestion shows it, under its result line and a backfill day's", async () => {
+    const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Submit|Start|End|AllocTRES';
+    const row = (id: number, at: Date) => {
+      const local = (date: Date) => date.toISOString().slice(0, 19);
+      const start = local(new Date(at.getTime() - 600_000));
+      return `${id}|${id}|ann|COMPLETED|600|${start}|${start}|${local(at)}|cpu=1,mem=1G,node=1`;
+    };
+    const file = path.join(dir, 'sacct-zone-moved.psv');
+    // Written in UTC two minutes ago, then read as UTC+1 (APP_TZ changed): every time an hour earlier.
+    writeFileSync(file, `${header}\n${row(71, new Date(Date.now() - 120_000))}\n`);
+    const stored = await runIngestCli([], { FALLBACK_CSV: file, INGEST_OVERLAP_SEC: '7200' });
+    expect(stored.code).toBe(0);
+    const moved = await runIngestCli(['--force'], {
+      FALLBACK_CSV: file,
+      INGEST_OVERLAP_SEC: '7200',
+      APP_TZ: 'Etc/GMT-1',
+    });
+    expect(moved.code).toBe(0);
+    expect(moved.output).toMatch(
+      /\n {2}moved: 1 job\(s\) read with all their times 1 h earlier than stored, first: job 71, ended .+: stored as read now, so they may fall on other days\./,
+    );
+
+    // A backfill day says it under the day, on stderr, as it says the day's other notes.
+    writeFileSync(file, `${header}\n${row(72, new Date('2026-11-17T10:10:00Z'))}\n`);
+    const day = ['--from', '2026-11-17', '--to', '2026-11-17', '--force'];
+    expect((await runIngestCli(day, { FALLBACK_CSV: file })).code).toBe(0);
+    const backfill = await runIngestCli(day, { FALLBACK_CSV: file, APP_TZ: 'America/Los_Angeles' });
+    expect(backfill.code).toBe(0);
+    expect(backfill.output).toContain('  2026-11-17: moved: 1 job(s) read with all their times 8 h later than stored');
+  });
+});
+
 describe('npm run ingest over jobs in a state the app does not know', () => {
   it('says how many, in which states, and that they stay unbilled', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES';
@@ -884,8 +917,9 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     const closed = new Promise((resolve) => cli.child.once('close', resolve));
     expect(await cli.exited).toBe(0);
     await closed;
+    // The result line and the run's notes under it, as /admin/ingestion shows them; no log line.
     expect(cli.stdout()).toMatch(
-      /^Ingestion run #\d+ partial via file: \d+ jobs, \d+ new, 0 updated, 1 skipped; window .+\n$/,
+      /^Ingestion run #\d+ partial via file: \d+ jobs, \d+ new, 0 updated, 1 skipped; window .+\n {2}skipped: 1 job\(s\) skipped, first: .+\n {2}window: read up to .+\n$/,
     );
     const warnings = cli
       .stderr()
@@ -914,8 +948,10 @@ describe('npm run ingest without --from and --to (cron, with INGEST_ENABLED=fals
     expect(result.code).toBe(0);
     const lines = result.output.split('\n');
     expect(lines[0]).toMatch(/^Ingestion run #\d+ success via file: \d+ jobs, 1 new, 0 updated, 0 skipped; window /);
+    // The file's note on the window it read follows, as /admin/ingestion shows it.
     expect(lines.slice(1)).toEqual([
       `  sacct: configuration error: SACCT_PATH ${sacctPath} cannot be run (ENOENT)`,
+      expect.stringMatching(/^ {2}window: read up to .+, when the file was last written/),
       '',
     ]);
   });
