@@ -165,6 +165,12 @@ function signInAgainLink(req: Request): { href: string; text: string } {
   return { href: linkTo('/login', { next: referringPageOf(req) }, {}), text: 'Sign in again' };
 }
 
+/** What a request is told when PostgreSQL cannot be reached or cannot take more (the 503s below). */
+const DATABASE_UNAVAILABLE_MESSAGE = 'The database is unavailable right now. Try again in a moment.';
+/** What a request is told when its transaction or statement ran out of time and was rolled back whole. */
+const DATABASE_TOO_BUSY_MESSAGE =
+  'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.';
+
 /** Maps anything thrown into a status and a message safe to show. */
 function describe(
   error: unknown,
@@ -315,7 +321,7 @@ function describe(
     // clients and load balancers to retry; it is still logged, since someone may need to act.
     return {
       status: 503,
-      message: 'The database is unavailable right now. Try again in a moment.',
+      message: DATABASE_UNAVAILABLE_MESSAGE,
       isExpected: false,
     };
   }
@@ -325,7 +331,7 @@ function describe(
     // an error: transactions running out of time again and again need someone to look at why.
     return {
       status: 503,
-      message: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
+      message: DATABASE_TOO_BUSY_MESSAGE,
       isExpected: false,
       logSummary: 'transaction ran out of time and was rolled back',
     };
@@ -335,7 +341,7 @@ function describe(
     // transaction back whole, as when the transaction runs out of its own time above.
     return {
       status: 503,
-      message: 'The database was too busy to finish this in time, and nothing was changed. Try again in a moment.',
+      message: DATABASE_TOO_BUSY_MESSAGE,
       isExpected: false,
       logSummary: 'statement canceled by the database and rolled back',
     };
@@ -344,7 +350,7 @@ function describe(
     // A full disk or no memory: no bug in the page, and someone must act, so it is logged as an error.
     return {
       status: 503,
-      message: 'The database is unavailable right now. Try again in a moment.',
+      message: DATABASE_UNAVAILABLE_MESSAGE,
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_OUT_OF_RESOURCES}`,
     };
@@ -355,7 +361,7 @@ function describe(
     // like a bug in the page. Logged as an error at every request: someone has to migrate or restore.
     return {
       status: 503,
-      message: 'The database is unavailable right now. Try again in a moment.',
+      message: DATABASE_UNAVAILABLE_MESSAGE,
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_HAS_NO_SCHEMA}`,
     };
@@ -365,7 +371,7 @@ function describe(
     // read-only: not a bug in the page, and /readyz says so too.
     return {
       status: 503,
-      message: 'The database is unavailable right now. Try again in a moment.',
+      message: DATABASE_UNAVAILABLE_MESSAGE,
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_READ_ONLY}`,
     };
@@ -375,7 +381,7 @@ function describe(
     // restored, an upgrade nobody migrated), as /readyz says. A 500 with a stack read like a bug.
     return {
       status: 503,
-      message: 'The database is unavailable right now. Try again in a moment.',
+      message: DATABASE_UNAVAILABLE_MESSAGE,
       isExpected: false,
       logSummary: `database unavailable: ${DATABASE_BEHIND}`,
     };
