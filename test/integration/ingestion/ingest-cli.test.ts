@@ -250,7 +250,7 @@ describe('npm run ingest reading jobs with all their times moved by a zone diffe
     });
     expect(moved.code).toBe(0);
     expect(moved.output).toMatch(
-      /\n {2}moved: 1 job\(s\) read with all their times 1 h earlier than stored, first: job 71, ended .+: stored as read now, so they may fall on other days\./,
+      /\n {2}moved: 1 job\(s\) read with all their times 1 h earlier than stored, first: job 71 of cluster default, ended .+: stored as read now, so they may fall on other days\./,
     );
 
     // A backfill day says it under the day, on stderr, as it says the day's other notes.
