@@ -193,9 +193,12 @@ export function formsSentTo(page: Page, urlPart: string): string[] {
   return sent;
 }
 
-/** Double-clicks the button named `name` as a person does, in its middle. */
+/** Double-clicks the button named `name` as a person does, in its middle, scrolled to it first. */
 export async function doubleClickButton(page: Page, name: string): Promise<void> {
-  const box = await page.getByRole('button', { name, exact: true }).boundingBox();
+  const button = page.getByRole('button', { name, exact: true });
+  // The mouse reaches only what is on the screen: a button below the fold took the click nowhere.
+  await button.scrollIntoViewIfNeeded();
+  const box = await button.boundingBox();
   if (!box) throw new Error(`no ${name} button on the page`);
   await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2, { delay: 100 });
 }
