@@ -277,6 +277,17 @@ async function recordLostConnectionEnds(db: Database, logger?: Logger): Promise<
   return settled.length;
 }
 
+/**
+ * Marks failed every run left `running`, called holding the ingest lock (so none is running): a run this
+ * process knows lost its database connection is recorded so (recordLostConnectionEnds), the rest as runs
+ * whose process stopped. Both a run's start and /admin/ingestion's look (failDeadRuns) do it; how many of each.
+ */
+async function failRunsLeftRunning(db: Database, now: Date, logger?: Logger) {
+  const lost = await recordLostConnectionEnds(db, logger);
+  const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now);
+  return { lost, abandoned };
+}
+
 /** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
 export function createIngestionService(deps: IngestionDeps) {
   const now = deps.now ?? (() => new Date());
@@ -1004,8 +1015,7 @@ export function createIngestionService(deps: IngestionDeps) {
             return { status: 'skipped', reason: 'recent' };
           }
         }
-        await recordLostConnectionEnds(db, logger);
-        const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now());
+        const { abandoned } = await failRunsLeftRunning(db, now(), logger);
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
@@ -1230,8 +1240,8 @@ async function failDeadRuns(db: Database, now: Date): Promise<number> {
   const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
   if (!release) return 0;
   try {
-    const lost = await recordLostConnectionEnds(db);
-    return lost + (await ingestionRepository.failAbandonedRuns(db.pool, now));
+    const { lost, abandoned } = await failRunsLeftRunning(db, now);
+    return lost + abandoned;
   } finally {
     await release();
   }
