@@ -25,6 +25,7 @@ import type { TestDatabase } from '../support/test-database.js';
  */
 const AXE_SOURCE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const WCAG_21_AA = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
 interface AxeViolation {
@@ -112,16 +113,26 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
 
   afterAll(() => closeRigAndDatabase(rig, db));
 
-  // Signing in is not what these check (the sign-in page is scanned on its own): each user signs in once.
-  // Pages are scanned as they are served: axe-core is added to the page as a script, past its CSP.
+  // Signing in is not what these check (the sign-in page is scanned on its own): each user signs in once,
+  // and one page a user goes from state to state, resized for a phone's (a new context with its page is
+  // about half a second of Chromium's CPU). Pages are scanned as they are served: axe-core is added to the
+  // page as a script, past its CSP. A form that cannot be undone asks first (confirm.js): yes.
   let signIns: ReturnType<typeof keptSignIns>;
-  async function pageOf(username: string | null, viewport = { width: 1280, height: 900 }): Promise<Page> {
-    if (username === null) {
-      const context = await rig.browser.newContext({ viewport, bypassCSP: true });
-      return context.newPage();
+  const pages = new Map<string, Page>();
+  async function pageOf(username: string | null, viewport = DESKTOP): Promise<Page> {
+    let page = pages.get(username ?? '');
+    if (!page) {
+      if (username === null) {
+        page = await (await rig.browser.newContext({ bypassCSP: true })).newPage();
+      } else {
+        signIns ??= keptSignIns(rig);
+        ({ page } = await signIns(username, `${username}-password`, { bypassCSP: true }));
+      }
+      page.on('dialog', (dialog) => dialog.accept());
+      pages.set(username ?? '', page);
     }
-    signIns ??= keptSignIns(rig);
-    const { page } = await signIns(username, `${username}-password`, { viewport, bypassCSP: true });
+    await page.setViewportSize(viewport);
+    await page.emulateMedia({ media: 'screen' });
     return page;
   }
 
@@ -130,7 +141,6 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
     const response = await page.goto(`${rig.base}${path()}`);
     expect(response?.status(), path()).toBe(expectedStatus);
     expect(await violationsOn(page)).toEqual([]);
-    await page.context().close();
   }
 
   /**
@@ -139,12 +149,9 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
    */
   async function scanAfter(username: string, path: string, act: (page: Page) => Promise<void>) {
     const page = await pageOf(username);
-    // A form that cannot be undone asks first (confirm.js): yes.
-    page.on('dialog', (dialog) => dialog.accept());
     await page.goto(`${rig.base}${path}`);
     await act(page);
     expect(await violationsOn(page)).toEqual([]);
-    await page.context().close();
   }
 
   /** Sends the form `button` is in past the browser's own checks (required, min, pattern): the app's refusal is the page scanned. */
@@ -165,7 +172,6 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       await Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
       await page.waitForSelector('[aria-invalid="true"], [role="alert"]');
       expect(await violationsOn(page)).toEqual([]);
-      await page.context().close();
     });
   });
 
@@ -183,14 +189,12 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       await page.emulateMedia({ media: 'print' });
       await page.goto(`${rig.base}/me/receipts/${receiptId}/print`);
       expect(await violationsOn(page)).toEqual([]);
-      await page.context().close();
     });
     it('a receipt, as printed', async () => {
       const page = await pageOf('kim4');
       await page.emulateMedia({ media: 'print' });
       await page.goto(`${rig.base}/me/receipts/${paidReceiptId}`);
       expect(await violationsOn(page)).toEqual([]);
-      await page.context().close();
     });
     it('a receipt that is not there (404)', () => scan('kim1', () => '/me/receipts/999999', 404));
     it('Account', () => scan('kim1', () => '/account'));
@@ -202,7 +206,6 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       await page.fill('#confirm', 'a-new-long-password');
       await Promise.all([page.waitForURL(/\/account\/password$/), page.click('button:has-text("Change password")')]);
       expect(await violationsOn(page)).toEqual([]);
-      await page.context().close();
     });
     it('the sign-out page', () => scan('kim1', () => '/logout'));
     it("a receipt's Pay page", () => scan('kim1', () => `/payments/receipt/${receiptId}/start`));
@@ -222,7 +225,6 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       expect(page.url()).toBe(`${rig.base}/me`);
       expect(await page.getByText('is for administrators only').count()).toBe(1);
       expect(await violationsOn(page)).toEqual([]);
-      await page.context().close();
     });
     it('a refused download (400)', () => scan('kim1', () => '/me.csv?start=2026-03-10&end=2026-03-01', 400));
   });
