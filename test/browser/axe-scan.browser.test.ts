@@ -71,17 +71,17 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       env: { APP_TZ: 'Asia/Bangkok', FALLBACK_CSV: missing },
       admin: 'boss',
     }));
-    // kim1: a pending receipt, and jobs of the last days on My usage still to bill.
+    // kim1: a pending receipt, and jobs of the last five days on My usage still to bill, more than its page of 50.
     const kim = await researchers.researcherWithReceipt();
     receiptId = kim.receiptId;
     const now = Date.now();
     await buildJobs(
       db,
-      Array.from({ length: 12 }, (_, index) => ({
+      Array.from({ length: 60 }, (_, index) => ({
         user: kim.user.username,
         jobId: String(9_100 + index),
         name: index % 2 ? 'md-run' : 'train',
-        end: new Date(now - (index + 1) * 5 * 3_600_000),
+        end: new Date(now - (index + 1) * 2 * 3_600_000),
         allocGpus: index % 4 === 0 ? 1 : 0,
         totalCpuSec: String(1_800 + index * 600),
       })),
@@ -109,6 +109,18 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       },
     });
     monthEndRunId = run.id;
+    // More runs than the month-end page's 50: its pager.
+    await db.prisma.monthEndRun.createMany({
+      data: Array.from({ length: 50 }, (_, index) => ({
+        billedThrough: new Date(Date.UTC(2022, index, 0)),
+        startedBy: 'boss',
+        startedAt: new Date(Date.UTC(2022, index, 1)),
+        finishedAt: new Date(Date.UTC(2022, index, 1, 0, 5)),
+        outcome: 'succeeded' as const,
+        usersTotal: 0,
+        usersDone: 0,
+      })),
+    });
   });
 
   afterAll(() => closeRigAndDatabase(rig, db));
@@ -176,7 +188,12 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
   });
 
   describe('a researcher', () => {
-    it('My usage, with jobs', () => scan('kim1', () => '/me'));
+    it('My usage, with a page of jobs and its pager', async () => {
+      const page = await pageOf('kim1');
+      await page.goto(`${rig.base}/me`);
+      expect(await page.locator('nav.pagination').count()).toBeGreaterThan(0);
+      expect(await violationsOn(page)).toEqual([]);
+    });
     it('My usage on a phone', () => scan('kim1', () => '/me', 200, PHONE));
     it('My usage refusing a date window the wrong way round', () =>
       scan('kim1', () => '/me?start=2026-03-10&end=2026-03-01', 400));
@@ -240,10 +257,27 @@ describe.skipIf(!hasChromium)('an axe-core scan of every page', { timeout: 120_0
       ['the audit log', '/admin/audit'],
       ['the audit chain check', '/admin/audit/verify'],
       ['Ingestion', '/admin/ingestion'],
-      ['Month-end', '/admin/month-end'],
+      ['Users, searched and filtered', '/admin/users?q=kim&role=user&status=active'],
+      ['Tiers, searched', '/admin/tiers?q=kim'],
+      ['Usage of a user', '/admin/usage?user=kim'],
+      ['Billing, filtered', '/admin/receipts?status=paid&user=kim'],
+      ['the audit log, filtered', '/admin/audit?actor=boss'],
     ])('%s', (_name, path) => scan('boss', () => path));
+    it.each([
+      ['Usage', '/admin/usage'],
+      ['Billing', '/admin/receipts'],
+      ['the audit log', '/admin/audit'],
+    ])('%s refusing a window the wrong way round', (_name, path) =>
+      scan('boss', () => `${path}?start=2026-03-10&end=2026-03-01&from=2026-03-10&to=2026-03-01`, 400),
+    );
     it('a receipt', () => scan('boss', () => `/admin/receipts/${receiptId}`));
     it("a receipt's printable page", () => scan('boss', () => `/admin/receipts/${receiptId}/print`));
+    it('Month-end, with a page of runs and its pager', async () => {
+      const page = await pageOf('boss');
+      await page.goto(`${rig.base}/admin/month-end`);
+      expect(await page.getByRole('link', { name: /Older/ }).count()).toBeGreaterThan(0);
+      expect(await violationsOn(page)).toEqual([]);
+    });
     it('a month-end run', () => scan('boss', () => `/admin/month-end/${monthEndRunId}`));
     it('a paid receipt', () => scan('boss', () => `/admin/receipts/${paidReceiptId}`));
     it('a voided receipt', () => scan('boss', () => `/admin/receipts/${voidedReceiptId}`));
