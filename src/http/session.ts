@@ -9,6 +9,14 @@ declare module 'express-session' {
     signedInAt?: number;
     lastSeenAt?: number;
     /**
+     * When the session was signed in to an account that was an admin then (epoch ms; kept when a password
+     * change puts the session on a new id): an admin route that refuses it later says the account is no
+     * longer an administrator (describeAdminRefusal), also when no audit entry says who changed the role
+     * (an operator's UPDATE in the database), and names no demotion audited before it, which a promotion
+     * since undid. Sessions signed in before this was stored have none: only the audit log tells of theirs.
+     */
+    signedInAsAdminAt?: number;
+    /**
      * Set, with a flash saying so, on every session of a user an admin disabled, in place of the
      * signed-in session (users.repository.ts signOutSessionsOf): only whoever held that session
      * learns why they were signed out. Gone at the next sign-in, which makes a new session.

@@ -102,3 +102,87 @@ describe('an admin route refused to a signed-in user who is not an admin', () =>
     expect(json.body).toEqual({ error: 'Only admins can do this.', code: 403 });
   });
 });
+
+/**
+ * The same admin demoted by an operator in the database (UPDATE users SET role = 'user'), which the app
+ * does not audit: the refusal read the audit log alone, and so told them "Only admins can do this.", as
+ * it tells a researcher who never was one. The session remembers that it was signed in as an admin.
+ */
+describe('an admin demoted in the database, not through the app', () => {
+  const demoteBySql = (id: number) => db.pool.query(`UPDATE users SET role = 'user' WHERE id = $1`, [id]);
+  const promoteBySql = (id: number) => db.pool.query(`UPDATE users SET role = 'admin' WHERE id = $1`, [id]);
+
+  it('is told the account is no longer an administrator, and that nothing was changed', async () => {
+    const app = buildTestApp(db);
+    const max = await buildUser(db.prisma, { username: 'max', role: 'admin', password: 'max-password' });
+    const agent = await signInAs(app, 'max', max.password);
+    const token = await csrfTokenOf(agent, '/admin/users');
+    await demoteBySql(max.id);
+
+    const form = { username: 'by-sql', role: 'user', csrf_token: token };
+    const page = await agent.post('/admin/users').set('Accept', 'text/html').type('form').send(form).expect(403);
+    expect(page.text).toContain(
+      'Your account is no longer an administrator (its role was changed since you signed in), so nothing was changed.',
+    );
+    const json = await agent.post('/admin/users').set('Accept', 'application/json').type('form').send(form);
+    expect(json.body).toEqual({
+      error:
+        'Your account is no longer an administrator (its role was changed since you signed in), so nothing was changed.',
+      code: 403,
+    });
+    expect(await db.prisma.user.findUnique({ where: { username: 'by-sql' } })).toBeNull();
+
+    const read = await agent.get('/admin/users').set('Accept', 'application/json').expect(403);
+    expect(read.body.error).toBe(
+      'Your account is no longer an administrator (its role was changed since you signed in): only admins can do this.',
+    );
+    const visit = await agent.get('/admin/users').set('Accept', 'text/html').expect(302);
+    const me = await agent.get(visit.headers.location as string).set('Accept', 'text/html');
+    expect(me.text).toContain('and max is no longer one (its role was changed since you signed in)');
+  });
+
+  it('does not name a demotion in the app from before the session was signed in as an admin', async () => {
+    const app = buildTestApp(db);
+    const boss = await signInAs(app, 'boss', 'boss-password');
+    const ray = await buildUser(db.prisma, { username: 'ray', role: 'admin', password: 'ray-password' });
+    await boss
+      .post(`/admin/users/${ray.id}/role`)
+      .type('form')
+      .send({ role: 'user', csrf_token: await csrfTokenOf(boss, '/admin/users') })
+      .expect(303);
+    // Made an admin again by hand, signed in as one, then demoted by hand again.
+    await promoteBySql(ray.id);
+    const agent = await signInAs(app, 'ray', ray.password);
+    await agent.get('/admin/users').set('Accept', 'application/json').expect(200);
+    await demoteBySql(ray.id);
+    const json = await agent.get('/admin/users').set('Accept', 'application/json').expect(403);
+    expect(json.body.error).toBe(
+      'Your account is no longer an administrator (its role was changed since you signed in): only admins can do this.',
+    );
+  });
+
+  it('keeps knowing after a password change puts the session on a new id', async () => {
+    const app = buildTestApp(db);
+    const ivy = await buildUser(db.prisma, { username: 'ivy', role: 'admin', password: 'ivy-password' });
+    const agent = await signInAs(app, 'ivy', ivy.password);
+    await demoteBySql(ivy.id);
+    await agent
+      .post('/account/password')
+      .set('Accept', 'application/json')
+      .set('X-CSRFToken', await csrfTokenOf(agent))
+      .send({ current: ivy.password, password: 'ivy-password-2', confirm: 'ivy-password-2' })
+      .expect(200);
+    const json = await agent.get('/admin/users').set('Accept', 'application/json').expect(403);
+    expect(json.body.error).toBe(
+      'Your account is no longer an administrator (its role was changed since you signed in): only admins can do this.',
+    );
+  });
+
+  it('a researcher signed in as one is still told plainly, whatever the database says of others', async () => {
+    const app = buildTestApp(db);
+    const una = await buildUser(db.prisma, { username: 'una', password: 'una-password' });
+    const agent = await signInAs(app, 'una', una.password);
+    const json = await agent.get('/admin/users').set('Accept', 'application/json').expect(403);
+    expect(json.body).toEqual({ error: 'Only admins can do this.', code: 403 });
+  });
+});

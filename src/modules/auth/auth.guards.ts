@@ -103,7 +103,13 @@ export function createGuards(deps: {
       const isVisit = isPageVisit(req);
       // A HEAD gets the redirect alone: it loads no page, and My usage would warn of a page never opened.
       if (isVisit && req.method === 'HEAD') return res.redirect(302, '/me');
-      const refusal = await describeAdminRefusal(deps.db, req.user, !SAFE_METHODS.has(req.method), deps.timeZone);
+      const refusal = await describeAdminRefusal(
+        deps.db,
+        req.user,
+        !SAFE_METHODS.has(req.method),
+        deps.timeZone,
+        req.session?.signedInAsAdminAt,
+      );
       if (!isVisit) return next(new ForbiddenError(refusal.message));
       // Sent on without a word, a researcher who followed a link to an admin page (from the billing
       // office, a bookmark, a sign-in's `next`) took My usage for the page the link was to.

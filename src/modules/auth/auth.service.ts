@@ -437,22 +437,32 @@ const ONLY_ADMINS = 'Only admins can do this';
  * Why an admin route refused signed-in `user`, a non-admin. An admin demoted by another (in another
  * tab) who sent a form from a page opened before read only "Only admins can do this.": not that the
  * account had lost the role, nor that nothing was done. `isChange`: the request was a form or an API
- * change, which the refusal did not make. `flashAnswer` ends the warning of a browser sent to My usage.
+ * change, which the refusal did not make. `signedInAsAdminAt`: when the session was signed in as an
+ * admin (SessionData.signedInAsAdminAt), if it was. The audit log names who demoted the account and
+ * when; a demotion it does not hold (an operator's UPDATE in the database) is told from that session,
+ * as is one audited before the session was signed in as an admin, which a promotion since undid (not
+ * named: it is not the change that took the role). `flashAnswer` ends the warning of a browser sent to
+ * My usage.
  */
 export async function describeAdminRefusal(
   db: Database,
   user: SessionUser,
   isChange: boolean,
   timeZone: string,
+  signedInAsAdminAt?: number,
 ): Promise<{ message: string; flashAnswer: string }> {
-  const demotion = await usersRepository.findDemotion(db.prisma, user.id);
-  if (!demotion) {
+  const audited = await usersRepository.findDemotion(db.prisma, user.id);
+  const demotion =
+    audited && (signedInAsAdminAt === undefined || audited.at.getTime() >= signedInAsAdminAt) ? audited : undefined;
+  if (!demotion && signedInAsAdminAt === undefined) {
     return {
       message: isChange ? `${ONLY_ADMINS}, so nothing was changed.` : `${ONLY_ADMINS}.`,
       flashAnswer: `${user.username} is not one`,
     };
   }
-  const changed = `changed by ${demotion.actor} at ${formatAuditTime(demotion.at, timeZone)}`;
+  const changed = demotion
+    ? `changed by ${demotion.actor} at ${formatAuditTime(demotion.at, timeZone)}`
+    : 'its role was changed since you signed in';
   return {
     message: isChange
       ? `Your account is no longer an administrator (${changed}), so nothing was changed.`

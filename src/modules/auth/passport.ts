@@ -69,6 +69,11 @@ export function signInOnNewSession(
      * session is served only while a disable has not raised it since (session.store.ts).
      */
     sessionEpoch: number | undefined;
+    /**
+     * When the session it goes on from was signed in as an admin (SessionData.signedInAsAdminAt), kept
+     * whatever `user` is now; undefined for none.
+     */
+    signedInAsAdminAt?: number | undefined;
   },
   done: (error?: unknown) => void,
 ): void {
@@ -81,6 +86,8 @@ export function signInOnNewSession(
       req.session.lastSeenAt = signedIn.at;
       req.session.passwordChangedAt = signedIn.passwordChangedAt;
       req.session.sessionEpoch = signedIn.sessionEpoch;
+      const signedInAsAdminAt = user.role === 'admin' ? signedIn.at : signedIn.signedInAsAdminAt;
+      if (signedInAsAdminAt !== undefined) req.session.signedInAsAdminAt = signedInAsAdminAt;
       giveSessionCsrfSecret(req, res);
       // Written before the redirect is sent, by saveSessionBeforeResponding (src/http/session.ts).
       req.logIn(user, { session: false }, (loginError) => done(loginError ?? undefined));

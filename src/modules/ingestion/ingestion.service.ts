@@ -28,6 +28,7 @@ import {
   throwIfStopped,
 } from './job-source.js';
 import { assignStoredIds, isSameRun, zoneShiftOf } from './reused-job-id.js';
+import { SACCT_FORMAT } from './sacct.parser.js';
 import { fileModifiedAtOf } from './sacct-file.source.js';
 import {
   findStorageProblem,
@@ -208,6 +209,42 @@ interface SourceCounts {
    */
   moved: number;
   firstMoved?: MovedJob;
+  /**
+   * Jobs stored from sacct output without the columns their GPUs (AllocTRES, ReqTRES) or allocated CPUs
+   * (AllocTRES, AllocCPUS) are read from (NormalizedJob.missingColumns), and the first of each.
+   */
+  noGpuColumns: number;
+  firstNoGpuColumns?: string;
+  noCpuColumns: number;
+  firstNoCpuColumns?: string;
+}
+
+/**
+ * The note of jobs stored with no GPU or no allocated CPU because the sacct output had no column to read
+ * them from (an older --format, read on purpose), or undefined for none: they were billed as none, and
+ * the run said success and nothing more.
+ */
+function missingColumnsNoteOf(counts: SourceCounts): string | undefined {
+  const parts: string[] = [];
+  if (counts.noGpuColumns > 0) {
+    parts.push(
+      `${counts.noGpuColumns} job(s) stored with no GPU, billed 0 GPU-hours: the sacct output has no AllocTRES ` +
+        `or ReqTRES column (first: ${counts.firstNoGpuColumns})`,
+    );
+  }
+  if (counts.noCpuColumns > 0) {
+    // Under the used basis a job's CPU time is its TotalCPU (or CPUTimeRAW); only without them the allocation.
+    parts.push(
+      `${counts.noCpuColumns} job(s) stored with no allocated CPU, billed 0 CPU-hours under PRICING_CPU_BASIS=allocated ` +
+        '(under used, those without TotalCPU and CPUTimeRAW): the sacct output has no AllocTRES or AllocCPUS column ' +
+        `(first: ${counts.firstNoCpuColumns})`,
+    );
+  }
+  if (parts.length === 0) return undefined;
+  return (
+    `${parts.join('; ')}. Export it with --format=${SACCT_FORMAT.join(',')} and read those days again ` +
+    '(npm run ingest -- --from … --to … --force)'
+  );
 }
 
 interface MovedJob {
@@ -412,8 +449,19 @@ export function createIngestionService(deps: IngestionDeps) {
         : item.jobId === null
           ? null
           : `${SKIPPED_KEY}${truncate(item.jobId, MAX_LOGGED_JOB_ID)}`;
-    /** Counts, and logs, what is odd about a job stored: its times, a state the app does not know. */
+    /**
+     * Counts, and logs, what is odd about a job stored: its times, a state the app does not know, a
+     * billing figure its sacct output has no column for.
+     */
     const noteOddities = (job: NormalizedJob, line: number) => {
+      if (job.missingColumns?.gpus) {
+        counts.noGpuColumns += 1;
+        counts.firstNoGpuColumns ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)})`;
+      }
+      if (job.missingColumns?.allocCpus) {
+        counts.noCpuColumns += 1;
+        counts.firstNoCpuColumns ??= `${jobLabel(job.jobKey, job.cluster)} (${lineLabel(source, line)})`;
+      }
       const doubt = findTimeProblem(job, timeZone);
       if (doubt) {
         counts.warned += 1;
@@ -742,6 +790,8 @@ export function createIngestionService(deps: IngestionDeps) {
         held: 0,
         heldKeys: new Set(),
         moved: 0,
+        noGpuColumns: 0,
+        noCpuColumns: 0,
       };
       try {
         const unchanged = await findUnchangedFileRun(source, window);
@@ -835,6 +885,19 @@ export function createIngestionService(deps: IngestionDeps) {
           first: firstUnknownState,
         },
         'stored jobs in a state this app does not know; they stay unbilled',
+      );
+    }
+    const missingColumnsNote = answered ? missingColumnsNoteOf(answered.counts) : undefined;
+    if (answered && missingColumnsNote) {
+      notes.columns = missingColumnsNote;
+      logger.warn(
+        {
+          runId,
+          source: answered.source,
+          noGpuColumns: answered.counts.noGpuColumns,
+          noCpuColumns: answered.counts.noCpuColumns,
+        },
+        'stored jobs from sacct output without the columns their GPUs or allocated CPUs are read from',
       );
     }
     // Which job a partial run left out, and why, where the admin sees the run: the run completed its

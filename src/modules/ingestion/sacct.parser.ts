@@ -1,6 +1,7 @@
 import { CUT_LINE_MARK, MAX_LINE_CHARS } from './line-reader.js';
 import {
   foldSteps,
+  type MissingBillingColumns,
   type NormalizedJob,
   type NormalizedStep,
   parseJobId,
@@ -123,6 +124,19 @@ function hasElapsedColumn(names: readonly string[]): boolean {
   return names.includes('ElapsedRaw') || names.includes('Elapsed');
 }
 
+/**
+ * The billing figures a header row's columns cannot give, or undefined when they give them all. An older
+ * --format is read on purpose (CPUs from AllocCPUS, memory from ReqMem), but without AllocTRES and ReqTRES
+ * every job is read with no GPU, and without AllocTRES and AllocCPUS with no allocated CPU: the run's
+ * notes say so (ingestion.service.ts, missingColumnsNoteOf), where they were billed as none in silence.
+ */
+function missingBillingColumnsOf(columns: ReadonlyMap<string, number>): MissingBillingColumns | undefined {
+  if (columns.has('AllocTRES')) return undefined;
+  const gpus = !columns.has('ReqTRES');
+  const allocCpus = !columns.has('AllocCPUS');
+  return gpus || allocCpus ? Object.freeze({ gpus, allocCpus }) : undefined;
+}
+
 /** The key columns a file read beside slurmrestd and sacct must have (findKeyColumnProblem). */
 export function keyColumnsNeeded(options: { isClusterSet: boolean }): string[] {
   return options.isClusterSet ? ['JobIDRaw'] : ['JobIDRaw', 'Cluster'];
@@ -135,6 +149,8 @@ export function keyColumnsNeeded(options: { isClusterSet: boolean }): string[] {
  */
 export class SacctParser {
   private columns: Map<string, number> | null = null;
+  /** What the header row's columns cannot give (missingBillingColumnsOf), given with each job read under it. */
+  private missingColumns: MissingBillingColumns | undefined;
   /** The header row's column names, trimmed, joined by `|`: the same row again is not a record. */
   private headerNames = '';
   private columnCount = 0;
@@ -380,6 +396,7 @@ export class SacctParser {
       columns.set(name, index);
     });
     this.columns = columns;
+    this.missingColumns = missingBillingColumnsOf(columns);
     this.columnCount = names.length;
     this.jobIdIndex = columns.get('JobID') as number;
     this.isJobIdPlaceFixed = names.slice(0, this.jobIdIndex).every((name) => PIPE_FREE_COLUMNS.has(name));
@@ -576,6 +593,7 @@ export class SacctParser {
       stepCount: 0,
       steps: [],
       nodeList: nodeList === 'None assigned' ? '' : nodeList,
+      missingColumns: this.missingColumns,
     };
   }
 

@@ -68,6 +68,21 @@ export interface NormalizedJob {
   stepCount: number;
   steps: NormalizedStep[];
   nodeList: string;
+  /**
+   * What the sacct output the job was read from has no column for (an older `--format`), so was read as
+   * none: undefined when it has them all, as slurmrestd's answer always does. Not stored: the run's
+   * notes say it.
+   */
+  missingColumns?: MissingBillingColumns | undefined;
+}
+
+/**
+ * Billing figures an sacct output's columns cannot give: `gpus`, without AllocTRES and ReqTRES (no GPU
+ * is read, so none is billed); `allocCpus`, without AllocTRES and AllocCPUS (no allocated CPU is).
+ */
+export interface MissingBillingColumns {
+  readonly gpus: boolean;
+  readonly allocCpus: boolean;
 }
 
 /**

@@ -217,6 +217,30 @@ const SORT_COLUMNS: Readonly<Record<SortColumn, string>> = {
  */
 const NULLABLE_SORTS: ReadonlySet<SortColumn> = new Set(['cost']);
 
+/**
+ * A usage CSV's order other than the one the jobs ended in: My usage's Jobs sort, which its
+ * Download CSV carries. The row id breaks ties, as on the page.
+ */
+export interface CsvJobOrder {
+  sort: SortColumn;
+  direction: 'asc' | 'desc';
+}
+
+/**
+ * What each sort orders a CSV's jobs by, from its priced subquery `p` (usageCsvQuery): the page's
+ * SORT_COLUMNS, read where the CSV has them. `cost` is the CSV's own cost expression, given apart.
+ */
+const CSV_SORT_COLUMNS: Readonly<Record<Exclude<SortColumn, 'cost'>, string>> = {
+  end: 'p.end_at',
+  job: "(substring(p.job_key from '^[0-9]+'))::numeric",
+  name: 'p.name',
+  state: 'p.state',
+  elapsed: 'p.elapsed_sec',
+  cpu: 'p.cpu_hours',
+  gpu: 'p.gpu_hours',
+  mem: 'p.mem_gb_hours',
+};
+
 /** Sort columns computed by pricing a job; the others are read from the job's own row. */
 const PRICED_SORTS: ReadonlySet<SortColumn> = new Set(['cpu', 'gpu', 'mem', 'cost']);
 
@@ -789,13 +813,17 @@ function ratesOf(filter: JobFilter, pricing: PricingContext): { cte: Prisma.Sql;
   };
 }
 
-/** The query behind streamCsvLines: CSV_JOB_COLUMNS per job of the window, in (end_at, id) order. */
-export function usageCsvSql(filter: JobFilter, pricing: CsvPricingContext): Prisma.Sql {
+/**
+ * The query behind streamCsvLines: CSV_JOB_COLUMNS per job of the window, in (end_at, id) order
+ * or in `order`.
+ */
+export function usageCsvSql(filter: JobFilter, pricing: CsvPricingContext, order?: CsvJobOrder): Prisma.Sql {
   return usageCsvQuery(
     Prisma.sql`${ownersConditionOf(filter, CSV_OWNER_BY_OWNER_MAX_MS)} ${whereOf(filter)} ${tierConditionOf(filter)}`,
     ratesOf(filter, pricing),
     Prisma.sql`${pricing.currency}`,
     pricing,
+    order,
   );
 }
 
@@ -810,7 +838,18 @@ function usageCsvQuery(
   rates: { cte: Prisma.Sql; join: Prisma.Sql },
   currency: Prisma.Sql,
   pricing: Pick<PricingContext, 'minorDigits' | 'pricedDigits' | 'basis'>,
+  order?: CsvJobOrder,
 ): Prisma.Sql {
+  // A billed job's cost is its receipt item's, stored with 4 decimals (numeric(20,4)) but
+  // already rounded to the minor unit: written to it, like an estimate and the receipt.
+  const cost = Prisma.sql`coalesce(round(p.billed_cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}), ${costOfHoursSql(
+    Prisma.sql`p.cpu_hours`,
+    Prisma.sql`p.gpu_hours`,
+    Prisma.sql`p.mem_gb_hours`,
+    Prisma.sql`p`,
+    pricing.minorDigits,
+    pricing.pricedDigits,
+  )})`;
   // The hours are computed once per job in a subquery (OFFSET 0 keeps PostgreSQL from
   // folding it into the outer query and computing them again inside the cost): 15-25%
   // less query time than repeating the formulas (docs/performance-history.md).
@@ -829,16 +868,7 @@ function usageCsvQuery(
     Prisma.sql`p.gpu_hours`,
     Prisma.sql`p.mem_gb_hours`,
     csvWordSql(Prisma.sql`p.tier`),
-    // A billed job's cost is its receipt item's, stored with 4 decimals (numeric(20,4)) but
-    // already rounded to the minor unit: written to it, like an estimate and the receipt.
-    Prisma.sql`coalesce(round(p.billed_cost, ${Prisma.raw(String(Math.trunc(pricing.minorDigits)))}), ${costOfHoursSql(
-      Prisma.sql`p.cpu_hours`,
-      Prisma.sql`p.gpu_hours`,
-      Prisma.sql`p.mem_gb_hours`,
-      Prisma.sql`p`,
-      pricing.minorDigits,
-      pricing.pricedDigits,
-    )})`,
+    cost,
     Prisma.sql`p.receipt_id`,
     csvCodeSql(Prisma.sql`p.receipt_status`),
     // An ISO 4217 code (config checks CURRENCY): no quoting or formula escape can apply.
@@ -870,7 +900,18 @@ function usageCsvQuery(
          WHERE ${where}
          ORDER BY j.end_at, j.id
         OFFSET 0) p
-     ORDER BY p.end_at, p.id`;
+     ${csvOrderOf(order, cost)}`;
+}
+
+/**
+ * A usage CSV's ORDER BY: the order the jobs ended in, or `order` as the Jobs page sorts (a cost
+ * that is none, NULLS LAST).
+ */
+function csvOrderOf(order: CsvJobOrder | undefined, cost: Prisma.Sql): Prisma.Sql {
+  if (order === undefined) return Prisma.sql`ORDER BY p.end_at, p.id`;
+  const direction = Prisma.raw(order.direction === 'asc' ? 'ASC' : 'DESC');
+  if (order.sort === 'cost') return Prisma.sql`ORDER BY ${cost} ${direction} NULLS LAST, p.id ${direction}`;
+  return Prisma.sql`ORDER BY ${Prisma.raw(CSV_SORT_COLUMNS[order.sort])} ${direction}, p.id ${direction}`;
 }
 
 /** A session's PL/pgSQL function returning one user's CSV rows (see userCsvCopyOf). */
@@ -936,13 +977,15 @@ const poolsRefusingTempFunctions = new WeakSet<pg.Pool>();
 /**
  * The COPY statement of one user's export through the session's function, creating it
  * first on a connection that lacks it; undefined where the export is not one user's plain
- * window or the database refuses temporary functions.
+ * window in the order its jobs ended (a Job id or a sort is a plain COPY, planned each time), or
+ * the database refuses temporary functions.
  */
 async function userCsvCopyOf(
   pool: pg.Pool,
   client: pg.PoolClient,
   filter: JobFilter,
   pricing: CsvPricingContext,
+  order: CsvJobOrder | undefined,
 ): Promise<string | undefined> {
   const [rates] = pricing.rates;
   const isOneUsersWindow =
@@ -951,7 +994,9 @@ async function userCsvCopyOf(
     filter.user === rates.username &&
     !filter.account &&
     !filter.partition &&
-    !filter.tier;
+    !filter.tier &&
+    !filter.job &&
+    order === undefined;
   if (!isOneUsersWindow || poolsRefusingTempFunctions.has(pool)) return undefined;
   const csvFunction = userCsvFunctionOf(pricing);
   const created = functionsOfConnection.get(client) ?? new Set<string>();
@@ -984,7 +1029,7 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 const UNDEFINED_FUNCTION = '42883';
 
 /**
- * Every job in the window in (end_at, id) order as CSV bytes (CSV_JOB_COLUMNS, no
+ * Every job in the window in (end_at, id) order, or in `order`, as CSV bytes (CSV_JOB_COLUMNS, no
  * header), in chunks as they come off the socket (not aligned on lines). `COPY ... TO
  * STDOUT (FORMAT csv)` has PostgreSQL write the CSV and node-pg pass the bytes through
  * untouched: no per-row protocol message parsed into a JS string, no joining. That beat
@@ -999,6 +1044,7 @@ export async function* streamCsvLines(
   database: Database,
   filter: JobFilter,
   pricing: CsvPricingContext,
+  order?: CsvJobOrder,
 ): AsyncGenerator<Buffer> {
   const client = await database.pool.connect();
   let isDone = false;
@@ -1007,8 +1053,8 @@ export async function* streamCsvLines(
     // database while the export waits for its next chunk ends it instead.
     const readCopy = (copy: string) => readWithinTimeout<Buffer>(client.query(copyTo(copy)), database.queryTimeoutMs);
     const plainCopy = () =>
-      `COPY (${inlineSql(usageCsvSql(filter, pricing), (text) => client.escapeLiteral(text))}) TO STDOUT WITH (FORMAT csv)`;
-    const viaFunction = await userCsvCopyOf(database.pool, client, filter, pricing);
+      `COPY (${inlineSql(usageCsvSql(filter, pricing, order), (text) => client.escapeLiteral(text))}) TO STDOUT WITH (FORMAT csv)`;
+    const viaFunction = await userCsvCopyOf(database.pool, client, filter, pricing, order);
     if (viaFunction) {
       let hasYielded = false;
       try {

@@ -16,7 +16,7 @@ import { parseInput } from '../../http/validate.js';
 import type { ViewFormatters } from '../../http/view-format.js';
 import { AppError, invalidFieldsOf, readableMessageOf } from '../../shared/errors.js';
 import type { Guards } from '../auth/auth.guards.js';
-import { type TWindowQuery, ZUsageQuery, ZWindowExportQuery, ZWindowQuery } from './usage.schema.js';
+import { type TWindowQuery, ZOwnUsageExportQuery, ZUsageQuery, ZWindowQuery } from './usage.schema.js';
 import { type MyUsageAsk, USAGE_CSV_COLUMNS, type UsageService, type UserUsagePage } from './usage.service.js';
 
 /**
@@ -90,7 +90,13 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
         keptSort: { sort: raw.sort, dir: raw.dir },
         link: (changes: Record<string, unknown>) =>
           linkTo('/me', { ...current, sort: raw.sort, dir: raw.dir }, changes),
-        csvLink: linkTo('/me.csv', { start: page.window.start, end: page.window.end }, {}),
+        // The CSV of what the Jobs view lists, in its order: the link carried the window alone, and a
+        // researcher who had sorted by cost or found one job downloaded every job in the order they ended.
+        csvLink: linkTo(
+          '/me.csv',
+          { start: page.window.start, end: page.window.end },
+          page.view === 'detail' ? { sort: raw.sort, dir: raw.dir, job: page.job } : {},
+        ),
         // A refused receipt comes back to the window, view and sort it was asked from, not the default 7 days.
         receiptAction: linkTo(
           '/me/receipt',
@@ -114,7 +120,11 @@ export function createMyUsagePage(deps: { usage: UsageService }): ShowMyUsage {
         form: { start: window.start, end: window.end, view },
         keptSort: { sort: raw.sort, dir: raw.dir },
         link: (changes: Record<string, unknown>) => linkTo('/me', current, changes),
-        csvLink: linkTo('/me.csv', { start: window.start, end: window.end }, {}),
+        csvLink: linkTo(
+          '/me.csv',
+          { start: window.start, end: window.end },
+          view === 'detail' ? { sort: raw.sort, dir: raw.dir, job: raw.job } : {},
+        ),
         firstPageLink: linkTo('/me', current, {}),
         // Under a refused page too, a refused receipt comes back to this window (it came back to the last 7 days).
         receiptAction: linkTo('/me/receipt', current, {}),
@@ -308,9 +318,9 @@ export function usageRoutes(deps: {
   getDownload(
     router,
     '/me.csv',
-    (address) => linkTo('/me', typedWindowOf(address.query), {}),
+    (address) => linkTo('/me', typedOwnExportOf(address.query), {}),
     guards.requireUser,
-    sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK }),
+    sendOwnUsageCsv({ usage, csvExports, backTo: ME_BACK, typedOf: typedOwnExportOf }),
   );
 
   return router;
@@ -323,22 +333,36 @@ export function typedWindowOf(query: unknown): { start?: string; end?: string } 
   return { start: typedIn(query, 'start'), end: typedIn(query, 'end') };
 }
 
+/** What /me.csv's address asks for, as typed: the window, and the Jobs view's sort and Job id, which My usage reads too. */
+function typedOwnExportOf(query: unknown): Record<string, string | undefined> {
+  return {
+    ...typedWindowOf(query),
+    sort: typedIn(query, 'sort'),
+    dir: typedIn(query, 'dir'),
+    job: typedIn(query, 'job'),
+  };
+}
+
 /**
- * The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin. A
- * refused export opened in a browser shows the error page with a link to `backTo` at the window
- * typed, whose page shows the same refusal beside a form to correct it.
+ * The signed-in user's own jobs in a window as CSV: /me.csv, and /admin/my.csv for an admin, of
+ * the jobs of a Job id and in a sort when asked (ZOwnUsageExportQuery). A refused export opened in
+ * a browser shows the error page with a link to `backTo` at what was typed (`typedOf`: by default
+ * the window), whose page shows the same refusal beside a form to correct it.
  */
 export function sendOwnUsageCsv(deps: {
   usage: UsageService;
   csvExports: CsvExports;
   backTo: BackLink;
+  typedOf?: (query: unknown) => Record<string, string | undefined>;
 }): express.RequestHandler {
+  const typedOf = deps.typedOf ?? typedWindowOf;
   return async (req, res) => {
-    offerWayBack(res, { href: linkTo(deps.backTo.href, typedWindowOf(req.query), {}), text: deps.backTo.text });
+    offerWayBack(res, { href: linkTo(deps.backTo.href, typedOf(req.query), {}), text: deps.backTo.text });
     const user = sessionUserOf(req);
-    const query = parseInput(ZWindowExportQuery, req.query);
-    // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates.
-    const { start, end } = deps.usage.resolveWindow(query);
+    const query = parseInput(ZOwnUsageExportQuery, req.query);
+    // Resolved here, for the file's name a HEAD answers with too; the export reads the same dates. A
+    // Job id without dates is looked up (its days, or a 404 as on the page), a HEAD's too.
+    const { start, end } = await deps.usage.resolveOwnExportWindow(user.username, query);
     await deps.csvExports.send(req, res, {
       kind: 'my_usage',
       username: user.username,

@@ -43,9 +43,6 @@ const AUDIT_WINDOW_KEYS = refusedAuditWindow('this export reads its window');
  */
 const PAGE_AUDIT_WINDOW_KEYS = refusedAuditWindow('this page reads its window');
 
-/** GET /me.csv and /admin/my.csv: the window (their `bom` is read by csvExports). */
-export const ZWindowExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), WINDOW_FIELD_LABELS);
-
 /** GET /admin/paid.csv: the same, its dates named by the billing page's Paid receipts export form. */
 export const ZPaidExportQuery = labelFields(ZWindowQuery.extend(AUDIT_WINDOW_KEYS), PAID_WINDOW_FIELD_LABELS);
 
@@ -70,6 +67,14 @@ const USAGE_FIELD_LABELS = {
 export const USAGE_SORTS = ['end', 'job', 'name', 'state', 'elapsed', 'cpu', 'gpu', 'mem', 'cost'] as const;
 export type TUsageSort = (typeof USAGE_SORTS)[number];
 
+/** My usage's sort (`sort=`), refused listing the sorts there are; its export reads it too. */
+const ZUsageSort = z.enum(USAGE_SORTS, { error: `must be one of ${USAGE_SORTS.join(', ')}` });
+/** A sort's direction (`dir=`). */
+const ZSortDirection = z.enum(['asc', 'desc']);
+
+/** A Slurm job id (`4242`, an array task `777_3`) or an array job's id for all its tasks: Jobs lists only those. */
+const ZJobIdFilter = optionalText(32);
+
 /** My usage's views, each with the tab that shows it. */
 const USAGE_VIEW_TABS = { detail: 'Jobs', aggregate: 'Per day', billed: 'Billed' } as const;
 const USAGE_VIEWS = Object.keys(USAGE_VIEW_TABS) as [keyof typeof USAGE_VIEW_TABS, ...(keyof typeof USAGE_VIEW_TABS)[]];
@@ -86,15 +91,31 @@ export const ZUsageQuery = labelFields(
           .join(', ')}`,
       })
       .default('detail'),
-    sort: z.enum(USAGE_SORTS, { error: `must be one of ${USAGE_SORTS.join(', ')}` }).default('end'),
-    dir: z.enum(['asc', 'desc']).default('desc'),
+    sort: ZUsageSort.default('end'),
+    dir: ZSortDirection.default('desc'),
     page: ZPageNumber,
-    // A Slurm job id (`4242`, an array task `777_3`) or an array job's id for all its tasks: Jobs lists only those.
-    job: optionalText(32).optional(),
+    job: ZJobIdFilter.optional(),
   }),
   USAGE_FIELD_LABELS,
 );
 export type TUsageQuery = z.infer<typeof ZUsageQuery>;
+
+/**
+ * GET /me.csv and /admin/my.csv (their `bom` is read by csvExports): the window, and the Jobs view's
+ * sort and Job id, which My usage's Download CSV carries. Refused in the page's words; left out, the
+ * file lists every job of the window in the order they ended, as it always has. Without them the link
+ * downloaded every job in that order, whatever the page was sorted by or searched for.
+ */
+export const ZOwnUsageExportQuery = labelFields(
+  ZWindowQuery.extend({
+    ...AUDIT_WINDOW_KEYS,
+    sort: ZUsageSort.optional(),
+    dir: ZSortDirection.optional(),
+    job: ZJobIdFilter.optional(),
+  }),
+  USAGE_FIELD_LABELS,
+);
+export type TOwnUsageExportQuery = z.infer<typeof ZOwnUsageExportQuery>;
 
 /** GET /admin/usage (its export extends it with the exports' words for from and to). */
 export const ZAdminUsageQuery = labelFields(

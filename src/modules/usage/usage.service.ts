@@ -41,6 +41,7 @@ import * as usageRepository from './usage.repository.js';
 import {
   type TAdminUsagePageQuery,
   type TAdminUsageQuery,
+  type TOwnUsageExportQuery,
   type TUsageQuery,
   type TWindowQuery,
   WINDOW_FIELD_LABELS,
@@ -496,16 +497,28 @@ export function createUsageService(deps: UsageServiceDeps) {
    * The window /me shows: the one asked for, or, for a Job id given without dates, the days that
    * job (an array job's tasks) ended: a researcher with a job id from a log does not know the day.
    */
-  async function myUsageWindowOf(username: string, query: TUsageQuery): Promise<UsageWindow> {
+  async function myUsageWindowOf(
+    username: string,
+    query: TWindowQuery & { job?: string | undefined },
+    options: { maxDays?: number } = { maxDays: MAX_PAGE_WINDOW_DAYS },
+  ): Promise<UsageWindow> {
     if (query.job === undefined || query.start !== undefined || query.end !== undefined) {
-      return resolveWindow(query, { maxDays: MAX_PAGE_WINDOW_DAYS });
+      return resolveWindow(query, options);
     }
     const ended = await usageRepository.findJobEndRange(db, username, query.job);
     if (!ended) throw new UsageJobNotFoundError(query.job);
     return resolveWindow(
       { start: toLocalDate(ended.first, config.timeZone), end: toLocalDate(ended.last, config.timeZone) },
-      { maxDays: MAX_PAGE_WINDOW_DAYS },
+      options,
     );
+  }
+
+  /**
+   * The window of a user's own CSV (/me.csv): as its page finds it, a Job id without dates the days
+   * that job ended (404 when none of the user's jobs has it), but of any length.
+   */
+  async function resolveOwnExportWindow(username: string, query: TOwnUsageExportQuery): Promise<UsageWindow> {
+    return myUsageWindowOf(username, query, {});
   }
 
   /** The /me page in one of its three views. */
@@ -869,14 +882,22 @@ export function createUsageService(deps: UsageServiceDeps) {
     if (query.page > 1) await getAdminUsagePage(query);
   }
 
-  /** Every job of one user in the window as CSV text (no header), in chunks. */
-  async function streamUserCsv(username: string, query: TWindowQuery) {
+  /**
+   * Every job of one user in the window (of a Job id, when given) as CSV text (no header), in chunks:
+   * in the order they ended, or as the Jobs page sorts when a sort or direction is given (its
+   * defaults for the other: Ended, newest first).
+   */
+  async function streamUserCsv(username: string, query: TOwnUsageExportQuery) {
     const window = resolveWindow(query);
     const pricing = { ...(await pricingFor([username])), currency: config.currency };
-    const filter = { from: window.from, before: window.before, user: username };
+    const filter = { from: window.from, before: window.before, user: username, job: query.job };
+    const order =
+      query.sort === undefined && query.dir === undefined
+        ? undefined
+        : { sort: query.sort ?? 'end', direction: query.dir ?? 'desc' };
     return {
       window,
-      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing),
+      chunks: usageRepository.streamCsvLines(deps.db, filter, pricing, order),
     };
   }
 
@@ -938,6 +959,7 @@ export function createUsageService(deps: UsageServiceDeps) {
     getAdminUsage,
     getAdminUsagePage,
     streamUserCsv,
+    resolveOwnExportWindow,
     streamAdminCsv,
     streamPaidCsv,
   };

@@ -149,6 +149,7 @@ function keepSignedInOnNewId(
     at: req.session.signedInAt ?? options.now.getTime(),
     passwordChangedAt: 'passwordChangedAt' in options ? options.passwordChangedAt : req.session.passwordChangedAt,
     sessionEpoch: req.session.sessionEpoch,
+    signedInAsAdminAt: req.session.signedInAsAdminAt,
   };
   return new Promise<void>((resolve, reject) =>
     signInOnNewSession(passport, req, res, sessionUserOf(req), signedIn, (error) => {
@@ -215,7 +216,12 @@ export function usersRoutes(deps: {
       });
     }
     // Proving the password is a sign-in: this session goes on under a new id (no fixation).
-    const signedIn = { at: auth.now().getTime(), passwordChangedAt, sessionEpoch };
+    const signedIn = {
+      at: auth.now().getTime(),
+      passwordChangedAt,
+      sessionEpoch,
+      signedInAsAdminAt: req.session.signedInAsAdminAt,
+    };
     signInOnNewSession(passport, req, res, user, signedIn, (signInError) => {
       if (signInError) return next(signInError);
       answerChange(req, res, {

@@ -288,6 +288,27 @@ describe('npm run ingest over jobs in a state the app does not know', () => {
   });
 });
 
+describe('npm run ingest over a file of an older --format, without AllocTRES, ReqTRES and AllocCPUS', () => {
+  it('says under the day that its jobs were stored with no GPU and no allocated CPU, billed as none', async () => {
+    const runsBefore = await lastRunId();
+    const file = path.join(dir, 'sacct-old-columns.psv');
+    copyFileSync(path.resolve(import.meta.dirname, '../../fixtures/sacct-old-columns/no-tres-no-alloccpus.psv'), file);
+    const result = await runIngestCli(['--from', '2026-11-23', '--to', '2026-11-23', '--force'], {
+      FALLBACK_CSV: file,
+    });
+    expect(result.code).toBe(0);
+    expect(result.output).toContain(
+      '  2026-11-23: columns: 2 job(s) stored with no GPU, billed 0 GPU-hours: the sacct output has no AllocTRES or ReqTRES column',
+    );
+    expect(result.output).toContain(
+      '2 job(s) stored with no allocated CPU, billed 0 CPU-hours under PRICING_CPU_BASIS=allocated',
+    );
+    // Its day is one a later backfill reads without --force.
+    await db.prisma.slurmJob.deleteMany({ where: { cluster: 'lab', jobId: { in: ['101', '102'] } } });
+    await db.prisma.ingestionRun.deleteMany({ where: { id: { gt: runsBefore } } });
+  });
+});
+
 describe('npm run ingest over an sacct file cut short', () => {
   it('fails the day with the reason and exits 1, storing nothing of the file', async () => {
     const header = 'JobID|JobIDRaw|User|State|ElapsedRaw|Start|End|AllocTRES|AveRSS';
