@@ -5,6 +5,7 @@ import {
   LAST_SUCCESSFUL_FINISH_SQL,
   LIVE_WINDOW_TRIGGERS,
   liveHighWaterMarkSql,
+  RECENT_CATCH_UP_START_SQL,
 } from '../../../src/modules/ingestion/ingestion.repository.js';
 import { createTestDatabase, type TestDatabase } from '../../support/test-database.js';
 
@@ -43,8 +44,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => db?.drop());
 
-async function planOf(sql: string): Promise<string> {
-  const { rows } = await db.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`);
+async function planOf(sql: string, values: unknown[] = []): Promise<string> {
+  const { rows } = await db.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, values);
   return rows.map((row) => row['QUERY PLAN']).join('\n');
 }
 
@@ -77,6 +78,17 @@ describe('the high-water mark (each scheduled run, /admin/ingestion, the receipt
     expect(await findLiveHighWaterMark(db.prisma, { withSeed: false })).toEqual(minutes(RUNS + 1));
     await add('manual', 'success', minutes(RUNS + 5));
     expect(await findLiveHighWaterMark(db.prisma, { withSeed: false })).toEqual(minutes(RUNS + 5));
+  });
+});
+
+describe('the catch-up after an outage (each scheduled run)', () => {
+  it("reads the failed runs of each recent run's window from the index, not every failed run ever recorded", async () => {
+    // Runs of the last INGEST_OVERLAP_SEC (900 s), as a scheduled run asks.
+    const plan = await planOf(RECENT_CATCH_UP_START_SQL, [minutes(RUNS - 15)]);
+    expect(plan).not.toMatch(/Hash|Seq Scan/);
+    expect(plan).toMatch(
+      /Index Scan using ingestion_runs_outcome_window_end_idx on ingestion_runs f [^\n]*\n\s+Index Cond: \(\(outcome = 'failed'::"IngestionOutcome"\) AND \(window_end > r\.window_start\)/,
+    );
   });
 });
 
