@@ -24,6 +24,21 @@ function runsOf(cluster: RunCluster) {
   return { OR: [{ cluster }, { cluster: null }] };
 }
 
+/**
+ * The newest of `probe`'s answers for `cluster` and for the runs without one (runsOf), by `newer`: each
+ * probe finds its row among its own cluster's at the end of an index (ingestion_runs (cluster, ...)),
+ * where `cluster = $1 OR cluster IS NULL` scanned back over every run of the other clusters.
+ */
+async function newestOfRunsOf<T>(
+  cluster: RunCluster,
+  probe: (cluster: RunCluster | null) => Promise<T | null>,
+  isNewer: (a: T, b: T) => boolean,
+): Promise<T | null> {
+  const [own, unadopted] = await Promise.all([probe(cluster), probe(null)]);
+  if (own === null || unadopted === null) return own ?? unadopted;
+  return isNewer(unadopted, own) ? unadopted : own;
+}
+
 /** runsOf in SQL, the cluster being parameter `$n`; `alias.` before the column when given. */
 function runsOfSql(parameter: number, alias = ''): string {
   return `(${alias}cluster = $${parameter} OR ${alias}cluster IS NULL)`;
@@ -862,11 +877,16 @@ export async function findLiveHighWaterMark(
   options: { withSeed?: boolean; cluster?: RunCluster } = {},
 ): Promise<Date | null> {
   const triggers = options.withSeed === false ? LIVE_WINDOW_TRIGGERS.filter((t) => t !== 'seed') : LIVE_WINDOW_TRIGGERS;
-  const row = await db.ingestionRun.findFirst({
-    where: { ...runsOf(options.cluster ?? ''), outcome: { in: ['success', 'partial'] }, trigger: { in: triggers } },
-    orderBy: { windowEnd: 'desc' },
-    select: { windowEnd: true },
-  });
+  const row = await newestOfRunsOf(
+    options.cluster ?? '',
+    (cluster) =>
+      db.ingestionRun.findFirst({
+        where: { cluster, outcome: { in: ['success', 'partial'] }, trigger: { in: triggers } },
+        orderBy: { windowEnd: 'desc' },
+        select: { windowEnd: true },
+      }),
+    (a, b) => a.windowEnd > b.windowEnd,
+  );
   return row?.windowEnd ?? null;
 }
 
@@ -910,13 +930,22 @@ const READ_UP_TO_ITS_START_SQL = `(trigger <> 'backfill' OR window_end >= starte
 /** When the newest completed run that read up to its own start finished (READ_UP_TO_ITS_START_SQL). */
 export async function findLastSuccessfulFinish(db: Db, cluster: RunCluster = ''): Promise<Date | null> {
   const rows = await db.$queryRawUnsafe<{ finished_at: Date }[]>(
-    `SELECT finished_at FROM ingestion_runs
-     WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
-       AND ${runsOfSql(1)}
-     ORDER BY finished_at DESC LIMIT 1`,
+    `SELECT finished_at FROM ${newestSuccessOfRunsOfSql('finished_at')}`,
     cluster,
   );
   return rows[0]?.finished_at ?? null;
+}
+
+/**
+ * The newest completed run of cluster `$1` that read up to its start, and of those without a cluster
+ * (runsOf), as a FROM item with `columns`: by id (a cluster's runs hold its lock, so its ids follow its
+ * finishes), each found at the end of the (cluster, id) index, not behind every run of another cluster.
+ */
+function newestSuccessOfRunsOfSql(columns: string): string {
+  const newest = (cluster: string) => `(SELECT id, ${columns} FROM ingestion_runs
+      WHERE ${cluster} AND outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
+      ORDER BY id DESC LIMIT 1)`;
+  return `(${newest('cluster = $1')} UNION ALL ${newest('cluster IS NULL')} ORDER BY id DESC LIMIT 1) AS newest`;
 }
 
 /**
@@ -946,11 +975,11 @@ export async function findLastSuccessfulFinishWithin(
     {
       // The same row says which source answered it and, for the file, the fingerprint it read; and what
       // the set-up checks of the fallbacks it did not need found (slurmrestd is never a fallback).
-      text: `SELECT finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint,
-                    source_notes->>'sacct' AS sacct_note, source_notes->>'file' AS file_note FROM ingestion_runs
-             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
-               AND ${runsOfSql(1)}
-             ORDER BY id DESC LIMIT 1`,
+      text: `SELECT finished_at, source, file_fingerprint, sacct_note, file_note
+               FROM ${newestSuccessOfRunsOfSql(
+                 `finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint,
+                  source_notes->>'sacct' AS sacct_note, source_notes->>'file' AS file_note`,
+               )}`,
       values: [cluster],
     },
     timeoutMs,
@@ -974,16 +1003,21 @@ export async function findLastSuccessfulFinishWithin(
  * shutdown's words was taken for one, and rewording them would have lost the runs before.
  */
 export async function findLastLiveRunFinish(db: Db, cluster: RunCluster = ''): Promise<Date | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: {
-      ...runsOf(cluster),
-      finishedAt: { not: null },
-      trigger: { in: LIVE_WINDOW_TRIGGERS },
-      stoppedByShutdown: false,
-    },
-    orderBy: { id: 'desc' },
-    select: { finishedAt: true },
-  });
+  const row = await newestOfRunsOf(
+    cluster,
+    (probed) =>
+      db.ingestionRun.findFirst({
+        where: {
+          cluster: probed,
+          finishedAt: { not: null },
+          trigger: { in: LIVE_WINDOW_TRIGGERS },
+          stoppedByShutdown: false,
+        },
+        orderBy: { id: 'desc' },
+        select: { id: true, finishedAt: true },
+      }),
+    (a, b) => a.id > b.id,
+  );
   return row?.finishedAt ?? null;
 }
 
@@ -994,11 +1028,16 @@ export async function findLastCompletedRun(
   cluster: RunCluster = '',
 ): Promise<RunRecord | null> {
   const row = await inStore(() =>
-    db.ingestionRun.findFirst({
-      where: { ...runsOf(cluster), outcome: { in: ['success', 'partial'] }, source },
-      orderBy: { id: 'desc' },
-      select: RUN_SELECT,
-    }),
+    newestOfRunsOf(
+      cluster,
+      (probed) =>
+        db.ingestionRun.findFirst({
+          where: { cluster: probed, outcome: { in: ['success', 'partial'] }, source },
+          orderBy: { id: 'desc' },
+          select: RUN_SELECT,
+        }),
+      (a, b) => a.id > b.id,
+    ),
   );
   return row ? toRunRecord(row) : null;
 }
