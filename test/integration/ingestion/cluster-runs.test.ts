@@ -174,7 +174,7 @@ describe('two instances on one database, one per cluster', () => {
           trigger: 'schedule',
         }),
       ).toEqual({ status: 'skipped', reason: 'locked' });
-      // ... and a scheduled alpha tick is not skipped as "recent" for beta's run just finished.
+      // The first alpha run, let go, ends as it would have alone.
       release();
       expect((await finished(first)).outcome).toBe('success');
     } finally {
