@@ -226,7 +226,9 @@ export function createApp(deps: AppDeps): express.Express {
     return readiness.isReady;
   });
   if (deps.isDraining) deps.metrics.observeDrain(deps.isDraining);
-  deps.metrics.observeIngestionFreshness(() => findLastIngestionSuccess(db, scrapeReadTimeoutMs));
+  deps.metrics.observeIngestionFreshness(() =>
+    findLastIngestionSuccess(db, scrapeReadTimeoutMs, config.ingestion.cluster),
+  );
   if (payments.providerName) {
     deps.metrics.observeOpenCheckouts(() => findOldestOpenCheckouts(db, scrapeReadTimeoutMs));
   }
@@ -413,6 +415,7 @@ export function createApp(deps: AppDeps): express.Express {
         isDraining: deps.isDraining,
       }),
       timeZone: config.timeZone,
+      cluster: config.ingestion.cluster,
       now,
     }),
   );

@@ -146,7 +146,7 @@ async function main(startUp: StartUp) {
     for (const [index, day] of days.entries()) {
       if (isStopping()) break;
       const window = backfillDayWindow(day, config.timeZone);
-      if (!args.force && (await startUp.guard(isBackfillWindowDone(db, window)))) {
+      if (!args.force && (await startUp.guard(isBackfillWindowDone(db, window, config.ingestion.cluster)))) {
         totals.skippedDays += 1;
         daysLeft -= 1;
         writeProgress(`${progressBar(index + 1, days.length)} ${day} already done${isTerminal ? '          ' : ''}`);

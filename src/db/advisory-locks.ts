@@ -15,8 +15,11 @@ export const ADVISORY_LOCK_KEYS = {
   /** Serialises appends to the audit hash chain (transaction lock): the chain never forks. */
   auditAppend: 727_450_115,
   /**
-   * One ingestion run at a time across workers and replicas (session lock, tried; a scheduled run
-   * queues for it for up to half an interval).
+   * One ingestion run at a time across workers and replicas: the releases before runs had a cluster
+   * held it exclusively (session lock, tried; a scheduled run queued for it for up to half an
+   * interval). A run now holds it shared beside its cluster's lock (ADVISORY_LOCK_CLASSES.ingestionCluster),
+   * so that runs of two clusters go side by side while a process of an older release, in a rolling
+   * deploy, still excludes them all and they it.
    */
   ingestion: 727_450_116,
   /**
@@ -40,6 +43,11 @@ export const ADVISORY_LOCK_KEYS = {
    * kept a pool connection each, and starved the start holding it of the second one it needs.
    */
   monthEndStart: 727_450_120,
+  /**
+   * Held (transaction lock) while a run gives the runs recorded before runs had a cluster
+   * (ingestion_runs.cluster NULL) to its own cluster: two instances upgraded at once do not share them out.
+   */
+  ingestionAdoption: 727_450_121,
 } as const;
 
 /**
@@ -56,6 +64,13 @@ export const ADVISORY_LOCK_CLASSES = {
    * ingestion"). Two users whose names share a hash only wait for each other now and then.
    */
   userJobs: 727_450_119,
+  /**
+   * One ingestion run at a time per cluster, across workers, replicas and instances (session lock),
+   * second key `hashtext(cluster)` (SLURM_CLUSTER, '' where it is unset): two instances on one
+   * database, one per cluster, each run their own. Two cluster names that share a hash only make
+   * their runs wait for each other.
+   */
+  ingestionCluster: 727_450_122,
 } as const;
 
 /** Releases a session lock taken by tryAcquireSessionLock and gives its connection back. */

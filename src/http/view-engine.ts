@@ -69,6 +69,7 @@ export const VIEW_LOCALS = [
   'isPaymentHeld',
   'isReceivedAllReturned',
   'isRunning',
+  'clusterText',
   'isStartAbandoned',
   'isTypedWrong',
   'isUnkeyed',

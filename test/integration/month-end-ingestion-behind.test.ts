@@ -31,11 +31,12 @@ async function monthEndCard(): Promise<string> {
   return visibleTextOf(card);
 }
 
-function ingestionRun(windowEnd: string) {
+function ingestionRun(windowEnd: string, cluster?: string) {
   const end = new Date(windowEnd);
   return db.prisma.ingestionRun.create({
     data: {
       trigger: 'schedule',
+      ...(cluster === undefined ? {} : { cluster }),
       source: 'sacct',
       windowStart: new Date(end.getTime() - 15 * 60_000),
       windowEnd: end,
@@ -63,6 +64,22 @@ describe('the billing page before a month-end run', () => {
     await ingestionRun('2026-12-01T00:04:00Z');
     const card = await monthEndCard();
     expect(card).toContain('Slurm accounting is read up to 2026-12-01 00:04 (UTC).');
+    expect(card).not.toContain('read only up to');
+  });
+
+  // Two instances on the database, one per cluster (SLURM_CLUSTER=alpha, beta): a run bills both's jobs,
+  // and this page, served by either, took the mark of every run together, so beta's reads said alpha's
+  // data was complete while alpha's source had been down since the afternoon.
+  it("with two clusters' instances, warns of the one behind, by name, and says when every cluster is read", async () => {
+    await db.prisma.ingestionRun.deleteMany();
+    await ingestionRun('2026-11-30T14:00:00Z', 'alpha');
+    await ingestionRun('2026-12-01T00:04:00Z', 'beta');
+    expect(await monthEndCard()).toContain(
+      'Slurm accounting of cluster alpha has been read only up to 2026-11-30 14:00 (UTC): a run for 2026-11-30',
+    );
+    await ingestionRun('2026-12-01T00:03:00Z', 'alpha');
+    const card = await monthEndCard();
+    expect(card).toContain('Slurm accounting of every cluster is read up to 2026-12-01 00:03 (UTC).');
     expect(card).not.toContain('read only up to');
   });
 });

@@ -116,6 +116,7 @@ export function buildIngestionService(deps: {
     unconfigured,
     logger: deps.logger,
     metrics: deps.metrics,
+    cluster: deps.config.ingestion.cluster,
     overlapSec: deps.config.ingestion.overlapSec,
     initialLookbackSec: deps.config.ingestion.lookbackSec,
     timeZone: deps.config.timeZone,

@@ -1,18 +1,48 @@
 import type { Prisma } from '@prisma/client';
 import type pg from 'pg';
-import {
-  ADVISORY_LOCK_CLASSES,
-  ADVISORY_LOCK_KEYS,
-  type ReleaseLock,
-  releaserOf,
-  tryAcquireSessionLock,
-} from '../../db/advisory-locks.js';
+import { ADVISORY_LOCK_CLASSES, ADVISORY_LOCK_KEYS, type ReleaseLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { queryWithin } from '../../db/query-timeout.js';
 import type { StoredJobIdentity } from './reused-job-id.js';
 import type { NormalizedJob } from './slurm-job.model.js';
 
 const INGEST_LOCK_KEY = ADVISORY_LOCK_KEYS.ingestion;
+const CLUSTER_LOCK_CLASS = ADVISORY_LOCK_CLASSES.ingestionCluster;
+
+/**
+ * The cluster a run reads, as its row (ingestion_runs.cluster) and its lock name it: SLURM_CLUSTER, or ''
+ * for an instance where it is unset (each source reads its host's cluster). Every window, lock and "last
+ * run" is a cluster's: two instances on one database, one per cluster, each keep their own.
+ */
+export type RunCluster = string;
+
+/**
+ * A cluster's runs, as Prisma selects them: its own, and those recorded before runs had a cluster (NULL),
+ * which are the instance's until its first run gives them its cluster (adoptRunsWithoutCluster).
+ */
+function runsOf(cluster: RunCluster) {
+  return { OR: [{ cluster }, { cluster: null }] };
+}
+
+/**
+ * The newest of `probe`'s answers for `cluster` and for the runs without one (runsOf), by `newer`: each
+ * probe finds its row among its own cluster's at the end of an index (ingestion_runs (cluster, ...)),
+ * where `cluster = $1 OR cluster IS NULL` scanned back over every run of the other clusters.
+ */
+async function newestOfRunsOf<T>(
+  cluster: RunCluster,
+  probe: (cluster: RunCluster | null) => Promise<T | null>,
+  isNewer: (a: T, b: T) => boolean,
+): Promise<T | null> {
+  const [own, unadopted] = await Promise.all([probe(cluster), probe(null)]);
+  if (own === null || unadopted === null) return own ?? unadopted;
+  return isNewer(unadopted, own) ? unadopted : own;
+}
+
+/** runsOf in SQL, the cluster being parameter `$n`; `alias.` before the column when given. */
+function runsOfSql(parameter: number, alias = ''): string {
+  return `(${alias}cluster = $${parameter} OR ${alias}cluster IS NULL)`;
+}
 
 /**
  * What a batch adds to its run's counts of distinct jobs: a job the run wrote in an earlier batch
@@ -417,12 +447,63 @@ export async function findStoredIdentities(pool: pg.Pool, jobs: NormalizedJob[])
   }));
 }
 
+// A cluster's run lock, on one connection: ADVISORY_LOCK_CLASSES.ingestionCluster's for the cluster,
+// exclusive, then ADVISORY_LOCK_KEYS.ingestion shared, which a run of an older release holds exclusively.
+interface LockStep {
+  take: string;
+  tryTake: string;
+  params: (cluster: RunCluster) => unknown[];
+}
+const CLUSTER_LOCK: LockStep = {
+  take: 'pg_advisory_lock($1, hashtext($2))',
+  tryTake: 'pg_try_advisory_lock($1, hashtext($2))',
+  params: (cluster) => [CLUSTER_LOCK_CLASS, cluster],
+};
+const RELEASE_LOCK: LockStep = {
+  take: 'pg_advisory_lock_shared($1)',
+  tryTake: 'pg_try_advisory_lock_shared($1)',
+  params: () => [INGEST_LOCK_KEY],
+};
+
+/** The release of a cluster's run lock held by `client`, which goes back to its pool. */
+function ingestLockReleaser(client: pg.PoolClient, cluster: RunCluster): ReleaseLock {
+  return async () => {
+    try {
+      await client.query('SELECT pg_advisory_unlock_shared($1), pg_advisory_unlock($2, hashtext($3))', [
+        INGEST_LOCK_KEY,
+        CLUSTER_LOCK_CLASS,
+        cluster,
+      ]);
+      client.release();
+    } catch (error) {
+      // Destroying the connection releases its session locks too.
+      client.release(error as Error);
+    }
+  };
+}
+
 /**
- * Takes the cluster-wide ingestion lock on a dedicated connection, or returns undefined
- * when another process holds it. The returned function releases it.
+ * Takes `cluster`'s ingestion lock (RunCluster) on a dedicated connection, or returns undefined when
+ * another process holds it: another run of the cluster, or a run of a release from before runs had a
+ * cluster (a rolling deploy). Runs of other clusters do not keep it. The returned function releases it.
  */
-export function tryAcquireIngestLock(pool: pg.Pool): Promise<ReleaseLock | undefined> {
-  return tryAcquireSessionLock(pool, INGEST_LOCK_KEY);
+export async function tryAcquireIngestLock(pool: pg.Pool, cluster: RunCluster = ''): Promise<ReleaseLock | undefined> {
+  const client = await pool.connect();
+  try {
+    const tryTake = async (lock: LockStep) =>
+      (await client.query<{ locked: boolean }>(`SELECT ${lock.tryTake} AS locked`, lock.params(cluster))).rows[0]
+        ?.locked === true;
+    if (await tryTake(CLUSTER_LOCK)) {
+      if (await tryTake(RELEASE_LOCK)) return ingestLockReleaser(client, cluster);
+      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', CLUSTER_LOCK.params(cluster));
+    }
+    client.release();
+    return undefined;
+  } catch (error) {
+    // Destroying the connection releases a session lock it may have taken.
+    client.release(error as Error);
+    throw error;
+  }
 }
 
 // PostgreSQL's "lock_not_available": lock_timeout ended the wait.
@@ -440,40 +521,66 @@ const LOCK_WAIT_STEP_MS = 1_000;
  */
 export async function acquireIngestLockWaiting(
   pool: pg.Pool,
-  options: { waitMs: number; queryTimeoutMs: number; signal?: AbortSignal },
+  options: { waitMs: number; queryTimeoutMs: number; signal?: AbortSignal; cluster?: RunCluster },
 ): Promise<ReleaseLock | undefined> {
   const { waitMs, queryTimeoutMs, signal } = options;
+  const cluster = options.cluster ?? '';
   const deadline = Date.now() + waitMs;
   const longestStepMs = Math.min(LOCK_WAIT_STEP_MS, queryTimeoutMs / 2);
   const client = await pool.connect();
-  try {
+  /** Queues for one lock until the deadline; whether it was granted. */
+  const waitFor = async (lock: LockStep): Promise<boolean> => {
     for (;;) {
       const stepMs = Math.min(longestStepMs, deadline - Date.now());
-      if (stepMs <= 0 || signal?.aborted) {
-        client.release();
-        return undefined;
-      }
+      if (stepMs <= 0 || signal?.aborted) return false;
       // SET LOCAL ends with the transaction; the advisory lock is the session's and stays.
       await client.query('BEGIN');
       try {
         await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(stepMs))}ms`]);
-        await client.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK_KEY]);
+        await client.query(`SELECT ${lock.take}`, lock.params(cluster));
         await client.query('COMMIT');
-        return releaserOf(client, INGEST_LOCK_KEY);
+        return true;
       } catch (error) {
         await client.query('ROLLBACK');
         if ((error as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw error;
       }
     }
+  };
+  try {
+    if (await waitFor(CLUSTER_LOCK)) {
+      if (await waitFor(RELEASE_LOCK)) return ingestLockReleaser(client, cluster);
+      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', CLUSTER_LOCK.params(cluster));
+    }
+    client.release();
+    return undefined;
   } catch (error) {
     client.release(error as Error);
     throw error;
   }
 }
 
+/**
+ * Gives the runs recorded before runs had a cluster (cluster NULL) to `cluster`, the first run of a
+ * release with the column: a single-cluster site's window goes on where it was, and a cluster added
+ * later, by a second instance, starts with runs of its own (INGEST_LOOKBACK_DAYS back), not with the
+ * first's. Called holding `cluster`'s lock; under a lock of its own, so that two instances upgraded at
+ * once do not share the rows out. How many.
+ */
+export async function adoptRunsWithoutCluster(pool: pg.Pool, cluster: RunCluster): Promise<number> {
+  return inStore(() =>
+    inPgTransaction(pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.ingestionAdoption]);
+      const result = await client.query('UPDATE ingestion_runs SET cluster = $1 WHERE cluster IS NULL', [cluster]);
+      return result.rowCount ?? 0;
+    }),
+  );
+}
+
 export interface RunRecord {
   id: number;
   trigger: string;
+  /** RunCluster; null for a run recorded before runs had a cluster and not yet adopted. */
+  cluster: string | null;
   source: string | null;
   sourceNotes: Record<string, string> | null;
   windowStart: Date;
@@ -492,6 +599,7 @@ export interface RunRecord {
 const RUN_SELECT = {
   id: true,
   trigger: true,
+  cluster: true,
   source: true,
   sourceNotes: true,
   windowStart: true,
@@ -512,9 +620,17 @@ function toRunRecord(row: Prisma.IngestionRunGetPayload<{ select: typeof RUN_SEL
 }
 
 /** Records a run as started. */
-export async function createRun(db: Db, input: { trigger: string; window: { start: Date; end: Date } }) {
+export async function createRun(
+  db: Db,
+  input: { trigger: string; cluster: RunCluster; window: { start: Date; end: Date } },
+) {
   const row = await db.ingestionRun.create({
-    data: { trigger: input.trigger, windowStart: input.window.start, windowEnd: input.window.end },
+    data: {
+      trigger: input.trigger,
+      cluster: input.cluster,
+      windowStart: input.window.start,
+      windowEnd: input.window.end,
+    },
     select: { id: true },
   });
   return row.id;
@@ -630,20 +746,22 @@ export async function failRunsLeftByLostConnection(
 }
 
 /**
- * Runs left `running` by a process that died; only called while holding the ingest lock. Their counts
- * are those their committed batches left (RunWrite.runId), which their notes say.
+ * `cluster`'s runs left `running` by a process that died; only called while holding its ingest lock (a
+ * run of another cluster may be running: its lock says so, not this one). Their counts are those their
+ * committed batches left (RunWrite.runId), which their notes say.
  */
-export async function failAbandonedRuns(pool: pg.Pool, now: Date): Promise<number> {
+export async function failAbandonedRuns(pool: pg.Pool, now: Date, cluster: RunCluster = ''): Promise<number> {
   // Added to the notes the run had (an access warning, why a source did not answer), not in their place.
   const result = await pool.query(
     `UPDATE ingestion_runs
         SET outcome = 'failed', error = $1, finished_at = $2,
             source_notes = coalesce(source_notes, '{}'::jsonb) || jsonb_build_object('counts', $3::text)
-      WHERE outcome = 'running'`,
+      WHERE outcome = 'running' AND ${runsOfSql(4)}`,
     [
       'interrupted: the process stopped before the run finished',
       now,
       cutRunCountsNote('cut short when its process stopped'),
+      cluster,
     ],
   );
   return result.rowCount ?? 0;
@@ -665,14 +783,15 @@ export const LIVE_WINDOW_TRIGGERS = ['schedule', 'manual', 'seed'];
  * come, said the data was complete up to when it ran while the scheduled runs had failed since
  * yesterday, and the hours between were never read.
  */
-export async function findHighWaterMark(db: Db): Promise<Date | null> {
-  const live = await findLiveHighWaterMark(db);
+export async function findHighWaterMark(db: Db, cluster: RunCluster = ''): Promise<Date | null> {
+  const live = await findLiveHighWaterMark(db, { cluster });
   // Only the days reaching past the mark: a few, however long the backfills before them. With no run
   // reading up to now (backfills alone, a day at a time from cron), every day, joined on from the first:
   // the newest day read used to be taken, so a day whose run failed, and was never read again, was
   // counted as complete (the month-end form did not say the month's data was short of it).
   const later = await db.ingestionRun.findMany({
     where: {
+      ...runsOf(cluster),
       outcome: { in: ['success', 'partial'] },
       trigger: 'backfill',
       ...(live === null ? {} : { windowEnd: { gt: live } }),
@@ -688,6 +807,45 @@ export async function findHighWaterMark(db: Db): Promise<Date | null> {
     mark = Math.max(mark, Math.min(run.windowEnd.getTime(), run.startedAt.getTime()));
   }
   return new Date(mark);
+}
+
+/**
+ * How recently a cluster's runs must have started for month-end to wait for its data: a cluster whose
+ * instance was retired (or whose SLURM_CLUSTER was renamed) would otherwise hold the mark back for ever.
+ * A month and a few days, so that an instance down for the whole month still counts.
+ */
+export const MONTH_END_CLUSTER_DAYS = 35;
+
+/**
+ * How far Slurm accounting has been read for every cluster the database's instances read (month-end's
+ * form): the earliest of their marks (findHighWaterMark), and whose it is; null before any completed run.
+ * The clusters are those with a run of a live trigger started in the last MONTH_END_CLUSTER_DAYS (else
+ * the newest run's); one that never completed a run has no mark and is left out. With one instance per
+ * cluster on one database, the mark of the instance that happened to serve the page said the data was
+ * complete while the other cluster's source had been down since.
+ */
+export async function findIngestedThroughEveryCluster(
+  db: Db,
+  now: Date,
+): Promise<{ through: Date; cluster: RunCluster; clusterCount: number } | null> {
+  const since = new Date(now.getTime() - MONTH_END_CLUSTER_DAYS * 86_400_000);
+  const live = LIVE_WINDOW_TRIGGERS.map((trigger) => `'${trigger}'`).join(', ');
+  const recent = await db.$queryRawUnsafe<{ cluster: string }[]>(
+    `SELECT DISTINCT cluster FROM ingestion_runs
+      WHERE cluster IS NOT NULL AND trigger IN (${live}) AND started_at >= $1::timestamptz ORDER BY cluster`,
+    since.toISOString(),
+  );
+  let clusters = recent.map((row) => row.cluster);
+  if (clusters.length === 0) {
+    const newest = await db.ingestionRun.findFirst({ orderBy: { id: 'desc' }, select: { cluster: true } });
+    clusters = [newest?.cluster ?? ''];
+  }
+  let earliest: { through: Date; cluster: RunCluster } | null = null;
+  for (const cluster of clusters) {
+    const through = await findHighWaterMark(db, cluster);
+    if (through && (earliest === null || through < earliest.through)) earliest = { through, cluster };
+  }
+  return earliest && { ...earliest, clusterCount: clusters.length };
 }
 
 /** Rows counted exactly before storedJobCount falls back to the planner's estimate. */
@@ -714,24 +872,36 @@ export async function storedJobCount(db: Db): Promise<{ count: number; isEstimat
  * the time between that mark and its start, and a day not over yet ends in the future.
  * `withSeed: false` leaves out the demo's seed run, which read the demo's file and nothing else.
  */
-export async function findLiveHighWaterMark(db: Db, options: { withSeed?: boolean } = {}): Promise<Date | null> {
+export async function findLiveHighWaterMark(
+  db: Db,
+  options: { withSeed?: boolean; cluster?: RunCluster } = {},
+): Promise<Date | null> {
   const triggers = options.withSeed === false ? LIVE_WINDOW_TRIGGERS.filter((t) => t !== 'seed') : LIVE_WINDOW_TRIGGERS;
-  const rows = await db.$queryRawUnsafe<{ window_end: Date | null }[]>(liveHighWaterMarkSql(triggers));
+  const rows = await db.$queryRawUnsafe<{ window_end: Date | null }[]>(
+    liveHighWaterMarkSql(triggers),
+    options.cluster ?? '',
+  );
   return rows[0]?.window_end ?? null;
 }
 
 /**
- * findLiveHighWaterMark's statement for runs of `triggers` (a test reads its plan): the newest of each
- * completed outcome, each read from the index on (outcome, window_end) newest first. One ORDER BY over
- * `outcome IN ('success', 'partial')` cannot use that index in its order: it read and sorted every run
- * ever recorded, a run a minute by default (415 ms at each scheduled run and page view after two years,
- * 1,051,200 runs).
+ * findLiveHighWaterMark's statement for runs of `triggers` and of cluster `$1` (runsOf; a test reads its
+ * plan): the newest of each completed outcome, of the cluster and of the runs without one, each read from
+ * the index on (cluster, outcome, window_end) newest first. One ORDER BY over `outcome IN ('success',
+ * 'partial')` cannot use an index in its order: it read and sorted every run ever recorded, a run a minute
+ * by default (415 ms at each scheduled run and page view after two years, 1,051,200 runs). Nor can the
+ * index on (outcome, window_end) serve a cluster alone: the runs without a cluster are none once adopted,
+ * and looking for them there read every completed run.
  */
 export function liveHighWaterMarkSql(triggers: readonly string[]): string {
   const list = triggers.map((trigger) => `'${trigger}'`).join(', ');
-  const newest = (outcome: string) => `(SELECT window_end FROM ingestion_runs
-              WHERE outcome = '${outcome}' AND trigger IN (${list}) ORDER BY window_end DESC LIMIT 1)`;
-  return `SELECT max(window_end) AS window_end FROM (${newest('success')} UNION ALL ${newest('partial')}) AS newest`;
+  const newest = (outcome: string, cluster: string) => `(SELECT window_end FROM ingestion_runs
+              WHERE ${cluster} AND outcome = '${outcome}' AND trigger IN (${list}) ORDER BY window_end DESC LIMIT 1)`;
+  const all = ['success', 'partial'].flatMap((outcome) => [
+    newest(outcome, 'cluster = $1'),
+    newest(outcome, 'cluster IS NULL'),
+  ]);
+  return `SELECT max(window_end) AS window_end FROM (${all.join(' UNION ALL ')}) AS newest`;
 }
 
 /**
@@ -742,15 +912,19 @@ export function liveHighWaterMarkSql(triggers: readonly string[]): string {
  * (slurmctld queues them), possibly after that first run read the outage: the runs after it re-read
  * from there until `since` passes it.
  */
-export async function findRecentCatchUpStart(db: Db, since: Date): Promise<Date | null> {
-  const rows = await db.$queryRawUnsafe<{ start: Date | null }[]>(RECENT_CATCH_UP_START_SQL, since.toISOString());
+export async function findRecentCatchUpStart(db: Db, since: Date, cluster: RunCluster = ''): Promise<Date | null> {
+  const rows = await db.$queryRawUnsafe<{ start: Date | null }[]>(
+    RECENT_CATCH_UP_START_SQL,
+    since.toISOString(),
+    cluster,
+  );
   return rows[0]?.start ?? null;
 }
 
 const LIVE_TRIGGERS_SQL = LIVE_WINDOW_TRIGGERS.map((trigger) => `'${trigger}'`).join(', ');
 
 /**
- * findRecentCatchUpStart's statement, `since` its $1 (a test reads its plan). The window_end bounds let
+ * findRecentCatchUpStart's statement, `since` its $1 and the cluster its $2 (runsOf; a test reads its plan). The window_end bounds let
  * (outcome, window_end) find the few rows concerned. OFFSET 0 keeps each EXISTS a subplan run for each
  * recent run, reading its window's runs from that index: as a semi-join PostgreSQL hashed every failed
  * run ever recorded at each scheduled run (45,828 of them, 29-65 ms, on a copy aged two years with a
@@ -759,13 +933,15 @@ const LIVE_TRIGGERS_SQL = LIVE_WINDOW_TRIGGERS.map((trigger) => `'${trigger}'`).
  */
 export const RECENT_CATCH_UP_START_SQL = `SELECT min(r.window_start) AS start FROM ingestion_runs r
      WHERE r.outcome IN ('success', 'partial') AND r.trigger IN (${LIVE_TRIGGERS_SQL}) AND r.window_end > $1::timestamptz
+       AND ${runsOfSql(2, 'r.')}
        AND EXISTS (SELECT 1 FROM ingestion_runs f
-                   WHERE f.outcome = 'failed' AND f.trigger IN (${LIVE_TRIGGERS_SQL}) AND f.window_start = r.window_start
+                   WHERE f.outcome = 'failed' AND f.trigger IN (${LIVE_TRIGGERS_SQL}) AND ${runsOfSql(2, 'f.')}
+                     AND f.window_start = r.window_start
                      AND f.window_end > r.window_start AND f.window_end <= r.window_end AND f.id < r.id
                    OFFSET 0)
        AND NOT EXISTS (SELECT 1 FROM ingestion_runs p
                        WHERE p.outcome IN ('success', 'partial') AND p.trigger IN (${LIVE_TRIGGERS_SQL})
-                         AND p.window_start = r.window_start
+                         AND ${runsOfSql(2, 'p.')} AND p.window_start = r.window_start
                          AND p.window_end > r.window_start AND p.window_end <= r.window_end AND p.id < r.id
                        OFFSET 0)`;
 
@@ -777,23 +953,29 @@ export const RECENT_CATCH_UP_START_SQL = `SELECT min(r.window_start) AS start FR
  */
 const READ_UP_TO_ITS_START_SQL = `(trigger <> 'backfill' OR window_end >= started_at)`;
 
-/**
- * When the newest completed run that read up to its own start finished (READ_UP_TO_ITS_START_SQL): the
- * newest by id, as findLastSuccessfulFinishWithin (runs hold the ingestion lock, so ids follow finishes).
- */
-export async function findLastSuccessfulFinish(db: Db): Promise<Date | null> {
-  const rows = await db.$queryRawUnsafe<{ finished_at: Date }[]>(LAST_SUCCESSFUL_FINISH_SQL);
+/** When the newest completed run that read up to its own start finished (READ_UP_TO_ITS_START_SQL). */
+export async function findLastSuccessfulFinish(db: Db, cluster: RunCluster = ''): Promise<Date | null> {
+  const rows = await db.$queryRawUnsafe<{ finished_at: Date }[]>(LAST_SUCCESSFUL_FINISH_SQL, cluster);
   return rows[0]?.finished_at ?? null;
 }
 
 /**
- * findLastSuccessfulFinish's statement (a test reads its plan), read from the primary key's end. Ordered
- * by finished_at, which no index holds, it read and sorted every run ever recorded at each start-up
- * (295 ms after two years of runs a minute).
+
+ * The newest completed run of cluster `$1` that read up to its start, and of those without a cluster
+ * (runsOf), as a FROM item with `columns`: by id (a cluster's runs hold its lock, so its ids follow its
+ * finishes), each found at the end of the (cluster, id) index, not behind every run of another cluster.
+ * Ordered by finished_at, which no index holds, it read and sorted every run ever recorded at each
+ * start-up (295 ms after two years of runs a minute).
  */
-export const LAST_SUCCESSFUL_FINISH_SQL = `SELECT finished_at FROM ingestion_runs
-     WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
-     ORDER BY id DESC LIMIT 1`;
+function newestSuccessOfRunsOfSql(columns: string): string {
+  const newest = (cluster: string) => `(SELECT id, ${columns} FROM ingestion_runs
+      WHERE ${cluster} AND outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
+      ORDER BY id DESC LIMIT 1)`;
+  return `(${newest('cluster = $1')} UNION ALL ${newest('cluster IS NULL')} ORDER BY id DESC LIMIT 1) AS newest`;
+}
+
+/** findLastSuccessfulFinish's statement, the cluster its $1 (a test reads its plan). */
+export const LAST_SUCCESSFUL_FINISH_SQL = `SELECT finished_at FROM ${newestSuccessOfRunsOfSql('finished_at')}`;
 
 /**
  * As findLastSuccessfulFinish, with the run's source and file fingerprint, for the freshness gauges at each scrape: the newest by id (runs
@@ -804,6 +986,7 @@ export const LAST_SUCCESSFUL_FINISH_SQL = `SELECT finished_at FROM ingestion_run
 export async function findLastSuccessfulFinishWithin(
   pool: pg.Pool,
   timeoutMs: number,
+  cluster: RunCluster = '',
 ): Promise<{
   finishedAt: Date;
   source: string | null;
@@ -821,10 +1004,12 @@ export async function findLastSuccessfulFinishWithin(
     {
       // The same row says which source answered it and, for the file, the fingerprint it read; and what
       // the set-up checks of the fallbacks it did not need found (slurmrestd is never a fallback).
-      text: `SELECT finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint,
-                    source_notes->>'sacct' AS sacct_note, source_notes->>'file' AS file_note FROM ingestion_runs
-             WHERE outcome IN ('success', 'partial') AND finished_at IS NOT NULL AND ${READ_UP_TO_ITS_START_SQL}
-             ORDER BY id DESC LIMIT 1`,
+      text: `SELECT finished_at, source, file_fingerprint, sacct_note, file_note
+               FROM ${newestSuccessOfRunsOfSql(
+                 `finished_at, source, source_notes->>'fileFingerprint' AS file_fingerprint,
+                  source_notes->>'sacct' AS sacct_note, source_notes->>'file' AS file_note`,
+               )}`,
+      values: [cluster],
     },
     timeoutMs,
   );
@@ -846,28 +1031,47 @@ export async function findLastSuccessfulFinishWithin(
  * Told by its stopped_by_shutdown, not its error's words: a source's error ending with the
  * shutdown's words was taken for one, and rewording them would have lost the runs before.
  */
-export async function findLastLiveRunFinish(db: Db): Promise<Date | null> {
-  const row = await db.ingestionRun.findFirst({
-    where: { finishedAt: { not: null }, trigger: { in: LIVE_WINDOW_TRIGGERS }, stoppedByShutdown: false },
-    orderBy: { id: 'desc' },
-    select: { finishedAt: true },
-  });
+export async function findLastLiveRunFinish(db: Db, cluster: RunCluster = ''): Promise<Date | null> {
+  const row = await newestOfRunsOf(
+    cluster,
+    (probed) =>
+      db.ingestionRun.findFirst({
+        where: {
+          cluster: probed,
+          finishedAt: { not: null },
+          trigger: { in: LIVE_WINDOW_TRIGGERS },
+          stoppedByShutdown: false,
+        },
+        orderBy: { id: 'desc' },
+        select: { id: true, finishedAt: true },
+      }),
+    (a, b) => a.id > b.id,
+  );
   return row?.finishedAt ?? null;
 }
 
-/** The newest completed run that read from `source`. */
-export async function findLastCompletedRun(db: Db, source: string): Promise<RunRecord | null> {
+/** `cluster`'s newest completed run that read from `source`. */
+export async function findLastCompletedRun(
+  db: Db,
+  source: string,
+  cluster: RunCluster = '',
+): Promise<RunRecord | null> {
   const row = await inStore(() =>
-    db.ingestionRun.findFirst({
-      where: { outcome: { in: ['success', 'partial'] }, source },
-      orderBy: { id: 'desc' },
-      select: RUN_SELECT,
-    }),
+    newestOfRunsOf(
+      cluster,
+      (probed) =>
+        db.ingestionRun.findFirst({
+          where: { cluster: probed, outcome: { in: ['success', 'partial'] }, source },
+          orderBy: { id: 'desc' },
+          select: RUN_SELECT,
+        }),
+      (a, b) => a.id > b.id,
+    ),
   );
   return row ? toRunRecord(row) : null;
 }
 
-/** The most recent runs, newest first. */
+/** The most recent runs of every cluster, newest first. */
 export async function listRecentRuns(db: Db, limit: number): Promise<RunRecord[]> {
   const rows = await db.ingestionRun.findMany({ orderBy: { id: 'desc' }, take: limit, select: RUN_SELECT });
   return rows.map(toRunRecord);
@@ -879,9 +1083,14 @@ export async function listRecentRuns(db: Db, limit: number): Promise<RunRecord[]
  * come (`--to` the month's end), saw only the jobs that had ended by then, and counting it kept
  * every later backfill from reading the rest of that day.
  */
-export async function isBackfillWindowDone(db: Db, window: { start: Date; end: Date }): Promise<boolean> {
+export async function isBackfillWindowDone(
+  db: Db,
+  window: { start: Date; end: Date },
+  cluster: RunCluster = '',
+): Promise<boolean> {
   const row = await db.ingestionRun.findFirst({
     where: {
+      ...runsOf(cluster),
       trigger: 'backfill',
       outcome: { in: ['success', 'partial'] },
       windowStart: { lte: window.start },

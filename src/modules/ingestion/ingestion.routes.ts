@@ -16,7 +16,14 @@ export interface IngestionRoutesDeps {
   guards: Guards;
   service: IngestionService;
   timeZone: string;
+  /** SLURM_CLUSTER, the cluster this instance reads (unset: each source's host's). */
+  cluster?: string;
   now: () => Date;
+}
+
+/** A run's cluster as the page names it: '' is an instance's without SLURM_CLUSTER, reading its host's. */
+export function clusterText(cluster: string): string {
+  return cluster === '' ? "its host's (SLURM_CLUSTER unset)" : cluster;
 }
 
 /** "5 min", "3 h 20 min", "2 d 4 h": how old the data is, for people. */
@@ -29,11 +36,18 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
-/** Before the first completed run: only what is known, whether jobs are stored or not. */
-export function noCompletedRunText(storedJobs: { count: number; isEstimate: boolean }): string {
-  if (storedJobs.count === 0) return 'No ingestion run has completed yet, and no jobs are stored.';
+/**
+ * Before the first completed run (of this instance's cluster, named where runs of several are listed):
+ * only what is known, whether jobs are stored or not.
+ */
+export function noCompletedRunText(
+  storedJobs: { count: number; isEstimate: boolean },
+  cluster?: string | null,
+): string {
+  const run = cluster ? `No ingestion run of cluster ${cluster}` : 'No ingestion run';
+  if (storedJobs.count === 0) return `${run} has completed yet, and no jobs are stored.`;
   const jobs = `${storedJobs.isEstimate ? 'about ' : ''}${counted(storedJobs.count, 'job')}`;
-  return `No ingestion run has completed yet; ${jobs} ${storedJobs.count === 1 ? 'is' : 'are'} stored.`;
+  return `${run} has completed yet; ${jobs} ${storedJobs.count === 1 ? 'is' : 'are'} stored.`;
 }
 
 /**
@@ -59,10 +73,12 @@ function notesBesideErrorOf(run: RunRecord): [string, string][] {
 }
 
 /** A run of /admin/ingestion as JSON, named as Run now's answer names its run (`runId`, `window`). */
-function runJson(run: RunRecord) {
+function runJson(run: RunRecord, ownCluster: string) {
   return {
     runId: run.id,
     trigger: run.trigger,
+    // '' for an instance without SLURM_CLUSTER; a run recorded before runs had a cluster is this instance's.
+    cluster: run.cluster ?? ownCluster,
     source: run.source,
     window: { start: run.windowStart.toISOString(), end: run.windowEnd.toISOString() },
     seen: run.seen,
@@ -89,29 +105,35 @@ export function ingestionRoutes(deps: IngestionRoutesDeps): Router {
       answerHeadWithoutWork(res, prefersJson(req));
       return;
     }
-    const overview = await getIngestionOverview(db, deps.now());
+    const overview = await getIngestionOverview(db, deps.now(), { cluster: deps.cluster });
     // A script gets the page's figures, as Run now and the other admin pages answer it.
     if (prefersJson(req)) {
       res.json({
         timeZone,
+        // The figures below are this instance's cluster's; `runs` are every cluster's.
+        cluster: overview.cluster,
         isRunning: overview.isRunning,
         dataThrough: overview.dataThrough?.toISOString() ?? null,
         freshnessSec: overview.freshnessSec,
         storedJobs: overview.storedJobs,
-        runs: overview.runs.map(runJson),
+        runs: overview.runs.map((run) => runJson(run, overview.cluster)),
       });
       return;
     }
     const when = (date: Date | null) => (date ? formatLocalDateTime(date, timeZone) : '');
+    // Instances sharing the database, one per cluster: each run's cluster is named, and whose the figures are.
+    const ownCluster = overview.hasClusters ? clusterText(overview.cluster) : null;
     res.render('ingestion/admin-ingestion', {
       title: 'Ingestion',
       timeZone,
       isRunning: overview.isRunning,
       dataThrough: when(overview.dataThrough),
       freshness: overview.freshnessSec === null ? null : formatAge(overview.freshnessSec),
-      noRunYet: overview.storedJobs && noCompletedRunText(overview.storedJobs),
+      noRunYet: overview.storedJobs && noCompletedRunText(overview.storedJobs, ownCluster),
+      clusterText: ownCluster,
       runs: overview.runs.map((run) => ({
         ...run,
+        clusterText: clusterText(run.cluster ?? overview.cluster),
         startedText: when(run.startedAt),
         // The demo's seed reads its whole file, from the epoch: 1970, shifted into the local zone, read as a date.
         windowStartText: run.windowStart.getTime() === 0 ? 'the start' : when(run.windowStart),

@@ -49,6 +49,12 @@ export interface IngestionDeps {
   unconfigured: Record<string, string>;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * SLURM_CLUSTER, the cluster this instance reads; unset ('' in its runs' rows) where each source reads
+   * its host's. Its runs, window, lock and last run are this cluster's: two instances on one database,
+   * one per cluster, each keep their own.
+   */
+  cluster?: string;
   /** Re-read this much before the high-water mark: late accounting updates land there. */
   overlapSec: number;
   /** The first run (no high-water mark yet) looks this far back. */
@@ -296,7 +302,7 @@ function lineLabel(source: JobSource, line: number, output?: string): string {
  */
 const unrecordedEnds = new WeakMap<Database, Map<number, ingestionRepository.UnrecordedRunEnd>>();
 
-/** Writes the ends kept in unrecordedEnds for `db` of runs still `running`; called holding the ingest lock. */
+/** Writes the ends kept in unrecordedEnds for `db` of runs still `running`; called holding the ingest lock (this process's cluster's). */
 async function recordLostConnectionEnds(db: Database, logger?: Logger): Promise<number> {
   const kept = unrecordedEnds.get(db);
   if (!kept || kept.size === 0) return 0;
@@ -315,19 +321,23 @@ async function recordLostConnectionEnds(db: Database, logger?: Logger): Promise<
 }
 
 /**
- * Marks failed every run left `running`, called holding the ingest lock (so none is running): a run this
- * process knows lost its database connection is recorded so (recordLostConnectionEnds), the rest as runs
- * whose process stopped. Both a run's start and /admin/ingestion's look (failDeadRuns) do it; how many of each.
+ * Marks failed every run of `cluster` left `running`, called holding its ingest lock (so none of its runs
+ * is running): a run this process knows lost its database connection is recorded so
+ * (recordLostConnectionEnds; a process reads one cluster, so those are its), the rest as runs whose process
+ * stopped. Both a run's start and /admin/ingestion's look (failDeadRuns) do it; how many of each.
  */
-async function failRunsLeftRunning(db: Database, now: Date, logger?: Logger) {
+async function failRunsLeftRunning(db: Database, now: Date, cluster: ingestionRepository.RunCluster, logger?: Logger) {
   const lost = await recordLostConnectionEnds(db, logger);
-  const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now);
+  const abandoned = await ingestionRepository.failAbandonedRuns(db.pool, now, cluster);
   return { lost, abandoned };
 }
 
-/** Ingestion runs: one at a time cluster-wide, sources tried in order, writes batched. */
+/** Ingestion runs: one at a time per cluster, sources tried in order, writes batched. */
 export function createIngestionService(deps: IngestionDeps) {
   const now = deps.now ?? (() => new Date());
+  const cluster: ingestionRepository.RunCluster = deps.cluster ?? '';
+  /** Whether this process's runs have given the runs recorded before runs had a cluster to theirs. */
+  let hasAdoptedRuns = false;
   const batchSize = deps.batchSize ?? DEFAULT_BATCH_SIZE;
   const timeZone = deps.timeZone ?? 'UTC';
   const { db, logger, metrics } = deps;
@@ -348,7 +358,7 @@ export function createIngestionService(deps: IngestionDeps) {
     // The demo's seed read the demo's file up to when it ran, which says nothing about a Slurm
     // this server reads instead: counted, it made the first slurmrestd or sacct run read only
     // INGEST_OVERLAP_SEC back, not INGEST_LOOKBACK_DAYS, and the week before was never read.
-    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: hasFileSource });
+    const highWater = await ingestionRepository.findLiveHighWaterMark(db.prisma, { withSeed: hasFileSource, cluster });
     if (!highWater) return { start: new Date(end.getTime() - deps.initialLookbackSec * 1000), end };
     const start = new Date(Math.min(highWater.getTime(), end.getTime()) - deps.overlapSec * 1000);
     // After an outage (failed runs), slurmctld sends slurmdbd the records of the jobs that ended
@@ -359,6 +369,7 @@ export function createIngestionService(deps: IngestionDeps) {
     const catchUp = await ingestionRepository.findRecentCatchUpStart(
       db.prisma,
       new Date(end.getTime() - deps.overlapSec * 1000),
+      cluster,
     );
     return { start: catchUp && catchUp < start ? catchUp : start, end };
   }
@@ -678,7 +689,7 @@ export function createIngestionService(deps: IngestionDeps) {
   ): Promise<{ fingerprint?: string; modifiedAt?: Date; covering?: { runId: number; skipped: number } }> {
     if (!source.fingerprint) return {};
     const { value, modifiedAt } = await source.fingerprint();
-    const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name);
+    const last = await ingestionRepository.findLastCompletedRun(db.prisma, source.name, cluster);
     const isCovered =
       last !== null &&
       last.sourceNotes?.fileFingerprint === value &&
@@ -756,7 +767,7 @@ export function createIngestionService(deps: IngestionDeps) {
     onRunStarted?: (runId: number) => void,
   ): Promise<RunSummary> {
     const startedAt = Date.now();
-    const runId = await ingestionRepository.createRun(db.prisma, { trigger, window });
+    const runId = await ingestionRepository.createRun(db.prisma, { trigger, cluster, window });
     onRunStarted?.(runId);
     const runJobs: RunJobs = {
       keys: new Set(),
@@ -1023,7 +1034,7 @@ export function createIngestionService(deps: IngestionDeps) {
      * restarted process does not report "never" (and fire IngestionStale) before its first run.
      */
     async restoreFreshnessGauge(): Promise<void> {
-      const finishedAt = await ingestionRepository.findLastSuccessfulFinish(db.prisma);
+      const finishedAt = await ingestionRepository.findLastSuccessfulFinish(db.prisma, cluster);
       if (finishedAt) metrics.ingestLastSuccess.set(finishedAt.getTime() / 1000);
     },
     /**
@@ -1067,18 +1078,26 @@ export function createIngestionService(deps: IngestionDeps) {
             waitMs: input.waitForLockMs,
             queryTimeoutMs: db.queryTimeoutMs,
             signal: input.signal,
+            cluster,
           })
-        : await ingestionRepository.tryAcquireIngestLock(db.pool);
+        : await ingestionRepository.tryAcquireIngestLock(db.pool, cluster);
       if (!release) return { status: 'skipped', reason: 'locked' };
       try {
+        if (!hasAdoptedRuns) {
+          // Once a process: after the first, none is left but those an older release records in a rolling deploy.
+          const adopted = await ingestionRepository.adoptRunsWithoutCluster(db.pool, cluster);
+          if (adopted > 0)
+            logger.info({ adopted, cluster }, "ingestion runs recorded before runs had a cluster are this cluster's");
+          hasAdoptedRuns = true;
+        }
         if (input.skipIfFinishedWithinSec !== undefined) {
-          const lastFinish = await ingestionRepository.findLastLiveRunFinish(db.prisma);
+          const lastFinish = await ingestionRepository.findLastLiveRunFinish(db.prisma, cluster);
           // Wall-clock time, as runs record their finish in it.
           if (lastFinish && Date.now() - lastFinish.getTime() < input.skipIfFinishedWithinSec * 1000) {
             return { status: 'skipped', reason: 'recent' };
           }
         }
-        const { abandoned } = await failRunsLeftRunning(db, now(), logger);
+        const { abandoned } = await failRunsLeftRunning(db, now(), cluster, logger);
         if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left running by a stopped process as failed');
         const window = input.window ?? (await defaultWindow());
         if (!(window.start < window.end)) throw new RangeError('the ingestion window must start before it ends');
@@ -1280,11 +1299,17 @@ export function createIngestionService(deps: IngestionDeps) {
 export type IngestionService = ReturnType<typeof createIngestionService>;
 
 export interface IngestionOverview {
+  /** The recent runs of every cluster the database's instances read. */
   runs: ingestionRepository.RunRecord[];
-  /** End of the newest completed run's window: the data is complete up to here. */
+  /** This instance's cluster (SLURM_CLUSTER; '' where it is unset), whose figures below are. */
+  cluster: ingestionRepository.RunCluster;
+  /** Whether the runs listed are of more than one cluster (instances sharing the database): the page names each run's. */
+  hasClusters: boolean;
+  /** End of the newest completed run's window of this cluster: its data is complete up to here. */
   dataThrough: Date | null;
   /** now - dataThrough, in seconds; null before the first completed run. */
   freshnessSec: number | null;
+  /** Whether a run of this cluster is in progress (Run now would be refused). */
   isRunning: boolean;
   /**
    * Before the first completed run only: the jobs stored all the same (a data generator, an
@@ -1294,20 +1319,32 @@ export interface IngestionOverview {
 }
 
 /**
- * Marks failed the runs left `running` by a process that died (kill -9, the OOM killer), as the next
- * run would: a run holds the ingestion lock while it runs, so with the lock free none is running. Taken
- * for the moment of the update, so that a run starting meanwhile is not marked with them. A run this
- * process knows failed on a lost database connection is recorded so instead. How many.
+ * Marks failed the runs of `clusters` left `running` by a process that died (kill -9, the OOM killer), as
+ * their cluster's next run would: a run holds its cluster's ingestion lock while it runs, so with the lock
+ * free none of the cluster's is running. Taken for the moment of the update, so that a run starting
+ * meanwhile is not marked with them. A run this process knows failed on a lost database connection (one
+ * of its own cluster's) is recorded so instead. How many.
  */
-async function failDeadRuns(db: Database, now: Date): Promise<number> {
-  const release = await ingestionRepository.tryAcquireIngestLock(db.pool);
-  if (!release) return 0;
-  try {
-    const { lost, abandoned } = await failRunsLeftRunning(db, now);
-    return lost + abandoned;
-  } finally {
-    await release();
+async function failDeadRuns(
+  db: Database,
+  now: Date,
+  own: ingestionRepository.RunCluster,
+  clusters: Iterable<ingestionRepository.RunCluster>,
+): Promise<number> {
+  let failed = 0;
+  for (const cluster of clusters) {
+    const release = await ingestionRepository.tryAcquireIngestLock(db.pool, cluster);
+    if (!release) continue;
+    try {
+      if (cluster === own) {
+        const { lost, abandoned } = await failRunsLeftRunning(db, now, cluster);
+        failed += lost + abandoned;
+      } else failed += await ingestionRepository.failAbandonedRuns(db.pool, now, cluster);
+    } finally {
+      await release();
+    }
   }
+  return failed;
 }
 
 /**
@@ -1315,21 +1352,32 @@ async function failDeadRuns(db: Database, now: Date): Promise<number> {
  * is shown failed: it read "A run is in progress", Run now disabled, until the next run, hours away
  * under cron (INGEST_ENABLED=0).
  */
-export async function getIngestionOverview(db: Database, now: Date, limit = 25): Promise<IngestionOverview> {
+export async function getIngestionOverview(
+  db: Database,
+  now: Date,
+  options: { cluster?: ingestionRepository.RunCluster; limit?: number } = {},
+): Promise<IngestionOverview> {
+  const cluster = options.cluster ?? '';
+  const limit = options.limit ?? 25;
+  // A run recorded before runs had a cluster is this instance's until a run adopts it (runsOf).
+  const clusterOf = (run: ingestionRepository.RunRecord) => run.cluster ?? cluster;
   let [runs, dataThrough] = await Promise.all([
     ingestionRepository.listRecentRuns(db.prisma, limit),
-    ingestionRepository.findHighWaterMark(db.prisma),
+    ingestionRepository.findHighWaterMark(db.prisma, cluster),
   ]);
-  if (runs.some((run) => run.outcome === 'running') && (await failDeadRuns(db, now)) > 0) {
+  const running = new Set(runs.filter((run) => run.outcome === 'running').map(clusterOf));
+  if (running.size > 0 && (await failDeadRuns(db, now, cluster, running)) > 0) {
     runs = await ingestionRepository.listRecentRuns(db.prisma, limit);
   }
   const storedJobs = dataThrough ? null : await ingestionRepository.storedJobCount(db.prisma);
   return {
     runs,
+    cluster,
+    hasClusters: new Set(runs.map(clusterOf)).size > 1,
     dataThrough,
     storedJobs,
     freshnessSec: dataThrough ? Math.max(0, Math.round((now.getTime() - dataThrough.getTime()) / 1000)) : null,
-    isRunning: runs.some((run) => run.outcome === 'running'),
+    isRunning: runs.some((run) => run.outcome === 'running' && clusterOf(run) === cluster),
   };
 }
 
@@ -1349,8 +1397,12 @@ export function backfillDayWindow(day: string, timeZone: string): IngestWindow {
  * Whether a backfill already read this whole window after it had ended (`npm run ingest --from`
  * skips such a day as `already done` unless `--force`): ingestion.repository.ts says which runs count.
  */
-export function isBackfillWindowDone(db: Database, window: IngestWindow): Promise<boolean> {
-  return ingestionRepository.isBackfillWindowDone(db.prisma, window);
+export function isBackfillWindowDone(
+  db: Database,
+  window: IngestWindow,
+  cluster?: ingestionRepository.RunCluster,
+): Promise<boolean> {
+  return ingestionRepository.isBackfillWindowDone(db.prisma, window, cluster ?? '');
 }
 
 /** How a run's notes begin for a fallback it did not need (noteFallbacks), and what its set-up check found. */
@@ -1390,8 +1442,12 @@ export interface IngestionFreshness {
  * read was written if the file answered it, for the freshness gauges at each scrape; null before the
  * first. One query; gives up after `timeoutMs`.
  */
-export async function findLastIngestionSuccess(db: Database, timeoutMs: number): Promise<IngestionFreshness | null> {
-  const last = await ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs);
+export async function findLastIngestionSuccess(
+  db: Database,
+  timeoutMs: number,
+  cluster?: ingestionRepository.RunCluster,
+): Promise<IngestionFreshness | null> {
+  const last = await ingestionRepository.findLastSuccessfulFinishWithin(db.pool, timeoutMs, cluster ?? '');
   if (!last) return null;
   const fallbackSetup = Object.entries(last.fallbackNotes).flatMap(([source, note]) => {
     const isOk = fallbackSetupOf(note);

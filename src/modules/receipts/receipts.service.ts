@@ -2224,12 +2224,21 @@ export function createReceiptsService(deps: ReceiptsServiceDeps) {
    * page's month-end form: a run bills only the jobs read, so with ingestion stopped since the
    * month's last afternoon a run on the 1st left that evening's jobs to December, unannounced.
    * `isBehind`: a run for yesterday would leave jobs out. Null before any run has read accounting.
+   * With two instances on the database, one per cluster, the earliest of the clusters' marks, and
+   * `cluster` names whose it is (null with one cluster): a run bills every cluster's jobs.
    */
-  async function findIngestedThrough(): Promise<{ through: Date; day: string; isBehind: boolean } | null> {
-    const through = await ingestionRepository.findHighWaterMark(db);
-    if (!through) return null;
+  async function findIngestedThrough(): Promise<{
+    through: Date;
+    day: string;
+    isBehind: boolean;
+    cluster: string | null;
+  } | null> {
+    const earliest = await ingestionRepository.findIngestedThroughEveryCluster(db, now());
+    if (!earliest) return null;
+    const { through } = earliest;
     const isBehind = through < startOfLocalDay(today(), config.timeZone);
-    return { through, day: toLocalDate(through, config.timeZone), isBehind };
+    const cluster = earliest.clusterCount > 1 ? earliest.cluster : null;
+    return { through, day: toLocalDate(through, config.timeZone), isBehind, cluster };
   }
 
   return {

@@ -40,6 +40,8 @@ describe('GET /admin/ingestion for a JSON client', () => {
     expect(empty.headers['content-type']).toMatch(/^application\/json/);
     expect(empty.body).toEqual({
       timeZone: 'UTC',
+      // SLURM_CLUSTER unset: the figures are the runs' of an instance without it (every run's with one instance).
+      cluster: '',
       isRunning: false,
       dataThrough: null,
       freshnessSec: null,
@@ -63,6 +65,7 @@ describe('GET /admin/ingestion for a JSON client', () => {
     expect(after.body.runs[0]).toMatchObject({
       runId: ran.body.run.runId,
       trigger: 'manual',
+      cluster: '',
       source: 'file',
       window: { end: '2026-11-23T16:00:00.000Z' },
       seen: 12,

@@ -463,10 +463,10 @@ describe('/admin/ingestion', () => {
       expect(response.body.run).toMatchObject({ outcome: 'failed', seen: 0 });
       const page = await agent.get('/admin/ingestion').set('Accept', 'text/html').expect(200);
       expect(visibleTextOf(page.text)).toContain(expected.replaceAll('"', '&#34;'));
-      // The failed run did not move the data's completeness on.
-      expect(page.text).toContain(
-        'Data complete through <strong><span><span class="nowrap">2026-11-23</span> <span class="nowrap">14:00</span></span></strong> (UTC)',
-      );
+      // Runs are a cluster's (two instances may share a database, one per cluster): the page names each
+      // run's, lab's and lba's, and says that none of lba's completed; lab's data stays where it was.
+      expect(page.text).toMatch(/class="run-cluster">lba<\/td>[\s\S]*class="run-cluster">lab<\/td>/);
+      expect(visibleTextOf(page.text)).toContain('No ingestion run of cluster lba has completed yet');
       expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'none', outcome: 'failed' })).toBe(1);
       expect(await metricValue(metrics, 'slurm_ingest_runs_total', { source: 'sacct', outcome: 'success' })).toBe(0);
 

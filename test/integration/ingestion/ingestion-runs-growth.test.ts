@@ -26,16 +26,16 @@ beforeAll(async () => {
   db = await createTestDatabase();
   // A scheduled run a minute, one in 50 failed and one in 70 partial, and a backfill day now and then.
   await db.pool.query(
-    `INSERT INTO ingestion_runs (trigger, source, window_start, window_end, outcome, started_at, finished_at, duration_ms)
-     SELECT 'schedule', 'sacct', $1::timestamptz + (i - 15) * INTERVAL '1 minute', $1::timestamptz + i * INTERVAL '1 minute',
+    `INSERT INTO ingestion_runs (cluster, trigger, source, window_start, window_end, outcome, started_at, finished_at, duration_ms)
+     SELECT '', 'schedule', 'sacct', $1::timestamptz + (i - 15) * INTERVAL '1 minute', $1::timestamptz + i * INTERVAL '1 minute',
             (CASE WHEN i % 50 = 0 THEN 'failed' WHEN i % 70 = 0 THEN 'partial' ELSE 'success' END)::"IngestionOutcome",
             $1::timestamptz + i * INTERVAL '1 minute', $1::timestamptz + i * INTERVAL '1 minute' + INTERVAL '1 second', 1000
        FROM generate_series(1, $2::int) AS i`,
     [FIRST, RUNS],
   );
   await db.pool.query(
-    `INSERT INTO ingestion_runs (trigger, source, window_start, window_end, outcome, started_at, finished_at, duration_ms)
-     SELECT 'backfill', 'sacct', $1::timestamptz + (d - 1) * INTERVAL '1 day', $1::timestamptz + d * INTERVAL '1 day', 'success',
+    `INSERT INTO ingestion_runs (cluster, trigger, source, window_start, window_end, outcome, started_at, finished_at, duration_ms)
+     SELECT '', 'backfill', 'sacct', $1::timestamptz + (d - 1) * INTERVAL '1 day', $1::timestamptz + d * INTERVAL '1 day', 'success',
             $1::timestamptz + d * INTERVAL '1 day' + INTERVAL '1 hour', $1::timestamptz + d * INTERVAL '1 day' + INTERVAL '1 hour', 2000
        FROM generate_series(1, 10) AS d`,
     [FIRST],
@@ -49,19 +49,42 @@ async function planOf(sql: string, values: unknown[] = []): Promise<string> {
   return rows.map((row) => row['QUERY PLAN']).join('\n');
 }
 
+/**
+ * No sequential scan, and a sort only of the rows an index found by cluster (the runs without one, none
+ * once adopted): a sort of anything else is a sort of every run ever recorded.
+ */
+function expectNoFullRead(plan: string): void {
+  expect(plan).not.toMatch(/Seq Scan/);
+  const lines = plan.split('\n');
+  lines.forEach((line, at) => {
+    if (!/(^|->)\s*Sort\s+\(/.test(line)) return;
+    const input = lines.slice(at + 1).findIndex((next) => /Index Scan/.test(next));
+    expect(lines[at + 2 + input], `the input of "${line.trim()}"`).toMatch(/Index Cond: \(\(?cluster (IS NULL|= )/);
+  });
+}
+
 describe('the high-water mark (each scheduled run, /admin/ingestion, the receipt forms)', () => {
   it.each([
     ['every live trigger', LIVE_WINDOW_TRIGGERS],
     ['without the seed', LIVE_WINDOW_TRIGGERS.filter((trigger) => trigger !== 'seed')],
-  ])('reads the newest completed run from the index on (outcome, window_end), %s', async (_, triggers) => {
-    const plan = await planOf(liveHighWaterMarkSql(triggers));
-    expect(plan).toMatch(/Index Scan( Backward)? using ingestion_runs_outcome_window_end_idx on ingestion_runs/);
-    expect(plan).not.toMatch(/Seq Scan|(^|->)\s*Sort\s+\(/m);
+  ])('reads the newest completed run from the index on (cluster, outcome, window_end), %s', async (_, triggers) => {
+    // The site's own cluster (''), and one that has never completed a run: each probe reads its own rows.
+    for (const cluster of ['', 'beta']) {
+      const plan = await planOf(liveHighWaterMarkSql(triggers), [cluster]);
+      expect(plan).toMatch(
+        /Index Scan( Backward)? using ingestion_runs_cluster_outcome_window_end_idx on ingestion_runs/,
+      );
+      // The runs without a cluster (none here, as after adoption) come from the cluster's index: on
+      // (outcome, window_end) their probe read every completed run.
+      expectNoFullRead(plan);
+    }
   });
 
   it('is the end of the newest completed run reading up to now: partial counts; failed, backfill and (without it) the seed do not', async () => {
     // The last scheduled run (the 20,000th) failed: the one before it is the mark.
     expect(await findLiveHighWaterMark(db.prisma)).toEqual(minutes(RUNS - 1));
+    // Another cluster's window is its own: none of the site's runs is its.
+    expect(await findLiveHighWaterMark(db.prisma, { cluster: 'beta' })).toBeNull();
     const add = (trigger: string, outcome: string, windowEnd: Date) =>
       db.pool.query(
         `INSERT INTO ingestion_runs (trigger, source, window_start, window_end, outcome, started_at, finished_at)
@@ -84,7 +107,7 @@ describe('the high-water mark (each scheduled run, /admin/ingestion, the receipt
 describe('the catch-up after an outage (each scheduled run)', () => {
   it("reads the failed runs of each recent run's window from the index, not every failed run ever recorded", async () => {
     // Runs of the last INGEST_OVERLAP_SEC (900 s), as a scheduled run asks.
-    const plan = await planOf(RECENT_CATCH_UP_START_SQL, [minutes(RUNS - 15)]);
+    const plan = await planOf(RECENT_CATCH_UP_START_SQL, [minutes(RUNS - 15), '']);
     expect(plan).not.toMatch(/Hash|Seq Scan/);
     expect(plan).toMatch(
       /Index Scan using ingestion_runs_outcome_window_end_idx on ingestion_runs f [^\n]*\n\s+Index Cond: \(\(outcome = 'failed'::"IngestionOutcome"\) AND \(window_end > r\.window_start\)/,
@@ -93,10 +116,12 @@ describe('the catch-up after an outage (each scheduled run)', () => {
 });
 
 describe("the start-up's freshness gauge (restoreFreshnessGauge)", () => {
-  it('reads the newest completed run from the primary key, newest first', async () => {
-    const plan = await planOf(LAST_SUCCESSFUL_FINISH_SQL);
-    expect(plan).toMatch(/Index Scan Backward using ingestion_runs_pkey on ingestion_runs/);
-    expect(plan).not.toMatch(/Seq Scan|(^|->)\s*Sort\s+\(/m);
+  it('reads the newest completed run from an index by id, newest first', async () => {
+    for (const cluster of ['', 'beta']) {
+      const plan = await planOf(LAST_SUCCESSFUL_FINISH_SQL, [cluster]);
+      expect(plan).toMatch(/Index Scan( Backward)? using ingestion_runs_(pkey|cluster_id_idx) on ingestion_runs/);
+      expectNoFullRead(plan);
+    }
   });
 
   it("is the newest completed run's finish; a failed run and a backfill of past days after it are left out", async () => {
