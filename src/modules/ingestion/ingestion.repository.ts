@@ -483,6 +483,23 @@ function ingestLockReleaser(client: pg.PoolClient, cluster: RunCluster): Release
 }
 
 /**
+ * Takes the cluster's lock, then the release lock, with `take` (tried or waited for): both, held by
+ * `client` until the returned function releases them, or neither, `client` back in its pool.
+ */
+async function takeBothOrNeither(
+  client: pg.PoolClient,
+  cluster: RunCluster,
+  take: (lock: LockStep) => Promise<boolean>,
+): Promise<ReleaseLock | undefined> {
+  if (await take(CLUSTER_LOCK)) {
+    if (await take(RELEASE_LOCK)) return ingestLockReleaser(client, cluster);
+    await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', CLUSTER_LOCK.params(cluster));
+  }
+  client.release();
+  return undefined;
+}
+
+/**
  * Takes `cluster`'s ingestion lock (RunCluster) on a dedicated connection, or returns undefined when
  * another process holds it: another run of the cluster, or a run of a release from before runs had a
  * cluster (a rolling deploy). Runs of other clusters do not keep it. The returned function releases it.
@@ -493,12 +510,7 @@ export async function tryAcquireIngestLock(pool: pg.Pool, cluster: RunCluster = 
     const tryTake = async (lock: LockStep) =>
       (await client.query<{ locked: boolean }>(`SELECT ${lock.tryTake} AS locked`, lock.params(cluster))).rows[0]
         ?.locked === true;
-    if (await tryTake(CLUSTER_LOCK)) {
-      if (await tryTake(RELEASE_LOCK)) return ingestLockReleaser(client, cluster);
-      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', CLUSTER_LOCK.params(cluster));
-    }
-    client.release();
-    return undefined;
+    return await takeBothOrNeither(client, cluster, tryTake);
   } catch (error) {
     // Destroying the connection releases a session lock it may have taken.
     client.release(error as Error);
@@ -547,12 +559,7 @@ export async function acquireIngestLockWaiting(
     }
   };
   try {
-    if (await waitFor(CLUSTER_LOCK)) {
-      if (await waitFor(RELEASE_LOCK)) return ingestLockReleaser(client, cluster);
-      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', CLUSTER_LOCK.params(cluster));
-    }
-    client.release();
-    return undefined;
+    return await takeBothOrNeither(client, cluster, waitFor);
   } catch (error) {
     client.release(error as Error);
     throw error;
