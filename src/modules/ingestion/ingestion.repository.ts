@@ -574,13 +574,13 @@ export async function acquireIngestLockWaiting(
  * once do not share the rows out. How many.
  */
 export async function adoptRunsWithoutCluster(pool: pg.Pool, cluster: RunCluster): Promise<number> {
-  return inStore(() =>
-    inPgTransaction(pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.ingestionAdoption]);
-      const result = await client.query('UPDATE ingestion_runs SET cluster = $1 WHERE cluster IS NULL', [cluster]);
-      return result.rowCount ?? 0;
-    }),
-  );
+  // Not inStore: it runs before the run is begun, as failAbandonedRuns does, so a database that refuses it
+  // (read-only, behind the code) is a run not started, not a run's store failing.
+  return inPgTransaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_KEYS.ingestionAdoption]);
+    const result = await client.query('UPDATE ingestion_runs SET cluster = $1 WHERE cluster IS NULL', [cluster]);
+    return result.rowCount ?? 0;
+  });
 }
 
 export interface RunRecord {
